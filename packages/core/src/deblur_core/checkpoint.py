@@ -1,0 +1,183 @@
+"""Checkpoints: safetensors weights with the JSON metadata needed to rebuild the model.
+
+One ``.safetensors`` file holds both: the tensors, and in the header's metadata a ``deblur`` entry with
+JSON (model name, constructor kwargs, training config, metrics, project version). Loading rebuilds the
+model through the registry and copies the tensors in; nothing is ever unpickled, so a weight file from a
+stranger cannot run code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .errors import CheckpointError
+from .models import get_model, list_models
+
+__all__ = [
+    "save_checkpoint",
+    "read_metadata",
+    "load_checkpoint",
+    "load_model",
+    "pretrained_path",
+    "has_pretrained",
+    "atomic_path",
+]
+
+_META_KEY = "deblur"
+# the first bytes of torch.save zip archives and of raw pickles (protocol 2+)
+_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    name: str,
+    kwargs: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write ``model``'s weights and metadata to ``path`` atomically (temp file + rename).
+
+    Args:
+        name: registry name of the variant, used to rebuild it.
+        kwargs: constructor overrides given to ``get_model`` (must be JSON-serialisable).
+        config, metrics, extra: JSON-serialisable records kept beside the weights.
+        dtype: store floating tensors in this dtype (e.g. ``torch.float16`` for shipped weights);
+            they are loaded back as float32.
+    """
+    path = Path(path)
+    meta = {
+        "model": name,
+        "kwargs": kwargs or {},
+        "config": config or {},
+        "metrics": metrics or {},
+        "version": _version(),
+        **(extra or {}),
+    }
+    tensors = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        tensors[k] = v.contiguous()
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata={_META_KEY: json.dumps(meta, default=_json_default)})
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary name beside ``path``; on success it is fsynced and renamed over ``path``, so a
+    reader (or a run killed mid-write) never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _json_default(o):
+    if isinstance(o, (Path,)):
+        return str(o)
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"cannot store {type(o).__name__} in checkpoint metadata")
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise CheckpointError(f"weight file '{path}' does not exist")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(_PICKLE_MAGIC):
+        raise CheckpointError(
+            f"'{path}' is a pickled PyTorch checkpoint; only .safetensors weights are accepted, because "
+            "unpickling a file can run arbitrary code. Convert it with safetensors.torch.save_file."
+        )
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata stored in a checkpoint, without loading its tensors."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    _check_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(_META_KEY)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"'{path}' is not a valid safetensors file: {e}") from None
+    if raw is None:
+        raise CheckpointError(f"'{path}' has no '{_META_KEY}' metadata: it was not written by save_checkpoint")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"'{path}' has malformed metadata: {e}") from None
+    if meta.get("model") not in list_models():
+        raise CheckpointError(f"'{path}' is for model '{meta.get('model')}', which is not registered")
+    return meta
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors (as float32 where floating) and metadata of a checkpoint."""
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"'{path}' is not a valid safetensors file: {e}") from None
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    return tensors, meta
+
+
+def load_model(path: str | os.PathLike, *, expect: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes and load its weights; returns (model in eval mode, metadata).
+
+    ``expect``: the variant the caller asked for; a checkpoint of another variant is refused.
+    """
+    tensors, meta = load_checkpoint(path)
+    if expect is not None and meta["model"] != expect:
+        raise CheckpointError(f"'{path}' holds weights for '{meta['model']}', not '{expect}'")
+    model = get_model(meta["model"], **meta.get("kwargs", {}))
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"'{path}' does not fit model '{meta['model']}': {e}") from None
+    return model.eval(), meta
+
+
+def pretrained_path(name: str) -> Path | None:
+    """Path of the weights shipped in the package for variant ``name``, or None if none ship."""
+    p = Path(str(resources.files("deblur_core") / "weights" / f"{name}.safetensors"))
+    return p if p.is_file() else None
+
+
+def has_pretrained(name: str) -> bool:
+    return pretrained_path(name) is not None

@@ -1,0 +1,439 @@
+"""The one image and video IO boundary of the project.
+
+Everything else in core works on float tensors in ``[0, 1]``; this module is the only place where 8- and
+16-bit arrays are read, quantised and written. Backends are chosen by extension:
+
+* PNG: Pillow for 8-bit (and palette / 1-bit) files; PyAV (ffmpeg's PNG codec) for every 16-bit file,
+  because Pillow silently reads 16-bit RGB(A) PNG as 8-bit and cannot write it at all. The bit depth is
+  taken from the PNG header (IHDR), so the decision does not depend on a decoder's guess.
+* TIFF: tifffile (uint8, uint16 and float data; float is clipped to ``[0, 1]`` and written back as 16-bit).
+* JPEG, BMP, WEBP: Pillow, 8-bit only (a 16-bit image is quantised to 8 bits on write).
+
+Alpha is never part of the tensor: it is returned beside it in the file's own dtype and written back
+unchanged, so a deblurring model never sees or alters it.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import av
+import imageio.v3 as iio
+import numpy as np
+import tifffile
+import torch
+from PIL import Image as PILImage
+from torch import Tensor
+
+from .errors import ImageReadError, ImageWriteError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Image",
+    "read_image",
+    "write_image",
+    "to_tensor",
+    "to_array",
+    "read_video_frames",
+    "video_fps",
+    "VideoWriter",
+]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG colour type -> PyAV pixel format for 16-bit samples (0 gray, 2 RGB, 4 gray+alpha, 6 RGBA).
+_PNG16_READ_FORMATS = {0: "gray16le", 2: "rgb48le", 4: "ya16le", 6: "rgba64le"}
+# Channel count -> PyAV formats (numpy side little-endian, PNG encoder side big-endian: ffmpeg's PNG
+# encoder only accepts the big-endian variants, which is what the PNG format stores).
+_PNG16_WRITE_FORMATS = {1: "gray16", 2: "ya16", 3: "rgb48", 4: "rgba64"}
+_MAX_VALUE = {8: 255, 16: 65535}
+_DTYPE = {8: np.uint8, 16: np.uint16}
+# What decoders raise on a bad file: Pillow (OSError, SyntaxError, struct.error), tifffile (ValueError
+# subclasses), ffmpeg (av.FFmpegError), zlib on broken compressed streams.
+_CODEC_ERRORS = (OSError, ValueError, TypeError, SyntaxError, EOFError, struct.error, zlib.error, av.FFmpegError)
+
+
+@dataclass
+class Image:
+    """A decoded image: colour data as a tensor, alpha kept aside untouched.
+
+    Attributes:
+        data: (C, H, W) float32 in [0, 1], C = 1 (grayscale) or 3 (RGB).
+        alpha: (H, W) alpha channel in the file's own dtype, or None.
+        bit_depth: 8 or 16, the precision to write the image back with.
+    """
+
+    data: Tensor
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 3 or self.data.shape[0] not in (1, 3):
+            raise ValueError(f"Image.data must be (C, H, W) with C in (1, 3), got {tuple(self.data.shape)}")
+        if self.bit_depth not in _MAX_VALUE:
+            raise ValueError(f"bit_depth must be 8 or 16, got {self.bit_depth}")
+        if self.alpha is not None and self.alpha.shape != tuple(self.data.shape[1:]):
+            raise ValueError(f"alpha must be (H, W) = {tuple(self.data.shape[1:])}, got {self.alpha.shape}")
+
+    @property
+    def height(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.data.shape[2])
+
+    @property
+    def mode(self) -> str:
+        """Pillow-style mode name: "L", "LA", "RGB" or "RGBA"."""
+        base = "L" if self.data.shape[0] == 1 else "RGB"
+        return base + ("A" if self.alpha is not None else "")
+
+
+def to_tensor(array: np.ndarray) -> tuple[Tensor, np.ndarray | None, int]:
+    """Convert a decoded image array to a float tensor, its alpha channel and its bit depth.
+
+    Args:
+        array: (H, W), (H, W, 1), (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA; dtype uint8,
+            uint16, bool or float (float is taken to be in [0, 1] and clipped).
+
+    Returns:
+        ``(data, alpha, bit_depth)``: data (C, H, W) float32 in [0, 1] with C = 1 or 3; alpha (H, W) in
+        the array's own dtype or None; bit_depth 8 for uint8/bool, 16 for uint16 and float (so that float
+        data keeps more than 8 bits when written back).
+
+    Raises:
+        ValueError: unsupported shape or dtype.
+    """
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an (H, W) or (H, W, C) array with C in 1..4, got shape {array.shape}")
+    colour_channels = 1 if array.shape[2] <= 2 else 3
+    colour, alpha = array[..., :colour_channels], None
+    if array.shape[2] in (2, 4):
+        alpha = array[..., -1].copy()
+
+    if array.dtype == np.uint8 or array.dtype == np.uint16:
+        bit_depth = 8 if array.dtype == np.uint8 else 16
+        values = colour.astype(np.float32) / _MAX_VALUE[bit_depth]
+    elif array.dtype == np.bool_:
+        bit_depth, values = 8, colour.astype(np.float32)
+    elif np.issubdtype(array.dtype, np.floating):
+        bit_depth, values = 16, np.clip(np.nan_to_num(colour.astype(np.float32)), 0.0, 1.0)
+    else:
+        raise ValueError(f"unsupported image dtype {array.dtype} (expected uint8, uint16, bool or float)")
+    data = torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
+    return data, alpha, bit_depth
+
+
+def to_array(tensor: Tensor, bit_depth: int = 8, alpha: np.ndarray | None = None) -> np.ndarray:
+    """Quantise a float image tensor (and an optional alpha channel) to an 8- or 16-bit array.
+
+    Values are clamped to [0, 1] and rounded: ``round(x * 255)`` or ``round(x * 65535)``.
+    An alpha channel whose dtype is not the output dtype is rescaled to it (uint8 <-> uint16, float or
+    bool in [0, 1]); one that already matches is copied bit for bit.
+
+    Args:
+        tensor: (C, H, W) or (1, C, H, W), C = 1 or 3, float in [0, 1].
+        bit_depth: 8 (uint8) or 16 (uint16).
+        alpha: optional (H, W) alpha channel.
+
+    Returns:
+        (H, W) for grayscale, (H, W, 2) grayscale+alpha, (H, W, 3) RGB or (H, W, 4) RGBA.
+
+    Raises:
+        ValueError: bad shape, channel count, bit depth or alpha size.
+    """
+    if bit_depth not in _MAX_VALUE:
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
+    if tensor.ndim == 4 and tensor.shape[0] == 1:
+        tensor = tensor[0]
+    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (C, H, W) tensor with C in (1, 3), got {tuple(tensor.shape)}")
+    max_value, dtype = _MAX_VALUE[bit_depth], _DTYPE[bit_depth]
+    values = tensor.detach().to("cpu", torch.float32).clamp(0.0, 1.0).mul(max_value).round()
+    array = values.numpy().astype(dtype).transpose(1, 2, 0)
+    if alpha is None:
+        return np.ascontiguousarray(array[..., 0] if array.shape[2] == 1 else array)
+    alpha = np.asarray(alpha)
+    if alpha.shape != array.shape[:2]:
+        raise ValueError(f"alpha must be (H, W) = {array.shape[:2]}, got {alpha.shape}")
+    return np.concatenate([array, _alpha_as(alpha, bit_depth)[..., None]], axis=2)
+
+
+def _alpha_as(alpha: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Alpha in the output dtype: unchanged when it already has it, rescaled otherwise."""
+    dtype, max_value = _DTYPE[bit_depth], _MAX_VALUE[bit_depth]
+    if alpha.dtype == dtype:
+        return alpha
+    if alpha.dtype == np.uint8 or alpha.dtype == np.uint16:
+        unit = alpha.astype(np.float64) / np.iinfo(alpha.dtype).max
+    else:
+        unit = np.clip(alpha.astype(np.float64), 0.0, 1.0)
+    return np.round(unit * max_value).astype(dtype)
+
+
+def read_image(path: str | Path) -> Image:
+    """Read an 8- or 16-bit PNG, JPEG, TIFF, BMP or WEBP file.
+
+    Args:
+        path: image file; its extension must be one of :data:`IMAGE_EXTENSIONS`.
+
+    Returns:
+        :class:`Image` with (C, H, W) float32 data in [0, 1] (C = 1 for grayscale files, 3 otherwise),
+        the alpha channel if the file has one, and the file's bit depth (8 or 16; float TIFF counts as 16).
+
+    Raises:
+        ImageReadError: the file is missing, a directory, has an unknown extension, or is corrupt or
+            truncated. The message names the file.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise ImageReadError(path, f"unsupported extension '{path.suffix}' (expected one of {IMAGE_EXTENSIONS})")
+    if not path.exists():
+        raise ImageReadError(path, "no such file")
+    if not path.is_file():
+        raise ImageReadError(path, "not a regular file")
+    try:
+        if ext == ".png":
+            array = _read_png(path)
+        elif ext in (".tif", ".tiff"):
+            array = _read_tiff(path)
+        else:
+            array = _read_pillow(path)
+        data, alpha, bit_depth = to_tensor(array)
+    except ImageReadError:
+        raise
+    except _CODEC_ERRORS as err:
+        raise ImageReadError(path, f"{type(err).__name__}: {err}") from err
+    return Image(data=data, alpha=alpha, bit_depth=bit_depth)
+
+
+def _read_png(path: Path) -> np.ndarray:
+    with path.open("rb") as f:
+        header = f.read(26)
+    # Signature (8 bytes), IHDR length and type (8), width, height (8), bit depth, colour type.
+    if len(header) < 26 or header[:8] != _PNG_SIGNATURE or header[12:16] != b"IHDR":
+        raise ImageReadError(path, "not a PNG file (bad signature or header)")
+    bit_depth, colour_type = header[24], header[25]
+    if bit_depth == 16:
+        if colour_type not in _PNG16_READ_FORMATS:
+            raise ImageReadError(path, f"invalid PNG colour type {colour_type} for 16-bit samples")
+        # ffmpeg rejects a truncated or corrupt PNG with InvalidDataError; it does not return a partial image.
+        return iio.imread(path, plugin="pyav", format=_PNG16_READ_FORMATS[colour_type], index=0)
+    return _read_pillow(path)
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    array = tifffile.imread(path)
+    if array is None:  # tifffile returns None (after logging a warning) when it finds no page
+        raise ImageReadError(path, "no image data in TIFF file")
+    if array.ndim == 3 and array.shape[0] in (2, 3, 4) and array.shape[2] > 4:
+        array = array.transpose(1, 2, 0)  # planar (separate) storage comes back as (C, H, W)
+    return array
+
+
+def _read_pillow(path: Path) -> np.ndarray:
+    # Pillow raises OSError("image file is truncated") on a short file as long as
+    # ImageFile.LOAD_TRUNCATED_IMAGES is False (its default), which this module relies on and never sets.
+    with PILImage.open(path) as im:
+        im.load()
+        if im.mode == "PA" or (im.mode in ("P", "RGB", "L") and "transparency" in im.info):
+            im = im.convert("LA" if im.mode == "L" else "RGBA")
+        elif im.mode not in ("1", "L", "LA", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F"):
+            im = im.convert("RGBA" if "A" in im.mode else "RGB")  # CMYK, YCbCr, palette, RGBX, ...
+        array = np.array(im)
+    if array.dtype == np.int32:  # Pillow's "I" mode: 16-bit gray data held in int32
+        array = np.clip(array, 0, 65535).astype(np.uint16)
+    return array
+
+
+def write_image(
+    path: str | Path,
+    image: Image | Tensor,
+    *,
+    bit_depth: int | None = None,
+    alpha: np.ndarray | None = None,
+) -> None:
+    """Write an image; the format follows the extension.
+
+    PNG and TIFF keep 8 or 16 bits; JPEG, BMP and WEBP are 8-bit only, so a 16-bit image is quantised to
+    8 bits there. Alpha is dropped for JPEG and BMP, and WEBP stores gray+alpha as RGBA. JPEG is written
+    at quality 95 and WEBP losslessly, because these are restored images that should not be degraded
+    again. The parent directory must exist (it is not created here).
+
+    Args:
+        path: output file with an extension from :data:`IMAGE_EXTENSIONS`.
+        image: an :class:`Image`, or a (C, H, W) float tensor in [0, 1] with C = 1 or 3.
+        bit_depth: 8 or 16; for an :class:`Image` it overrides ``image.bit_depth``, for a tensor it
+            defaults to 8.
+        alpha: optional (H, W) alpha channel; for an :class:`Image` it overrides ``image.alpha``.
+
+    Raises:
+        ImageWriteError: unknown extension or the file could not be written. The message names the file.
+    """
+    path = Path(path)
+    if isinstance(image, Image):
+        data = image.data
+        bit_depth = image.bit_depth if bit_depth is None else bit_depth
+        alpha = image.alpha if alpha is None else alpha
+    else:
+        data, bit_depth = image, 8 if bit_depth is None else bit_depth
+    ext = path.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise ImageWriteError(path, f"unsupported extension '{path.suffix}' (expected one of {IMAGE_EXTENSIONS})")
+    if ext in (".jpg", ".jpeg", ".bmp", ".webp"):
+        bit_depth = 8
+    if ext in (".jpg", ".jpeg", ".bmp"):
+        alpha = None  # JPEG has no alpha; Pillow cannot write gray+alpha BMP nor read RGBA BMP back
+    try:
+        array = to_array(data, bit_depth, alpha)
+        if ext in (".tif", ".tiff"):
+            channels = 1 if array.ndim == 2 else array.shape[2]
+            tifffile.imwrite(
+                path,
+                array,
+                photometric="rgb" if channels >= 3 else "minisblack",
+                extrasamples=["unassalpha"] if channels in (2, 4) else None,
+            )
+        elif ext == ".png" and bit_depth == 16:
+            channels = 1 if array.ndim == 2 else array.shape[2]
+            fmt = _PNG16_WRITE_FORMATS[channels]
+            iio.imwrite(
+                path,
+                array,
+                plugin="pyav",
+                codec="png",
+                is_batch=False,
+                in_pixel_format=fmt + "le",
+                out_pixel_format=fmt + "be",
+            )
+        else:
+            options = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"lossless": True}}
+            PILImage.fromarray(array).save(path, **options.get(ext, {}))
+    except _CODEC_ERRORS as err:
+        raise ImageWriteError(path, f"{type(err).__name__}: {err}") from err
+
+
+def read_video_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Stream the frames of a video file.
+
+    The file is opened (and checked) when this function is called, not on the first ``next()``.
+
+    Args:
+        path: any video ffmpeg can decode (mp4, mkv, avi, ...).
+
+    Returns:
+        An iterator of (H, W, 3) uint8 RGB frames.
+
+    Raises:
+        ImageReadError: the file is missing or not a decodable video (also raised mid-stream for a
+            truncated file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "no such file")
+    try:
+        reader = iio.imopen(path, "r", plugin="pyav")
+    except _CODEC_ERRORS as err:
+        raise ImageReadError(path, f"{type(err).__name__}: {err}") from err
+    return _iter_frames(reader, path)
+
+
+def _iter_frames(reader, path: Path) -> Iterator[np.ndarray]:
+    with reader:
+        try:
+            yield from reader.iter(format="rgb24")
+        except _CODEC_ERRORS as err:
+            raise ImageReadError(path, f"{type(err).__name__}: {err}") from err
+
+
+def video_fps(path: str | Path) -> float:
+    """Frame rate of a video file (average frame rate of its first video stream).
+
+    Raises:
+        ImageReadError: the file is missing or not a decodable video.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "no such file")
+    try:
+        return float(iio.immeta(path, plugin="pyav")["fps"])
+    except (*_CODEC_ERRORS, KeyError) as err:
+        raise ImageReadError(path, f"{type(err).__name__}: {err}") from err
+
+
+class VideoWriter:
+    """Write frames to an H.264 (libx264, yuv420p) video, e.g. ``.mp4``.
+
+    yuv420p subsamples chroma 2x2, so libx264 needs even width and height. Frames of odd size are padded
+    by one row and/or column replicating the edge pixels (no content is lost; the video is at most one
+    pixel larger than the frames). All frames must have the size of the first one.
+
+    Args:
+        path: output file; the container follows the extension.
+        fps: frames per second.
+
+    Example:
+        >>> with VideoWriter("out.mp4", fps=25) as video:  # doctest: +SKIP
+        ...     for frame in frames:
+        ...         video.write(frame)
+    """
+
+    def __init__(self, path: str | Path, fps: float = 24.0) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self._size: tuple[int, int] | None = None
+        try:
+            self._file = iio.imopen(self.path, "w", plugin="pyav")
+        except _CODEC_ERRORS as err:
+            raise ImageWriteError(self.path, f"{type(err).__name__}: {err}") from err
+
+    def write(self, frame: Tensor | np.ndarray) -> None:
+        """Append one frame.
+
+        Args:
+            frame: (C, H, W) float tensor in [0, 1] (C = 1 or 3), or an (H, W, 3) uint8 array.
+        """
+        if isinstance(frame, Tensor):
+            frame = to_array(frame.expand(3, -1, -1) if frame.shape[-3] == 1 else frame, 8)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 frame, got {frame.shape} {frame.dtype}")
+        size = frame.shape[:2]
+        if self._size is None:
+            self._size = size
+            try:
+                self._file.init_video_stream("libx264", fps=self.fps, pixel_format="yuv420p")
+            except _CODEC_ERRORS as err:
+                raise ImageWriteError(self.path, f"{type(err).__name__}: {err}") from err
+        elif size != self._size:
+            raise ValueError(f"all frames must be {self._size} (H, W), got {size}")
+        frame = np.pad(frame, ((0, size[0] % 2), (0, size[1] % 2), (0, 0)), mode="edge")
+        try:
+            self._file.write(frame, is_batch=False)
+        except _CODEC_ERRORS as err:
+            raise ImageWriteError(self.path, f"{type(err).__name__}: {err}") from err
+
+    def close(self) -> None:
+        """Flush the encoder and close the file."""
+        try:
+            self._file.close()
+        except _CODEC_ERRORS as err:
+            raise ImageWriteError(self.path, f"{type(err).__name__}: {err}") from err
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,123 @@
+"""Per-image full-reference quality metrics: MSE, PSNR and SSIM.
+
+Every function returns one value per image, shape (B,). This differs on purpose from
+``kornia.metrics.psnr``, which returns a single PSNR computed from the MSE of the whole batch: the mean of
+per-image PSNRs is what deblurring papers report, and it does not depend on how images are batched.
+"""
+
+from __future__ import annotations
+
+import kornia
+import torch
+from torch import Tensor
+
+__all__ = ["mse", "psnr", "ssim", "evaluate_pair"]
+
+
+def _as_batch(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Check that x and y are equal-shaped (B, C, H, W) or (C, H, W) tensors; return them as (B, C, H, W)."""
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        raise TypeError(f"expected two tensors, got {type(x).__name__} and {type(y).__name__}")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.ndim == 3:
+        return x.unsqueeze(0), y.unsqueeze(0)
+    if x.ndim != 4:
+        raise ValueError(f"expected (B, C, H, W) or (C, H, W) tensors, got shape {tuple(x.shape)}")
+    return x, y
+
+
+def mse(x: Tensor, y: Tensor) -> Tensor:
+    """Mean squared error of each image pair.
+
+    Args:
+        x: images, float.
+        y: reference images, same shape as ``x``.
+
+    Returns:
+        (B,) tensor, one MSE per image.
+
+    Shape:
+        x, y: (B, C, H, W) or (C, H, W) (treated as B = 1).
+
+    Example:
+        >>> mse(torch.zeros(2, 1, 4, 4), torch.full((2, 1, 4, 4), 0.5))
+        tensor([0.2500, 0.2500])
+    """
+    x, y = _as_batch(x, y)
+    return (x - y).square().flatten(1).mean(dim=1)
+
+
+def psnr(x: Tensor, y: Tensor, max_val: float = 1.0) -> Tensor:
+    """Peak signal-to-noise ratio in dB of each image pair, from each image's own MSE.
+
+    ``10 * log10(max_val**2 / mse)``; identical images have MSE 0 and give ``inf`` (left as is, so a
+    mean over a batch that contains one is ``inf`` too: exclude or clip those if that matters).
+
+    Args:
+        x: images in [0, max_val].
+        y: reference images, same shape as ``x``.
+        max_val: the largest possible pixel value (1.0 for the [0, 1] tensors of this project).
+
+    Returns:
+        (B,) tensor, one PSNR per image.
+
+    Shape:
+        x, y: (B, C, H, W) or (C, H, W) (treated as B = 1).
+
+    Example:
+        >>> psnr(torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.1))
+        tensor([20.])
+    """
+    return 10.0 * torch.log10(max_val**2 / mse(x, y))
+
+
+def ssim(x: Tensor, y: Tensor, window_size: int = 11, max_val: float = 1.0) -> Tensor:
+    """Structural similarity of each image pair (Wang et al. 2004), averaged over channels and pixels.
+
+    A Gaussian window (sigma 1.5, fixed by kornia) over the valid region only (no border padding), as
+    in the reference implementation; this matches ``skimage.metrics.structural_similarity(
+    gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=max_val)``. Colour images
+    get the mean of the per-channel SSIMs.
+
+    Args:
+        x: images in [0, max_val].
+        y: reference images, same shape as ``x``.
+        window_size: side of the Gaussian window, odd; H and W must be at least this large.
+        max_val: the dynamic range of the pixel values.
+
+    Returns:
+        (B,) tensor, one SSIM per image, 1 for identical images.
+
+    Shape:
+        x, y: (B, C, H, W) or (C, H, W) (treated as B = 1).
+
+    Example:
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> ssim(x, x)
+        tensor([1., 1.])
+    """
+    x, y = _as_batch(x, y)
+    if min(x.shape[-2:]) < window_size:
+        raise ValueError(f"images must be at least {window_size}x{window_size} for SSIM, got {tuple(x.shape)}")
+    return kornia.metrics.ssim(x, y, window_size, max_val=max_val, padding="valid").mean(dim=(1, 2, 3))
+
+
+def evaluate_pair(x: Tensor, y: Tensor) -> dict[str, float]:
+    """MSE, PSNR and SSIM of a batch of restored images against their references.
+
+    Args:
+        x: restored images in [0, 1].
+        y: reference (sharp) images, same shape as ``x``.
+
+    Returns:
+        ``{"mse": ..., "psnr": ..., "ssim": ...}``: the batch means of the per-image values.
+
+    Shape:
+        x, y: (B, C, H, W) or (C, H, W).
+    """
+    return {
+        "mse": float(mse(x, y).mean()),
+        "psnr": float(psnr(x, y).mean()),
+        "ssim": float(ssim(x, y).mean()),
+    }
