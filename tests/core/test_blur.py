@@ -1,0 +1,140 @@
+import pytest
+import torch
+
+from deblur_core.blur import (
+    BLUR_KINDS,
+    average_frames,
+    gaussian_blur,
+    gaussian_kernels,
+    motion_kernels,
+    opencv_gaussian_ksize,
+    pan_blur,
+    random_motion_kernels,
+    sample_seed_sigmas,
+    seed_gaussian_blur,
+    shake_kernels,
+    srgb_to_linear,
+    linear_to_srgb,
+    synth_blur,
+)
+
+
+def g(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _check_kernels(k):
+    assert k.ndim == 3 and k.shape[1] == k.shape[2] and k.shape[1] % 2 == 1
+    assert (k >= 0).all()
+    assert torch.allclose(k.sum(dim=(1, 2)), torch.ones(k.shape[0]), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gaussian_kernels(torch.tensor([1.0, 2.0, 3.0])),
+        lambda: motion_kernels(torch.tensor([3.0, 10.0, 21.0]), torch.tensor([0.0, 45.0, 100.0])),
+        lambda: random_motion_kernels(5, g()),
+        lambda: shake_kernels(5, 25, g()),
+        lambda: synth_blur(torch.rand(6, 3, 40, 40), "mix", g()).kernels,
+        lambda: synth_blur(torch.rand(3, 3, 40, 40), "video", g()).kernels,
+    ],
+)
+def test_kernels_are_normalised(make):
+    _check_kernels(make())
+
+
+def test_gaussian_recipe_uses_opencv_kernel_sizes():
+    assert [opencv_gaussian_ksize(s) for s in (1, 2, 3)] == [7, 13, 19]
+    for s in (0.5, 1.3, 2.7, 4.0):
+        assert opencv_gaussian_ksize(s) == (round(s * 6 + 1) | 1)
+    try:
+        import cv2  # optional: compare with OpenCV itself when it is installed
+    except ImportError:
+        return
+    for s in (1.0, 2.0, 3.0):
+        k = cv2.getGaussianKernel(opencv_gaussian_ksize(s), s)
+        assert k.shape[0] == opencv_gaussian_ksize(s)
+
+
+def test_seed_recipe_draws_sigma_from_1_2_3():
+    s = sample_seed_sigmas(300, g())
+    assert set(s.tolist()) == {1.0, 2.0, 3.0}
+    _, k = seed_gaussian_blur(torch.rand(4, 3, 32, 32), g())
+    assert k.shape[-1] == 19  # the common size is OpenCV's choice for the largest sigma
+
+
+@pytest.mark.parametrize("kind", [*BLUR_KINDS, "mix"])
+def test_same_seed_same_blur_and_different_seed_differs(kind):
+    x = torch.rand(4, 3, 37, 53, generator=g(9))
+    a = synth_blur(x, kind, g(1)).blurred
+    b = synth_blur(x, kind, g(1)).blurred
+    c = synth_blur(x, kind, g(2)).blurred
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("kind", ["motion", "shake", "video", "mix"])
+def test_per_sample_kernels_in_one_batch_differ(kind):
+    k = synth_blur(torch.rand(4, 3, 40, 40), kind, g(3)).kernels
+    assert not torch.allclose(k[0], k[1])
+
+
+def test_gaussian_per_sample_sigma_equals_one_at_a_time():
+    x = torch.rand(3, 3, 40, 40, generator=g(4))
+    sig = torch.tensor([1.0, 2.0, 3.0])
+    batched = gaussian_blur(x, sig)
+    for i in range(3):
+        alone = gaussian_blur(x[i : i + 1], float(sig[i]))
+        # kernels differ in size (7 vs 19), the 3-sigma support makes the difference negligible
+        assert torch.allclose(batched[i], alone[0], atol=2e-3)
+    assert not torch.allclose(batched[0], batched[2])
+
+
+@pytest.mark.parametrize("kind", [*BLUR_KINDS, "mix"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_constant_image_stays_constant_and_shape_kept(kind, channels):
+    x = torch.full((3, channels, 37, 53), 0.37)
+    r = synth_blur(x, kind, g())
+    assert r.blurred.shape == x.shape
+    assert torch.allclose(r.blurred, x, atol=1e-5)
+    assert r.linear_light.shape == (3,) and r.linear_light.dtype == torch.bool
+
+
+def test_blur_really_blurs():
+    x = torch.rand(2, 3, 48, 48, generator=g(5))
+    for kind in BLUR_KINDS:
+        y = synth_blur(x, kind, g()).blurred
+        # high frequencies go down
+        assert (y.diff(dim=-1).abs().mean() < 0.7 * x.diff(dim=-1).abs().mean()), kind
+
+
+def test_video_average_of_a_static_scene_is_the_scene():
+    frame = torch.rand(2, 3, 20, 30, generator=g(6))
+    frames = frame[:, None].expand(2, 7, 3, 20, 30)
+    assert torch.allclose(average_frames(frames), frame, atol=1e-5)
+    moving = torch.stack([frame, 1 - frame], dim=1)
+    lin = average_frames(moving)
+    plain = moving.mean(dim=1)
+    assert not torch.allclose(lin, plain, atol=1e-3)  # linear light is not an sRGB average
+    assert torch.allclose(linear_to_srgb(srgb_to_linear(frame)), frame, atol=1e-5)
+
+
+def test_pan_blur_with_zero_shift_is_identity():
+    x = torch.rand(2, 3, 24, 24, generator=g(7))
+    blurred, k = pan_blur(x, paths=torch.zeros(2, 9, 2))
+    assert torch.allclose(blurred, x, atol=1e-4)
+    assert k[:, k.shape[1] // 2, k.shape[2] // 2].allclose(torch.ones(2))
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        synth_blur(torch.rand(3, 32, 32), "gaussian")
+    with pytest.raises(ValueError, match="unknown blur kind 'blurry'"):
+        synth_blur(torch.rand(1, 3, 32, 32), "blurry")
+    with pytest.raises(ValueError, match="positive"):
+        gaussian_blur(torch.rand(1, 3, 32, 32), -1.0)
+    with pytest.raises(TypeError, match="float"):
+        synth_blur(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "motion")
+    with pytest.raises(ValueError, match="odd"):
+        shake_kernels(2, 24)
