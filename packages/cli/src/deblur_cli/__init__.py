@@ -1,0 +1,1 @@
+"""``deblur-cli``: a thin Typer front end over :mod:`deblur_core`."""

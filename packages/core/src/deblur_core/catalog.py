@@ -1,0 +1,35 @@
+"""What the project offers: every registered variant with its cost and whether trained weights ship."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from .checkpoint import pretrained_path, read_metadata
+from .models import list_models, profile_model
+from .models.registry import model_builder
+
+__all__ = ["model_catalog"]
+
+
+def model_catalog() -> list[dict[str, Any]]:
+    """One record per variant: name, params, gflops_per_mp, weights (bool), summary, and the validation
+    metrics stored with the shipped weights (empty when none ship). Variants with weights come first."""
+    rows = []
+    for name in list_models():
+        prof = profile_model(name)
+        path = pretrained_path(name)
+        meta = read_metadata(path) if path is not None else {}
+        doc = inspect.getdoc(model_builder(name)) or ""
+        rows.append(
+            {
+                "name": name,
+                "params": prof.params,
+                "gflops_per_mp": round(prof.gflops_per_mp, 2),
+                "weights": path is not None,
+                "summary": doc.split("\n\n")[0].replace("\n", " ").replace("``", "'"),
+                "metrics": meta.get("metrics", {}),
+            }
+        )
+    rows.sort(key=lambda r: not r["weights"])  # stable: registry order within each group
+    return rows

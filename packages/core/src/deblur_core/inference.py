@@ -1,0 +1,161 @@
+"""Running a deblurring network on images of any size: device choice, weights, tiling.
+
+``load_deblurrer`` picks the weights (a file, or the ones shipped for the variant, or none) and prepares
+the network for fast inference; ``deblur_tensor`` runs it on a batch, in overlapping tiles when the frame
+is larger than the tile so memory stays bounded whatever the frame size, blending the tiles with smooth
+weights so no seam shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import load_model, pretrained_path
+from .models import get_model
+
+__all__ = ["Deblurrer", "resolve_device", "load_deblurrer", "deblur_tensor", "tile_starts"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; asking for CUDA without one is an error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
+    return dev
+
+
+@dataclass
+class Deblurrer:
+    """A network ready for inference and what is known about it."""
+
+    model: nn.Module
+    name: str
+    device: torch.device
+    weights: Path | None  # None: untrained (the identity, for the residual networks here)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trained(self) -> bool:
+        return self.weights is not None
+
+    def __call__(self, x: Tensor, **kwargs) -> Tensor:
+        return deblur_tensor(self.model, x, device=self.device, **kwargs)
+
+
+def load_deblurrer(
+    name: str,
+    weights: str | Path | None = None,
+    *,
+    device: str | torch.device = "auto",
+    channels_last: bool = True,
+) -> Deblurrer:
+    """Build variant ``name`` with ``weights`` (a safetensors checkpoint) or its shipped weights if any.
+
+    channels_last roughly doubles convolution speed on x86 CPUs (oneDNN's preferred layout) and suits
+    tensor cores on GPUs.
+    """
+    dev = resolve_device(device)
+    path = Path(weights) if weights is not None else pretrained_path(name)
+    if path is not None:
+        model, meta = load_model(path, expect=name)
+    else:
+        model, meta = get_model(name).eval(), {}
+    model = model.to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return Deblurrer(model=model, name=name, device=dev, weights=path, meta=meta)
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap`` in common."""
+    if tile >= length:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def _ramp(size: int, overlap: int, taper_start: bool, taper_end: bool) -> Tensor:
+    # strictly positive weights, rising over the overlap on sides that have a neighbouring tile
+    w = torch.ones(size)
+    if overlap > 0:
+        r = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
+        if taper_start:
+            w[:overlap] = r
+        if taper_end:
+            w[-overlap:] = r.flip(0)
+    return w
+
+
+def _autocast(device: torch.device):
+    # fp16 autocast on CUDA only: on CPUs without native bf16/fp16 it is far slower than fp32
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _run(model: nn.Module, x: Tensor, device: torch.device) -> Tensor:
+    x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    with _autocast(device):
+        y = model(x)
+    return y.float().clamp_(0, 1)
+
+
+@torch.inference_mode()
+def deblur_tensor(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    device: torch.device | str | None = None,
+    tile: int | None = None,
+    overlap: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> Tensor:
+    """Deblur a (B, C, H, W) batch in [0, 1]; the result is on the CPU, float32, same shape.
+
+    Args:
+        model: a network in eval mode (see :func:`load_deblurrer`).
+        device: where to run; defaults to the model's device.
+        tile: process frames larger than ``tile`` x ``tile`` in overlapping tiles (None: whole frames).
+        overlap: pixels shared by neighbouring tiles, blended with linear ramps.
+        progress: called with (tiles done, tiles total) after each tile.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+    if tile is not None and tile <= 2 * overlap:
+        raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap})")
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    b, c, h, w = x.shape
+    if tile is None or (h <= tile and w <= tile):
+        y = _run(model, x, dev).cpu()
+        if progress:
+            progress(1, 1)
+        return y
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    th, tw = min(tile, h), min(tile, w)
+    out = torch.zeros(b, c, h, w)
+    weight = torch.zeros(1, 1, h, w)
+    total, done = len(ys) * len(xs), 0
+    for y0 in ys:
+        wy = _ramp(th, overlap, y0 > 0, y0 + th < h)
+        for x0 in xs:
+            wx = _ramp(tw, overlap, x0 > 0, x0 + tw < w)
+            win = wy[:, None] * wx[None, :]
+            pred = _run(model, x[..., y0 : y0 + th, x0 : x0 + tw], dev).cpu()
+            out[..., y0 : y0 + th, x0 : x0 + tw] += pred * win
+            weight[..., y0 : y0 + th, x0 : x0 + tw] += win
+            done += 1
+            if progress:
+                progress(done, total)
+    return out.div_(weight)

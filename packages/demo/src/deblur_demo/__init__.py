@@ -1,0 +1,1 @@
+"""``deblur-demo``: a Gradio web demo over :mod:`deblur_core`."""

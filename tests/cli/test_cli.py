@@ -1,0 +1,133 @@
+"""deblur-cli: models, train, eval, blur, through typer's CliRunner."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+import imageio.v3 as iio
+from typer.testing import CliRunner
+
+from deblur_cli.main import app
+from deblur_core.checkpoint import save_checkpoint
+from deblur_core.data import open_dataset
+from deblur_core.evaluate import evaluate, richardson_lucy
+from deblur_core.models import count_parameters, get_model, list_models
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command():
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0
+    for cmd in ("models", "train", "eval", "blur"):
+        assert cmd in r.output
+
+
+def test_models_json_lists_every_variant_with_cost():
+    r = runner.invoke(app, ["models", "--json"])
+    assert r.exit_code == 0
+    rows = json.loads(r.output)
+    assert {row["name"] for row in rows} == set(list_models())
+    srn = next(row for row in rows if row["name"] == "srn")
+    assert srn["params"] == count_parameters(get_model("srn"))
+    assert 150 < srn["gflops_per_mp"] < 300
+    assert all(isinstance(row["weights"], bool) for row in rows)
+
+
+def test_models_table():
+    r = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    assert "srn-paper" in r.output and "8.06 M" in r.output
+
+
+def _randomised_checkpoint(path, name="nafnet"):
+    torch.manual_seed(0)
+    model = get_model(name)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return save_checkpoint(path, model, name=name), model
+
+
+def test_eval_json_matches_core_metric_functions(tmp_path):
+    ckpt, model = _randomised_checkpoint(tmp_path / "w.safetensors")
+    r = runner.invoke(app, ["eval", "--model", "nafnet", "--weights", str(ckpt), "--data", "default",
+                            "--blur", "gaussian", "--val-count", "4", "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)[0]
+    want = evaluate(model.eval(), open_dataset("default", blur="gaussian", val_count=4))
+    assert got["images"] == 4
+    for row in ("blurred", "model", "richardson_lucy"):
+        for k in ("mse", "psnr", "ssim"):
+            assert got["rows"][row][k] == pytest.approx(want["rows"][row][k], rel=1e-5)
+
+
+def test_eval_table_and_untrained_note(tmp_path):
+    r = runner.invoke(app, ["eval", "--model", "srn", "--data", "default", "--val-count", "2", "--no-baseline"],
+                      env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "blurred input" in r.output and "PSNR" in r.output
+
+
+def test_richardson_lucy_with_the_true_kernel_sharpens():
+    src = open_dataset("default", blur="gaussian", val_count=4, val_patch=64)
+    b = next(src.val_batches(4))
+    from deblur_core.metrics import psnr
+
+    rl = richardson_lucy(b.blur, b.kernels, linear_light=b.linear_light)
+    assert psnr(rl, b.sharp).mean() > psnr(b.blur, b.sharp).mean() + 0.5
+
+
+def _tree(root, n=3):
+    for i in range(n):
+        p = root / "clip" / f"{i:04d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(p, np.random.default_rng(i).integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    return root
+
+
+def _digest(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_blur_is_deterministic_and_never_writes_inside_input(tmp_path):
+    src = _tree(tmp_path / "in")
+    before = _digest(src)
+    for out in ("a", "b"):
+        r = runner.invoke(app, ["blur", str(src), "--out", str(tmp_path / out), "--kind", "shake", "--seed", "4"])
+        assert r.exit_code == 0, r.output
+    assert _digest(src) == before
+    a, b = _digest(tmp_path / "a"), _digest(tmp_path / "b")
+    assert a == b and len(a) == 6
+    assert set(a) == {f"{s}/clip/{i:04d}.png" for s in ("blur", "sharp") for i in range(3)}
+    r = runner.invoke(app, ["blur", str(src), "--out", str(tmp_path / "c"), "--kind", "shake", "--seed", "5"])
+    assert _digest(tmp_path / "c")["blur/clip/0000.png"] != a["blur/clip/0000.png"]
+    # the result is a dataset the trainer reads
+    assert open_dataset(f"pairs:{tmp_path / 'a'}").train_batch(0, 2, 32, seed=0).blur.shape == (2, 3, 32, 32)
+
+
+def test_blur_refuses_output_inside_input_and_bad_kind(tmp_path):
+    src = _tree(tmp_path / "in")
+    r = runner.invoke(app, ["blur", str(src), "--out", str(src / "out")])
+    assert r.exit_code == 2 and "inside the input" in r.output
+    assert not (src / "out").exists()
+    r = runner.invoke(app, ["blur", str(src), "--out", str(tmp_path / "o"), "--kind", "wobble"])
+    assert r.exit_code == 2 and "unknown blur kind" in r.output
+
+
+def test_train_tiny_run_and_usage_errors(tmp_path):
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["train", "--model", "nafnet", "--out", str(run), "--steps", "4", "--batch-size", "2",
+                            "--patch", "32", "--val-every", "2", "--val-count", "2", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert {"last.safetensors", "best.safetensors", "train_state.safetensors", "metrics.jsonl", "curve.png",
+            "config.json"} <= {p.name for p in run.iterdir()}
+    r = runner.invoke(app, ["train", "--model", "nope"])
+    assert r.exit_code == 2 and "unknown model" in r.output
+    r = runner.invoke(app, ["train", "--loss", "huber", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "loss" in r.output
+    r = runner.invoke(app, ["train", "--data", "reds:/nonexistent", "--out", str(tmp_path / "y"), "--quiet"])
+    assert r.exit_code == 1 and "does not exist" in r.output
