@@ -12,18 +12,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .blur import linear_to_srgb, srgb_to_linear
 from .metrics import psnr, ssim
 
 __all__ = ["richardson_lucy", "evaluate"]
-
-
-def _srgb_to_linear(x: Tensor) -> Tensor:
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def _linear_to_srgb(x: Tensor) -> Tensor:
-    x = x.clamp(0, 1)
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
 
 
 def richardson_lucy(blur: Tensor, kernels: Tensor, *, iterations: int = 30, linear_light: Tensor | None = None) -> Tensor:
@@ -46,7 +38,7 @@ def richardson_lucy(blur: Tensor, kernels: Tensor, *, iterations: int = 30, line
         img = blur[i]
         lin = linear_light is not None and bool(linear_light[i])
         if lin:
-            img = _srgb_to_linear(img)
+            img = srgb_to_linear(img)
         k = kernels[i].double().numpy()
         for c in range(img.shape[0]):
             # reflect-pad so the periodic-free FFT convolution inside RL does not ring at the borders
@@ -55,7 +47,7 @@ def richardson_lucy(blur: Tensor, kernels: Tensor, *, iterations: int = 30, line
             res = _rl(ch, k, num_iter=iterations, clip=True)[pad:-pad, pad:-pad]
             out[i, c] = torch.from_numpy(res).float()
         if lin:
-            out[i] = _linear_to_srgb(out[i])
+            out[i] = linear_to_srgb(out[i])
     return out.clamp_(0, 1)
 
 

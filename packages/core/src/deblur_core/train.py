@@ -113,7 +113,8 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def _save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig, best: float) -> None:
+def _save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig, best: float,
+                train_seconds: float) -> None:
     """Model, Adam moments and RNG state in one safetensors file, written atomically."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     osd = opt.state_dict()
@@ -121,12 +122,13 @@ def _save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, step: 
         for k, v in st.items():
             tensors[f"optim.{idx}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
     tensors["rng.cpu"] = torch.get_rng_state()
-    meta = {"step": step, "config": asdict(cfg), "param_groups": osd["param_groups"], "best_psnr": best}
+    meta = {"step": step, "config": asdict(cfg), "param_groups": osd["param_groups"], "best_psnr": best,
+            "train_seconds": train_seconds}
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={"deblur_train": json.dumps(meta)})
 
 
-def _load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer) -> tuple[int, float]:
+def _load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer) -> tuple[int, float, float]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -140,7 +142,7 @@ def _load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer) -> tup
             state.setdefault(int(idx), {})[name] = v
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     torch.set_rng_state(tensors["rng.cpu"])
-    return int(meta["step"]), float(meta["best_psnr"])
+    return int(meta["step"]), float(meta["best_psnr"]), float(meta.get("train_seconds", 0.0))
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -214,9 +216,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    step, best = 0, -math.inf
+    step, best, prior_seconds = 0, -math.inf, 0.0  # prior_seconds: wall time of earlier calls of a resumed run
     if resume:
-        step, best = _load_state(run / "train_state.safetensors", model, opt)
+        step, best, prior_seconds = _load_state(run / "train_state.safetensors", model, opt)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     use_amp = device.type == "cuda"  # fp32 on CPU: bf16 is ~140x slower on CPUs without native support
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -269,12 +271,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
                         input_psnr = _input_psnr(source)
                     last_val = validate(model, source, device)
                     record = {"step": step, **record, **last_val, "input_psnr": input_psnr}
-                    meta = dict(config=asdict(cfg), metrics={**last_val, "input_psnr": input_psnr, "step": step})
+                    train_seconds = round(prior_seconds + time.time() - t0, 1)
+                    meta = dict(config=asdict(cfg), metrics={**last_val, "input_psnr": input_psnr, "step": step,
+                                                             "train_seconds": train_seconds})
                     save_checkpoint(run / "last.safetensors", model, name=cfg.model, kwargs=cfg.model_kwargs, **meta)
                     if last_val["val_psnr"] > best:
                         best = last_val["val_psnr"]
                         save_checkpoint(run / "best.safetensors", model, name=cfg.model, kwargs=cfg.model_kwargs, **meta)
-                    _save_state(run / "train_state.safetensors", model, opt, step, cfg, best)
+                    _save_state(run / "train_state.safetensors", model, opt, step, cfg, best, train_seconds)
                 if world > 1:
                     dist.barrier()
             if record and is_main:
@@ -295,6 +299,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
         "step": step,
         "steps_this_call": step - start_step,
         "elapsed_s": round(elapsed, 1),
+        "train_seconds": round(prior_seconds + elapsed, 1),
         "steps_per_s": round((step - start_step) / elapsed, 3) if elapsed > 0 else None,
         "best_val_psnr": best if best > -math.inf else None,
         "input_psnr": input_psnr,

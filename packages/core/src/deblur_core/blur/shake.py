@@ -55,19 +55,19 @@ def shake_kernels(batch: int, size: int = 25, generator: torch.Generator | None 
                   extent: tuple[float, float] = (0.35, 1.0), **trajectory_kwargs) -> Tensor:
     """(B, size, size) camera-shake kernels summing to 1.
 
-    Each path is centred on its mean position and scaled so that its larger side spans a random share
-    (``extent``) of the usable kernel width, so kernels range from mild to strong shake.
+    Each path is centred on its centroid and scaled so that its farthest point reaches a random share
+    (``extent``) of the usable kernel radius, so kernels range from mild to strong shake.
     """
     if size < 3 or size % 2 == 0:
         raise ValueError(f"size must be an odd number >= 3, got {size}")
     pts = shake_trajectories(batch, generator, **trajectory_kwargs)
+    # centre on the centroid (the time-weighted mean position): the kernel then blurs without shifting the
+    # image, so a network is not asked to undo a random translation it cannot see
     pts = pts - pts.mean(dim=1, keepdim=True)
-    span = (pts.amax(dim=1) - pts.amin(dim=1)).amax(dim=1).clamp_min(1e-6)
+    reach = pts.abs().amax(dim=(1, 2)).clamp_min(1e-6)
     lo, hi = extent
-    target = (size - 3) * (lo + (hi - lo) * torch.rand(batch, generator=generator))
-    pts = pts * (target / span)[:, None, None]
-    # keep the whole path inside the kernel after centring on the mean
-    pts = pts - (pts.amax(dim=1, keepdim=True) + pts.amin(dim=1, keepdim=True)) / 2
+    target = (size - 3) / 2 * (lo + (hi - lo) * torch.rand(batch, generator=generator))
+    pts = pts * (target / reach)[:, None, None]
     return splat_points(pts, torch.ones(pts.shape[:2]), size)
 
 
