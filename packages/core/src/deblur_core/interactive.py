@@ -1,0 +1,368 @@
+"""Deblurring one image at a time, for interactive front ends (the web demo).
+
+Everything a front end needs sits here, so the demo only parses and presents:
+
+* :func:`load_image` reads an upload safely: the pixel count is checked from the file header *before*
+  the image is decoded (a small compressed file can expand to gigabytes: a decompression bomb).
+* :func:`deblur_image` runs a model on an image, tiled so memory stays bounded, and reports time, device
+  and whether the model has trained weights.
+* :func:`blur_then_deblur` blurs a sharp photo with a chosen synthetic blur first, so the result can be
+  scored (PSNR/SSIM of the blurred and of the deblurred image against the original).
+* :func:`model_choices` and :func:`example_images` list the models (trained first) and bundled samples.
+
+Loaded models are kept in a small LRU cache keyed on the weight file and its modification time, so a
+weight file that appears or changes later is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+from torch import Tensor
+
+from .blur import BLUR_KINDS, gaussian_blur, motion_blur, pan_blur, shake_kernels
+from .blur import convolve as convolve_kernels
+from .catalog import model_catalog
+from .checkpoint import pretrained_path, read_metadata
+from .errors import DeblurError, ImageReadError
+from .inference import Deblurrer, load_deblurrer, resolve_device
+from .io import IMAGE_EXTENSIONS, Image, read_image, to_tensor
+from .metrics import psnr, ssim
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DeblurResult",
+    "ImageTooLargeError",
+    "image_size",
+    "load_image",
+    "deblur_image",
+    "blur_image",
+    "blur_then_deblur",
+    "model_choices",
+    "example_images",
+]
+
+DEFAULT_MAX_PIXELS = 4096 * 4096  # 16.8 MP: any real photo; far below what would exhaust memory
+_MIN_SIDE = 11  # SSIM's window; smaller images cannot be scored
+
+WeightsArg = str | Path | None
+
+
+class ImageTooLargeError(DeblurError):
+    """An image has more pixels than the limit allows."""
+
+
+@dataclass
+class DeblurResult:
+    """What one interactive run produced and how.
+
+    Attributes:
+        input: the image the network saw (the upload, or the upload blurred by :func:`blur_then_deblur`).
+        output: the deblurred image: same size, alpha channel and bit depth as ``input``.
+        model: the variant's name.
+        trained: False when the variant has no weights (an untrained network here is the identity).
+        device: where the network ran, e.g. ``"cpu"`` or ``"cuda"``.
+        seconds: time taken by the network (tiles included, model loading excluded).
+        tiles: how many tiles the image was cut into.
+        original: the sharp upload, for :func:`blur_then_deblur`; else None.
+        metrics: for :func:`blur_then_deblur`, ``{"blurred": {"psnr", "ssim"}, "deblurred": {...}}``, each
+            against ``original``; else empty.
+    """
+
+    input: Image
+    output: Image
+    model: str
+    trained: bool
+    device: str
+    seconds: float
+    tiles: int = 1
+    original: Image | None = None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file from its header, without decoding the pixels.
+
+    Raises:
+        ImageReadError: missing file, or not an image format this project reads.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "no such file")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (and above 2x its own limit raises) on huge headers; the caller checks the size
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(path) as im:
+                return im.size
+    except PILImage.DecompressionBombError as err:
+        raise ImageTooLargeError(f"'{path.name}' is far too large to process: {err}") from err
+    except (OSError, ValueError, SyntaxError) as err:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            return _tiff_size(path)
+        raise ImageReadError(
+            path, f"not a readable image ({type(err).__name__}); supported: {', '.join(IMAGE_EXTENSIONS)}"
+        ) from err
+
+
+def _tiff_size(path: Path) -> tuple[int, int]:
+    # float and other TIFFs Pillow cannot open: tifffile reads the page shape from the header
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    except (OSError, ValueError, IndexError) as err:
+        raise ImageReadError(path, f"not a readable TIFF ({type(err).__name__}: {err})") from err
+
+
+def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{what} is {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
+            f"{max_pixels / 1e6:.1f} megapixels. Downscale or crop it first."
+        )
+    if min(width, height) < 1:
+        raise DeblurError(f"{what} is empty ({width}x{height})")
+
+
+def load_image(source: str | Path | np.ndarray | Image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
+    """Read an image, refusing ones larger than ``max_pixels`` before decoding them.
+
+    Args:
+        source: a file path, an (H, W[, C]) uint8/uint16/float array, or an :class:`Image`.
+        max_pixels: the largest width x height accepted.
+
+    Raises:
+        ImageTooLargeError: too many pixels (checked from the header for files).
+        ImageReadError: the file is missing, corrupt or not an image.
+        DeblurError: an array of unsupported shape or dtype.
+    """
+    if isinstance(source, Image):
+        _check_pixels(source.width, source.height, max_pixels, "the image")
+        return source
+    if isinstance(source, np.ndarray):
+        h, w = source.shape[:2] if source.ndim >= 2 else (0, 0)
+        _check_pixels(w, h, max_pixels, "the image")
+        try:
+            data, alpha, bit_depth = to_tensor(source)
+        except ValueError as err:
+            raise DeblurError(str(err)) from err
+        return Image(data=data, alpha=alpha, bit_depth=bit_depth)
+    path = Path(source)
+    width, height = image_size(path)
+    _check_pixels(width, height, max_pixels, f"'{path.name}'")
+    return read_image(path)
+
+
+def _resolve_weights(name: str, weights: WeightsArg) -> Path | None:
+    return Path(weights) if weights is not None else pretrained_path(name)
+
+
+def _deblurrer(name: str, weights: WeightsArg, device: str) -> Deblurrer:
+    path = _resolve_weights(name, weights)
+    stamp = path.stat().st_mtime_ns if path is not None and path.is_file() else None
+    return _cached_deblurrer(name, str(path) if path is not None else None, stamp, str(resolve_device(device)))
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_deblurrer(name: str, weights: str | None, stamp: int | None, device: str) -> Deblurrer:
+    # stamp (the file's mtime) is part of the key only so that replaced weights are reloaded
+    return load_deblurrer(name, weights, device=device)
+
+
+def _run_network(
+    x: Tensor,
+    name: str,
+    weights: WeightsArg,
+    device: str,
+    tile: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[Tensor, Deblurrer, float, int]:
+    deblurrer = _deblurrer(name, weights, device)
+    gray = x.shape[1] == 1
+    if gray:  # the networks are RGB: run on three equal channels, average back
+        x = x.expand(-1, 3, -1, -1)
+    tiles = [1]
+
+    def report(done: int, total: int) -> None:
+        tiles[0] = total
+        if progress is not None:
+            progress(done, total)
+
+    start = time.perf_counter()
+    y = deblurrer(x, tile=tile, progress=report)
+    if deblurrer.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    if gray:
+        y = y.mean(dim=1, keepdim=True)
+    return y, deblurrer, seconds, tiles[0]
+
+
+def deblur_image(
+    image: str | Path | np.ndarray | Image,
+    model: str,
+    *,
+    weights: WeightsArg = None,
+    device: str = "auto",
+    tile: int | None = 512,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Callable[[int, int], None] | None = None,
+) -> DeblurResult:
+    """Deblur one image with variant ``model``.
+
+    Args:
+        image: a path, an array or an :class:`Image` (see :func:`load_image`).
+        model: registry name of the variant.
+        weights: a checkpoint to use instead of the variant's shipped weights (None: shipped, if any).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        tile: tile size for large images (None: the whole image at once).
+        max_pixels: refuse images with more pixels than this.
+        progress: called with (tiles done, tiles total) as tiles finish.
+
+    Returns:
+        A :class:`DeblurResult`; ``output`` keeps the input's size, alpha and bit depth.
+
+    Raises:
+        DeblurError: unreadable or oversized image, unknown model, bad weight file.
+    """
+    img = load_image(image, max_pixels=max_pixels)
+    y, deblurrer, seconds, tiles = _run_network(img.data[None], model, weights, device, tile, progress)
+    output = Image(data=y[0], alpha=img.alpha, bit_depth=img.bit_depth)
+    return DeblurResult(
+        input=img,
+        output=output,
+        model=model,
+        trained=deblurrer.trained,
+        device=str(deblurrer.device),
+        seconds=seconds,
+        tiles=tiles,
+    )
+
+
+def blur_image(x: Tensor, kind: str, strength: float, seed: int = 0) -> Tensor:
+    """Blur a (B, C, H, W) batch in [0, 1] with a synthetic blur whose size follows ``strength``.
+
+    ``strength`` in [0, 1] runs from mild to strong: gaussian sigma 0.5 to 4 px; linear motion 3 to 31 px
+    long; camera shake within a 7 to 41 px kernel; a camera pan of up to 3 to 31 px averaged in linear
+    light (``video``). Directions and paths are drawn from ``seed``.
+
+    Raises:
+        ValueError: unknown kind or strength outside [0, 1].
+    """
+    if kind not in BLUR_KINDS:
+        raise ValueError(f"unknown blur kind '{kind}'; expected one of {BLUR_KINDS}")
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    g = torch.Generator().manual_seed(int(seed))
+    b = x.shape[0]
+    if kind == "gaussian":
+        return gaussian_blur(x, 0.5 + 3.5 * strength)
+    if kind == "motion":
+        angle = 180.0 * torch.rand(b, generator=g)
+        return motion_blur(x, 3.0 + 28.0 * strength, angle).clamp(0, 1)
+    if kind == "shake":
+        size = 2 * round(3 + 17 * strength) + 1
+        return convolve_kernels(x, shake_kernels(b, size, g, extent=(0.9, 1.0))).clamp(0, 1)
+    return pan_blur(x, g, max_shift=3.0 + 28.0 * strength)[0].clamp(0, 1)
+
+
+def blur_then_deblur(
+    image: str | Path | np.ndarray | Image,
+    model: str,
+    kind: str,
+    strength: float,
+    seed: int = 0,
+    *,
+    weights: WeightsArg = None,
+    device: str = "auto",
+    tile: int | None = 512,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Callable[[int, int], None] | None = None,
+) -> DeblurResult:
+    """Blur a sharp photo (see :func:`blur_image`), deblur it, and score both against the photo.
+
+    The blurred image is quantised to the photo's bit depth first, as a saved photo would be, so the
+    network sees what it would see in a file.
+
+    Returns:
+        A :class:`DeblurResult` with ``original`` set and ``metrics`` =
+        ``{"blurred": {"psnr": dB, "ssim": s}, "deblurred": {"psnr": dB, "ssim": s}}``.
+
+    Raises:
+        DeblurError: as :func:`deblur_image`; also a bad kind or strength, or an image smaller than
+            11x11 (too small to score).
+    """
+    original = load_image(image, max_pixels=max_pixels)
+    if min(original.height, original.width) < _MIN_SIDE:
+        raise DeblurError(f"the image must be at least {_MIN_SIDE}x{_MIN_SIDE} pixels to be scored")
+    try:
+        blurred = blur_image(original.data[None], kind, strength, seed)
+    except ValueError as err:
+        raise DeblurError(str(err)) from err
+    levels = 255.0 if original.bit_depth == 8 else 65535.0
+    blurred = (blurred * levels).round() / levels
+    y, deblurrer, seconds, tiles = _run_network(blurred, model, weights, device, tile, progress)
+    sharp = original.data[None]
+    metrics = {
+        name: {"psnr": float(psnr(img, sharp)[0]), "ssim": float(ssim(img, sharp)[0])}
+        for name, img in (("blurred", blurred), ("deblurred", y))
+    }
+    return DeblurResult(
+        input=Image(data=blurred[0], alpha=original.alpha, bit_depth=original.bit_depth),
+        output=Image(data=y[0], alpha=original.alpha, bit_depth=original.bit_depth),
+        model=model,
+        trained=deblurrer.trained,
+        device=str(deblurrer.device),
+        seconds=seconds,
+        tiles=tiles,
+        original=original,
+        metrics=metrics,
+    )
+
+
+def model_choices(weights: Mapping[str, str | Path] | None = None) -> list[tuple[str, str]]:
+    """(label, name) for every variant, those with trained weights first, cheapest first within each
+    group; the label is the variant's card line, e.g. ``"nafnet · 0.44 M params · 38 GFLOP/MP · val
+    PSNR 29.10 dB"`` or ``"... · untrained (identity)"``.
+
+    Args:
+        weights: checkpoints overriding the shipped ones, by variant name.
+    """
+    weights = dict(weights or {})
+    rows = []
+    for row in model_catalog():
+        metrics = row["metrics"]
+        trained = row["weights"]
+        if row["name"] in weights:
+            metrics, trained = read_metadata(weights[row["name"]]).get("metrics", {}), True
+        parts = [row["name"], f"{row['params'] / 1e6:.2f} M params", f"{row['gflops_per_mp']:.0f} GFLOP/MP"]
+        if not trained:
+            parts.append("untrained (identity)")
+        elif isinstance(metrics.get("val_psnr"), (int, float)) and math.isfinite(metrics["val_psnr"]):
+            parts.append(f"val PSNR {metrics['val_psnr']:.2f} dB")
+        else:
+            parts.append("trained")
+        rows.append((not trained, row["gflops_per_mp"], " · ".join(parts), row["name"]))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return [(label, name) for _, _, label, name in rows]
+
+
+def example_images() -> list[Path]:
+    """Real blurred samples shipped with the package: scikit-image's ``clock_motion.png`` (a photo with
+    true camera motion) and two frames of the bundled REDS-layout clip (``examples/reds``: a camera pan
+    over a photograph, averaged in linear light as REDS and GoPro frames are)."""
+    assets = Path(str(resources.files("deblur_core") / "assets"))
+    return sorted(assets.glob("*.png"))

@@ -1,0 +1,208 @@
+"""The Gradio web demo: upload a blurred photo (or pick a bundled one), choose a model, deblur.
+
+All the work is done by :mod:`deblur_core.interactive`; this module lays out the page, turns the
+results into widgets, and turns :class:`~deblur_core.errors.DeblurError` into ``gr.Error`` messages.
+
+Safe defaults: the server binds to 127.0.0.1 and makes no public share link unless asked; uploads are
+capped in bytes (``max_file_size``) and in pixels (checked from the header before decoding); requests
+wait in a bounded queue and run one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported
+
+import gradio as gr  # noqa: E402
+
+from deblur_core.blur import BLUR_KINDS  # noqa: E402
+from deblur_core.errors import DeblurError, ImageReadError  # noqa: E402
+from deblur_core.interactive import (  # noqa: E402
+    DEFAULT_MAX_PIXELS,
+    DeblurResult,
+    blur_then_deblur,
+    deblur_image,
+    example_images,
+    model_choices,
+)
+from deblur_core.io import to_array, write_image  # noqa: E402
+
+__all__ = ["build_app", "launch", "main", "MAX_FILE_SIZE", "QUEUE_SIZE"]
+
+MAX_FILE_SIZE = "25mb"  # per upload; the pixel limit guards against small files that decode huge
+QUEUE_SIZE = 32  # requests waiting beyond this are refused instead of piling up
+CONCURRENCY = 1  # one inference at a time: each already uses every core
+_RESULT_TTL_S = 3600  # downloadable results older than this are deleted
+
+_INTRO = """# deblur
+Upload a blurred photo or pick a bundled one, choose a model and press **Deblur**.
+Drag the slider to compare before and after; download the full-resolution PNG below it.
+Models without trained weights are the identity: their output equals their input."""
+
+
+def _result_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / "deblur-demo"
+    path.mkdir(exist_ok=True)
+    now = time.time()
+    for old in path.iterdir():
+        if now - old.stat().st_mtime > _RESULT_TTL_S:
+            shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _save_result(result: DeblurResult, stem: str) -> Path:
+    folder = _result_dir() / uuid.uuid4().hex
+    folder.mkdir()
+    path = folder / f"{stem}-deblurred.png"
+    write_image(path, result.output)  # full resolution, the input's bit depth and alpha
+    return path
+
+
+def _summary(result: DeblurResult) -> str:
+    h, w = result.output.height, result.output.width
+    tiles = f", {result.tiles} tiles" if result.tiles > 1 else ""
+    lines = [f"**{result.model}** on **{result.device}**: {result.seconds:.2f} s for {w}x{h} px{tiles}."]
+    if not result.trained:
+        lines.append(
+            f"\n*{result.model} has no trained weights yet: an untrained network is the identity, "
+            "so the result equals its input.*"
+        )
+    if result.metrics:
+        lines += ["", "| against the original | PSNR | SSIM |", "|---|---|---|"]
+        for name, m in result.metrics.items():
+            lines.append(f"| {name} | {m['psnr']:.2f} dB | {m['ssim']:.4f} |")
+    return "\n".join(lines)
+
+
+def build_app(
+    weights: Mapping[str, str | Path] | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    device: str = "auto",
+) -> gr.Blocks:
+    """Build the demo (queue configured; launch it with :func:`launch`).
+
+    Args:
+        weights: checkpoints to use instead of the shipped weights, by model name (tests, local runs).
+        max_pixels: the largest image (width x height) accepted.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    """
+    weights = dict(weights or {})
+    choices = model_choices(weights)
+    names = {name for _, name in choices}
+
+    def run(
+        upload: dict[str, Any] | None,
+        model: str,
+        blur_first: bool,
+        kind: str,
+        strength: float,
+        seed: float,
+        progress: gr.Progress = gr.Progress(),
+    ):
+        # Registered with preprocess=False: gradio would otherwise open the upload with Pillow before
+        # this runs, and a corrupt file would end in gradio's generic error instead of a clear message.
+        if not upload or not upload.get("path"):
+            raise gr.Error("Upload an image or pick an example first.")
+        if model not in names:
+            raise gr.Error(f"Unknown model '{model}'.")
+        if kind not in BLUR_KINDS:
+            raise gr.Error(f"Unknown blur kind '{kind}'; choose one of {', '.join(BLUR_KINDS)}.")
+
+        def tiles_done(done: int, total: int) -> None:
+            progress((done, total), desc="Deblurring", unit="tiles")
+
+        common = {"weights": weights.get(model), "device": device, "max_pixels": max_pixels, "progress": tiles_done}
+        name = upload.get("orig_name") or Path(upload["path"]).name
+        try:
+            if blur_first:
+                result = blur_then_deblur(upload["path"], model, kind, float(strength), int(seed), **common)
+            else:
+                result = deblur_image(upload["path"], model, **common)
+            saved = _save_result(result, Path(name).stem)
+        except ImageReadError as err:  # name the upload, not the server's copy of it
+            raise gr.Error(f"Cannot read '{name}': {err.reason}") from None
+        except DeblurError as err:
+            raise gr.Error(str(err)) from None
+        except MemoryError:
+            raise gr.Error("Not enough memory for this image: try a smaller one.") from None
+        before = to_array(result.input.data, 8, result.input.alpha)
+        after = to_array(result.output.data, 8, result.output.alpha)
+        return (before, after), str(saved), _summary(result)
+
+    with gr.Blocks(title="deblur", analytics_enabled=False, delete_cache=(_RESULT_TTL_S, _RESULT_TTL_S)) as demo:
+        gr.Markdown(_INTRO)
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(
+                    label="Blurred image",
+                    type="filepath",
+                    image_mode=None,
+                    format="png",
+                    sources=["upload"],
+                    elem_id="input-image",
+                )
+                gr.Examples([[str(p)] for p in example_images()], inputs=[image], label="Bundled blurred samples")
+                model = gr.Dropdown(choices=choices, value=choices[0][1], label="Model")
+                with gr.Accordion("Try it on a sharp photo", open=False):
+                    blur_first = gr.Checkbox(
+                        False, label="Blur the upload first, then score blurred and deblurred against it"
+                    )
+                    kind = gr.Radio(list(BLUR_KINDS), value="motion", label="Blur kind")
+                    strength = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Strength (mild to strong)")
+                    seed = gr.Number(0, precision=0, label="Seed (blur direction and path)")
+                run_button = gr.Button("Deblur", variant="primary")
+            with gr.Column():
+                slider = gr.ImageSlider(label="Before / after", format="png", elem_id="result-slider")
+                download = gr.File(label="Full-resolution result (PNG)")
+                info = gr.Markdown(label="Details")
+        run_button.click(
+            run,
+            inputs=[image, model, blur_first, kind, strength, seed],
+            outputs=[slider, download, info],
+            api_name="deblur",
+            preprocess=False,
+        )
+    return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+
+
+def launch(
+    demo: gr.Blocks,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = 7860,
+    share: bool = False,
+    block: bool = True,
+) -> str:
+    """Serve ``demo`` with the safe defaults (upload size cap, no share link unless asked, errors shown
+    as messages only); returns the local URL. ``block=False`` returns at once (tests)."""
+    _, url, _ = demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=MAX_FILE_SIZE,
+        prevent_thread_lock=not block,
+        show_error=False,
+        quiet=not block,
+    )
+    return url
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``deblur-demo [--host 127.0.0.1] [--port 7860] [--share]``"""
+    parser = argparse.ArgumentParser(prog="deblur-demo", description="Deblur images in the browser.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on")
+    parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where models run")
+    args = parser.parse_args(argv)
+    launch(build_app(device=args.device), host=args.host, port=args.port, share=args.share)

@@ -1,0 +1,127 @@
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from deblur_core.blur import BLUR_KINDS
+from deblur_core.checkpoint import save_checkpoint
+from deblur_core.errors import DeblurError, ImageReadError
+from deblur_core.interactive import (
+    ImageTooLargeError,
+    blur_image,
+    blur_then_deblur,
+    deblur_image,
+    example_images,
+    image_size,
+    load_image,
+    model_choices,
+)
+from deblur_core.io import Image, read_image, write_image
+from deblur_core.models import get_model
+
+
+def _png_header_only(path, width, height):
+    """A tiny PNG whose header claims width x height (a decompression-bomb stand-in: decoding it would
+    allocate the full image, so the size must be refused from the header alone)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    return path
+
+
+@pytest.fixture
+def photo(tmp_path):
+    x = torch.rand(3, 100, 140)
+    write_image(tmp_path / "photo.png", x)
+    return tmp_path / "photo.png"
+
+
+def test_examples_are_real_pngs():
+    paths = example_images()
+    assert any(p.name == "clock_motion.png" for p in paths)
+    assert sum(p.stat().st_size for p in paths) < 1_000_000
+    for p in paths:
+        assert read_image(p).height > 0
+
+
+@pytest.mark.parametrize("size", [(6000, 4000), (20000, 20000)])
+def test_pixel_limit_is_checked_from_the_header(tmp_path, size):
+    path = _png_header_only(tmp_path / "bomb.png", *size)
+    if size[0] * size[1] < 1e8:  # beyond that Pillow itself refuses to open the header
+        assert image_size(path) == size
+    with pytest.raises(ImageTooLargeError, match="too large|megapixels"):
+        deblur_image(path, "nafnet", device="cpu")
+
+
+def test_pixel_limit_for_arrays():
+    with pytest.raises(ImageTooLargeError, match="limit is 0.0"):
+        load_image(np.zeros((100, 100), np.uint8), max_pixels=1000)
+
+
+def test_corrupt_file_is_an_image_read_error(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"garbage" * 10)
+    with pytest.raises(ImageReadError, match="bad.jpg"):
+        deblur_image(bad, "nafnet", device="cpu")
+
+
+def test_deblur_image_keeps_size_alpha_and_reports(photo):
+    ticks = []
+    result = deblur_image(photo, "nafnet", device="cpu", tile=80, progress=lambda d, t: ticks.append((d, t)))
+    assert result.output.data.shape == result.input.data.shape == (3, 100, 140)
+    assert result.model == "nafnet" and result.device == "cpu" and result.seconds > 0
+    assert not result.trained
+    assert result.tiles == ticks[-1][1] > 1 and ticks[-1][0] == ticks[-1][1]
+    torch.testing.assert_close(result.output.data, result.input.data)  # untrained: the identity
+
+
+def test_grayscale_and_alpha(tmp_path):
+    alpha = np.full((20, 24), 200, np.uint8)
+    img = Image(data=torch.rand(1, 20, 24), alpha=alpha, bit_depth=16)
+    result = deblur_image(img, "nafnet", device="cpu")
+    assert result.output.data.shape == (1, 20, 24) and result.output.bit_depth == 16
+    np.testing.assert_array_equal(result.output.alpha, alpha)
+
+
+@pytest.mark.parametrize("kind", BLUR_KINDS)
+def test_blur_image_grows_with_strength(kind):
+    x = torch.rand(1, 3, 48, 48)
+    mild, strong = (float((blur_image(x, kind, s, seed=1) - x).abs().mean()) for s in (0.0, 1.0))
+    assert 0 < mild < strong
+    torch.testing.assert_close(blur_image(x, kind, 0.5, seed=3), blur_image(x, kind, 0.5, seed=3))
+
+
+def test_blur_image_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="kind"):
+        blur_image(torch.rand(1, 3, 16, 16), "zoom", 0.5)
+    with pytest.raises(ValueError, match="strength"):
+        blur_image(torch.rand(1, 3, 16, 16), "motion", 2.0)
+
+
+def test_blur_then_deblur_scores_both(photo):
+    result = blur_then_deblur(photo, "nafnet", "gaussian", 1.0, seed=0, device="cpu")
+    assert result.original is not None
+    m = result.metrics
+    assert set(m) == {"blurred", "deblurred"} and set(m["blurred"]) == {"psnr", "ssim"}
+    assert m["blurred"]["psnr"] < 40 and m["blurred"]["ssim"] < 1
+    assert m["deblurred"] == pytest.approx(m["blurred"], abs=1e-4)  # untrained: identity
+
+
+def test_blur_then_deblur_refuses_tiny_images():
+    with pytest.raises(DeblurError, match="at least"):
+        blur_then_deblur(np.zeros((8, 8, 3), np.uint8), "nafnet", "motion", 0.5, device="cpu")
+
+
+def test_model_choices_put_trained_first_and_pick_up_new_weights(tmp_path):
+    untrained = model_choices()
+    assert all("untrained" in label for label, _ in untrained)
+    path = save_checkpoint(tmp_path / "srn.safetensors", get_model("srn"), name="srn", metrics={"val_psnr": 27.5})
+    choices = model_choices({"srn": path})
+    assert choices[0][1] == "srn" and "val PSNR 27.50 dB" in choices[0][0]
+    assert deblur_image(torch.rand(3, 16, 16).numpy().transpose(1, 2, 0), "srn", weights=path, device="cpu").trained
