@@ -1,13 +1,16 @@
 """Every dataset format, read from tiny fakes built in the real on-disk layouts."""
 
+import os
 import pickle
+from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
+import skimage.data
 import torch
-import imageio.v3 as iio
 
-from deblur_core.data import DEFAULT_TRAIN, DEFAULT_VAL, open_dataset
+from deblur_core.data import DATASET_SPECS, DEFAULT_TRAIN, DEFAULT_VAL, open_dataset
 from deblur_core.errors import DatasetError
 
 
@@ -23,7 +26,7 @@ def make_cifar(root, n=20):
         d = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": list(range(n)),
              b"batch_label": name.encode()}
         with open(root / name, "wb") as f:
-            pickle.dump(d, f)
+            pickle.dump(d, f, protocol=2)  # the real files are Python 2 pickles
     return root
 
 
@@ -68,42 +71,110 @@ def test_every_format_gives_deterministic_batches(tmp_path, kind):
     patch = 32
     b = src.train_batch(5, 3, patch, seed=1)
     assert b.blur.shape == b.sharp.shape == (3, 3, patch, patch)
-    assert b.blur.dtype == torch.float32 and 0 <= b.blur.min() and b.blur.max() <= 1
+    assert b.blur.dtype == b.sharp.dtype == torch.float32
+    assert 0 <= b.blur.min() and b.blur.max() <= 1 and 0 <= b.sharp.min() and b.sharp.max() <= 1
     assert not torch.equal(b.blur, b.sharp)
     again = src.train_batch(5, 3, patch, seed=1)
     assert torch.equal(b.blur, again.blur) and torch.equal(b.sharp, again.sharp)
     assert not torch.equal(b.sharp, src.train_batch(6, 3, patch, seed=1).sharp)
     assert not torch.equal(b.sharp, src.train_batch(5, 3, patch, seed=1, rank=1).sharp)
-    v1, v2 = list(src.val_batches(2)), list(src.val_batches(2))
-    assert sum(v.blur.shape[0] for v in v1) >= 1
-    assert all(torch.equal(a.blur, c.blur) and torch.equal(a.sharp, c.sharp) for a, c in zip(v1, v2))
+    assert not torch.equal(b.sharp, src.train_batch(5, 3, patch, seed=2).sharp)
+    v1, v2 = list(src.val_batches(2)), list(src.val_batches(3))
+    assert sum(v.blur.shape[0] for v in v1) == 4
+    assert torch.equal(torch.cat([v.blur for v in v1]), torch.cat([v.blur for v in v2]))
+    assert torch.equal(torch.cat([v.sharp for v in v1]), torch.cat([v.sharp for v in v2]))
+    # the validation set does not depend on the object either: a fresh open gives the same crops
+    fresh = next(open_dataset(spec, blur="mix", val_patch=32, val_count=4).val_batches(2))
+    assert torch.equal(fresh.blur, v1[0].blur)
+    info = src.describe()
+    assert info["format"] == kind and info["train_images"] >= 1 and info["val_images"] >= 1
 
 
-def test_cifar_uses_the_seed_gaussian_recipe_on_whole_images(tmp_path):
-    src = open_dataset(f"cifar10:{make_cifar(tmp_path / 'c')}", val_count=5)
+def test_synthetic_blur_is_cut_from_a_larger_crop_and_keeps_its_kernels():
+    src = open_dataset("default", blur="shake", val_patch=32, val_count=3)
+    v = next(src.val_batches(3))
+    assert v.blur.shape == (3, 3, 32, 32) and v.kernels.shape[0] == 3
+    assert torch.allclose(v.kernels.sum((1, 2)), torch.ones(3), atol=1e-5)
+    assert v.linear_light.dtype == torch.bool and not v.linear_light.any()
+    b = open_dataset("default", blur="video").train_batch(0, 2, 24, seed=0)
+    assert b.linear_light.all() and b.kernels.shape[0] == 2
+
+
+def test_default_split_is_by_image_and_loads_offline():
+    assert not set(DEFAULT_TRAIN) & set(DEFAULT_VAL)
+    assert "motorcycle_left.png" not in DEFAULT_TRAIN  # stereo twin of a validation photograph
+    base = Path(skimage.data.__file__).parent
+    assert all((base / name).is_file() for name in DEFAULT_TRAIN + DEFAULT_VAL)  # in the wheel: no download
+    info = open_dataset("default").describe()
+    assert (info["train_images"], info["val_images"]) == (len(DEFAULT_TRAIN), len(DEFAULT_VAL))
+
+
+def test_default_leaves_out_photographs_smaller_than_the_patch():
+    b = open_dataset("default", blur="gaussian").train_batch(0, 2, 256, seed=0)  # page, text are < 256 px high
+    assert b.blur.shape == (2, 3, 256, 256)
+    with pytest.raises(DatasetError, match="smaller --patch"):
+        open_dataset("default").train_batch(0, 1, 2000, seed=0)
+
+
+def test_cifar_reads_the_pickled_planes_and_uses_the_seed_recipe(tmp_path):
+    root = make_cifar(tmp_path / "c")
+    src = open_dataset(f"cifar10:{root}", val_count=5)
     b = src.train_batch(0, 4, 64, seed=0)
     assert b.blur.shape == (4, 3, 32, 32)
     assert b.kernels.shape[-1] in (7, 13, 19)
-    assert sum(v.blur.shape[0] for v in src.val_batches(8)) == 5
+    assert torch.equal(b.blur, (b.blur * 255).round() / 255)  # 8-bit, as OpenCV on uint8 gives
+    assert src.train_batch(0, 4, 16, seed=0).blur.shape == (4, 3, 16, 16)
+    val = list(src.val_batches(8))
+    assert sum(v.blur.shape[0] for v in val) == 5
+    with open(root / "test_batch", "rb") as f:
+        first = pickle.load(f, encoding="bytes")[b"data"][0]
+    want = torch.from_numpy(first.reshape(3, 32, 32).astype(np.float32) / 255)  # R, G, B planes, row-major
+    assert torch.equal(val[0].sharp[0], want)
+    assert open_dataset(f"cifar10:{root}", val_count=5, channels=1).train_batch(0, 2, 32, seed=0).blur.shape[1] == 1
 
 
-def test_synthetic_sources_keep_their_kernels_for_baselines():
-    src = open_dataset("default", blur="shake", val_patch=32, val_count=3)
-    v = next(src.val_batches(3))
-    assert v.kernels.shape[0] == 3 and torch.allclose(v.kernels.sum((1, 2)), torch.ones(3), atol=1e-5)
+def test_cifar_refuses_pickles_that_are_not_plain_data(tmp_path):
+    root = make_cifar(tmp_path / "c")
 
+    class Evil:
+        def __reduce__(self):
+            return (os.getcwd, ())
 
-def test_default_split_is_by_image():
-    assert not set(DEFAULT_TRAIN) & set(DEFAULT_VAL)
+    with open(root / "test_batch", "wb") as f:
+        pickle.dump({b"data": Evil()}, f)
+    with pytest.raises(DatasetError, match="test_batch.*refusing to load '.*getcwd'"):
+        open_dataset(f"cifar10:{root}")
 
 
 def test_paired_crops_stay_aligned(tmp_path):
     root = tmp_path / "p"
     for i in range(3):
         _png(root / "blur" / f"{i}.png", seed=i)
-        _png(root / "sharp" / f"{i}.png", seed=i)  # identical twins: crops must be identical too
-    b = open_dataset(f"pairs:{root}").train_batch(0, 4, 16, seed=0)
+        _png(root / "sharp" / f"{i}.png", seed=i)  # identical twins: crops and flips must be identical too
+    src = open_dataset(f"pairs:{root}")
+    for step in range(4):
+        b = src.train_batch(step, 4, 16, seed=0)
+        assert torch.equal(b.blur, b.sharp) and b.kernels is None
+    v = next(src.val_batches(64))
+    assert v.blur.shape[-2:] == (48, 48)  # val_patch 128 is cut to the smallest validation image
+
+
+def test_gopro_reads_blur_not_blur_gamma(tmp_path):
+    root = make_gopro(tmp_path / "g")
+    for clip in (root / "train").iterdir():
+        for f in (clip / "blur").iterdir():
+            (clip / "sharp" / f.name).write_bytes(f.read_bytes())
+    b = open_dataset(f"gopro:{root}").train_batch(0, 4, 16, seed=0)
     assert torch.equal(b.blur, b.sharp)
+
+
+def test_pairs_use_a_val_folder_when_there_is_one(tmp_path):
+    root = make_pairs(tmp_path / "p", n=4)
+    assert open_dataset(f"pairs:{root}").describe()["train_images"] == 3  # every 10th pair is held out
+    _png(root / "val" / "blur" / "v.png")
+    _png(root / "val" / "sharp" / "v.png", seed=1)
+    info = open_dataset(f"pairs:{root}").describe()
+    assert (info["train_images"], info["val_images"]) == (4, 1)
 
 
 def test_malformed_datasets_fail_early_naming_the_problem(tmp_path):
@@ -120,19 +191,38 @@ def test_malformed_datasets_fail_early_naming_the_problem(tmp_path):
 
     (tmp_path / "empty" / "blur").mkdir(parents=True)
     (tmp_path / "empty" / "sharp").mkdir(parents=True)
-    with pytest.raises(DatasetError, match="no images under"):
+    with pytest.raises(DatasetError, match="no images under.*empty"):
         open_dataset(f"pairs:{tmp_path / 'empty'}")
+    with pytest.raises(DatasetError, match="no images under.*empty"):
+        open_dataset(f"folder:{tmp_path / 'empty'}")
 
-    with pytest.raises(DatasetError, match="does not exist"):
+    with pytest.raises(DatasetError, match="nowhere.*does not exist"):
         open_dataset(f"gopro:{tmp_path / 'nowhere'}")
 
     cifar = make_cifar(tmp_path / "cifar")
     (cifar / "test_batch").unlink()
     with pytest.raises(DatasetError, match="test_batch.*missing"):
         open_dataset(f"cifar10:{cifar}")
+    (cifar / "data_batch_1").write_bytes(b"not a pickle")
+    with pytest.raises(DatasetError, match="data_batch_1.*not a CIFAR-10 python batch"):
+        open_dataset(f"cifar10:{cifar}")
 
-    with pytest.raises(DatasetError, match="unknown dataset spec 'imagenet:x'.*default"):
+    with pytest.raises(DatasetError, match="unknown dataset spec 'imagenet:x'.*" + ".*".join(DATASET_SPECS)):
         open_dataset("imagenet:x")
+    with pytest.raises(DatasetError, match="unknown dataset spec 'reds'"):
+        open_dataset("reds")
 
-    with pytest.raises(DatasetError, match="smaller --patch"):
-        open_dataset(f"folder:{make_folder(tmp_path / 'small')}").train_batch(0, 2, 512, seed=0)
+
+def test_images_smaller_than_the_patch_are_named(tmp_path):
+    folder = make_folder(tmp_path / "small")
+    with pytest.raises(DatasetError, match="img1.png' is 80x96, smaller than the 512x512"):
+        open_dataset(f"folder:{folder}").train_batch(0, 2, 512, seed=0)
+    with pytest.raises(DatasetError, match="00000000.png' is 48x64, smaller than the 64x64"):
+        open_dataset(f"reds:{make_reds(tmp_path / 'reds')}", patch=64)
+
+
+def test_bad_arguments_are_value_errors():
+    with pytest.raises(ValueError, match="unknown blur kind 'defocus'"):
+        open_dataset("default", blur="defocus")
+    with pytest.raises(ValueError, match="channels"):
+        open_dataset("default", channels=4)

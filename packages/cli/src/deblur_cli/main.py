@@ -181,3 +181,8 @@ def blur(
         err_console.print(f"[red]failed:[/] {path}: {reason}")
     if report.failed:
         raise typer.Exit(1)
+
+
+from .batch_cmd import batch  # noqa: E402  (its own module; it imports this one lazily, so no cycle)
+
+app.command()(batch)

@@ -1,0 +1,148 @@
+"""``deblur-cli batch``: parse the options, call :func:`deblur_core.batch.deblur_path`, show progress and a
+summary. Under torchrun, the rank and world size come from the environment and each rank takes its shard.
+
+Exit codes: 0 all frames done or skipped; 1 some frame failed (each is named on stderr), the folder holds no
+images, or the run broke off; 2 usage error (missing input, unknown model, bad weights, OUT overlapping
+INPUT, bad tile sizes, no CUDA).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["batch"]
+
+
+def batch(
+    input: Annotated[Path, typer.Argument(help="Folder of frames (read recursively, in natural order) or a video file.", metavar="INPUT", show_default=False)],
+    model: Annotated[str, typer.Option(help="Model variant (see 'deblur-cli models').")] = "srn",
+    out: Annotated[Path | None, typer.Option(help="Output folder mirroring INPUT's relative paths (default: INPUT_deblurred beside INPUT). For a video: the output video, or a folder for STEM.mp4 (default: STEM_deblurred.mp4 beside it).", show_default=False)] = None,
+    weights: Annotated[Path | None, typer.Option(help="A .safetensors checkpoint (default: the weights shipped for the model, if any).", show_default=False)] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (auto: CUDA if available).")] = "auto",
+    tile: Annotated[int, typer.Option(help="Frames larger than N x N pixels are processed alone in overlapping N x N tiles, so memory stays bounded.")] = 512,
+    tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="Pixels shared by neighbouring tiles, blended smoothly (tile must exceed twice this).")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Consecutive frames of one size deblurred together.")] = 4,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo frames whose output exists (default: skip them, so a rerun resumes).")] = False,
+    compare: Annotated[bool, typer.Option("--compare", help="Also write before|after side-by-side images to OUT/_compare/ (for a video: STEM_compare.mp4 beside the output).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar, notes or summary table; failures still go to stderr.")] = False,
+    json_summary: Annotated[Path | None, typer.Option("--json-summary", help="Write the summary as JSON to PATH (under torchrun, each rank writes PATH with .rankN before the extension).", show_default=False)] = None,
+) -> None:
+    """Deblur a folder of frames or a video file; outputs mirror INPUT and are never written inside it.
+
+    Reruns skip finished outputs. Unreadable frames are named, the rest still processed, and the exit code is 1.
+
+    Under 'torchrun --nproc-per-node N' each rank deblurs every N-th frame.
+    """
+    from deblur_core.batch import deblur_path
+    from deblur_core.errors import DeblurError
+    from deblur_core.inference import load_deblurrer
+
+    from .main import _fail, console, err_console
+
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world_size > 1 and device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    show = not quiet
+    try:
+        deb = load_deblurrer(model, weights, device=device)
+    except (ValueError, DeblurError) as e:
+        _fail(str(e), 2)
+    if show and rank == 0 and not deb.trained:
+        err_console.print(
+            f"[yellow]note:[/] no trained weights for '{model}': the network is untrained and returns its input "
+            "unchanged; pass --weights or train one with 'deblur-cli train'.", soft_wrap=True
+        )
+    with _ProgressBar(enabled=show and rank == 0) as bar:
+        try:
+            report = deblur_path(input, out, model=deb, tile=tile, overlap=tile_overlap, batch_size=batch_size,
+                                 overwrite=overwrite, compare=compare, rank=rank, world_size=world_size,
+                                 progress=bar.update)
+        except ValueError as e:
+            _fail(str(e), 2)
+        except DeblurError as e:
+            _fail(str(e), 1)
+    if json_summary is not None:
+        path = json_summary if world_size == 1 else json_summary.with_name(
+            f"{json_summary.stem}.rank{rank}{json_summary.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    if show:
+        console.print(_summary_table(report))
+        for note in report.notes:
+            if "untrained" not in note:  # said before the run
+                err_console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    for name, reason in report.failed:
+        err_console.print(f"[red]failed:[/] {name}: {reason}", soft_wrap=True)
+    if report.failed:
+        err_console.print(f"[bold red]{len(report.failed)} failed[/] (the others are done; rerun to retry only "
+                          "the missing ones)", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+class _ProgressBar:
+    """Frames, frames/s, megapixels/s and ETA, fed by the core's progress callback."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.task = None
+        self.start = 0.0
+
+    def __enter__(self) -> _ProgressBar:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            from .main import err_console
+
+            self.bar = Progress(
+                TextColumn("[bold]deblurring"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[fps]:.2f} frames/s"), TextColumn("{task.fields[mps]:.2f} MP/s"),
+                TimeRemainingColumn(), console=err_console,
+            )
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def update(self, finished: int, total: int | None, megapixels: float) -> None:
+        if self.bar is None:
+            return
+        if self.task is None:
+            self.start = time.perf_counter()
+            self.task = self.bar.add_task("deblurring", total=total, fps=0.0, mps=0.0)
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.bar.update(self.task, completed=finished, total=total, fps=finished / elapsed, mps=megapixels / elapsed)
+
+
+def _summary_table(report):
+    from rich.table import Table
+
+    title = "deblur-cli batch" + (f" (rank {report.rank} of {report.world_size})" if report.world_size > 1 else "")
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    rows = [
+        ("input", report.input),
+        ("output", report.output),
+        ("model", f"{report.model} ({'trained' if report.trained else 'untrained'})"),
+        ("device", report.device),
+        ("done", str(report.done)),
+        ("skipped", f"{report.skipped} (output exists)"),
+        ("failed", f"[red]{len(report.failed)}[/]" if report.failed else "0"),
+        ("wall time", f"{report.wall_s:.2f} s (network {report.model_s:.2f} s)"),
+        ("throughput", f"{report.frames_per_s:.2f} frames/s, {report.megapixels_per_s:.2f} MP/s"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table

@@ -1,0 +1,523 @@
+"""Deblurring whole folders of frames and video files: the project's main job.
+
+:func:`deblur_path` takes a folder of frames or a video file:
+
+* A folder is walked recursively in natural order (so REDS's ``000/00000000.png`` layout works), and each
+  output keeps its frame's relative path, file name and format under OUT (default: the sibling folder
+  ``<INPUT>_deblurred``). Grayscale, RGBA (alpha copied unchanged) and 16-bit frames come out in the same
+  mode and bit depth.
+* A video becomes a new H.264 video with the same frame rate (default: ``<stem>_deblurred.mp4`` beside it).
+  Audio streams are not copied; the report says so.
+
+Pipeline: frames are decoded in reader threads and encoded in writer threads, so IO overlaps the network
+(which releases the GIL). The queues on both sides are bounded in frames and in bytes, so memory stays
+bounded whatever the frame size. Consecutive frames of one size are deblurred as one batch; a frame larger
+than the tile is run alone, in overlapping tiles (:func:`deblur_core.inference.deblur_tensor`).
+
+Safety: nothing is ever written inside INPUT, and no input is modified. Each output is written to a hidden
+temporary file in its own folder (``.<stem>.partial<ext>``) and renamed over the final name, so a killed run
+never leaves a truncated output, and a rerun skips every output that exists (unless ``overwrite``).
+An unreadable frame is recorded (file and reason) and the others are still processed.
+
+Sharding: with ``world_size`` N, frame i of the whole input (natural order) belongs to rank ``i % N``, so
+N processes (e.g. under torchrun) write disjoint sets of outputs whose union is every frame. A video is one
+output file, so rank 0 processes it alone.
+
+With ``compare``, a side-by-side image (input left, output right) per frame goes to
+``OUT/_compare/<relative path>``; for a video, a side-by-side video ``<stem>_compare.mp4`` beside the output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import DeblurError, ImageReadError, ImageWriteError
+from .frames import list_images
+from .inference import Deblurrer, deblur_tensor, load_deblurrer
+from .io import IMAGE_EXTENSIONS, Image, VideoWriter, read_image, read_video_frames, to_tensor, video_fps, write_image
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "COMPARE_DIR",
+    "BatchReport",
+    "deblur_path",
+    "deblur_folder",
+    "deblur_video",
+]
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
+COMPARE_DIR = "_compare"  # side-by-side images go to OUT/_compare/<relative path>
+
+_IO_WORKERS = 2  # decoder threads and encoder threads: PNG codecs release the GIL, so two of each keep up
+_QUEUE_FRAMES = 8  # frames decoded ahead of the model (and, separately, waiting to be encoded) at most ...
+_QUEUE_BYTES = 512 * 2**20  # ... and about this many bytes of them: one at a time for 8K frames
+
+ProgressFn = Callable[[int, "int | None", float], None]
+"""Called with (frames finished, frames to do or None if unknown, megapixels deblurred so far)."""
+
+
+@dataclass
+class BatchReport:
+    """What one run (one rank's share under sharding) did."""
+
+    input: str
+    output: str
+    model: str
+    trained: bool  # False: the network had no weights (the identity, for this project's residual networks)
+    device: str
+    total: int = 0  # frames in this rank's share (for a video: frames decoded, or found in the output if skipped)
+    done: int = 0  # frames deblurred and written by this run
+    skipped: int = 0  # frames whose output already existed
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file relative to INPUT, reason)
+    megapixels: float = 0.0  # size of the frames done, in millions of pixels
+    wall_s: float = 0.0  # from the first read to the last write
+    model_s: float = 0.0  # of which the network ran (the rest of wall_s is IO not hidden behind it)
+    rank: int = 0
+    world_size: int = 1
+    notes: list[str] = field(default_factory=list)  # e.g. "audio dropped", "untrained network"
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.done / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def megapixels_per_s(self) -> float:
+        return self.megapixels / self.wall_s if self.wall_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["failed"] = [list(f) for f in self.failed]
+        d["frames_per_s"] = round(self.frames_per_s, 4)
+        d["megapixels_per_s"] = round(self.megapixels_per_s, 4)
+        return d
+
+
+def deblur_path(
+    input: str | Path,
+    out: str | Path | None = None,
+    *,
+    model: str | Deblurrer = "srn",
+    weights: str | Path | None = None,
+    device: str | torch.device = "auto",
+    tile: int = 512,
+    overlap: int = 32,
+    batch_size: int = 4,
+    overwrite: bool = False,
+    compare: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: ProgressFn | None = None,
+) -> BatchReport:
+    """Deblur a folder of frames (:func:`deblur_folder`) or a video file (:func:`deblur_video`).
+
+    Raises:
+        ValueError: arguments that cannot work (missing input, OUT overlapping INPUT, bad tile sizes, unknown
+            model, no CUDA); the message says what to do instead.
+        DeblurError: a folder without images, or weights that cannot be loaded.
+    """
+    src = Path(input)
+    kwargs = dict(model=model, weights=weights, device=device, tile=tile, overlap=overlap, batch_size=batch_size,
+                  overwrite=overwrite, compare=compare, rank=rank, world_size=world_size, progress=progress)
+    if src.is_dir():
+        return deblur_folder(src, out, **kwargs)
+    if src.is_file() and src.suffix.lower() in VIDEO_EXTENSIONS:
+        return deblur_video(src, out, **kwargs)
+    if not src.exists():
+        raise ValueError(f"input '{src}' does not exist; give a folder of frames or a video file")
+    raise ValueError(
+        f"input '{src}' is neither a folder nor a video file ({', '.join(VIDEO_EXTENSIONS)}); "
+        "to deblur single images, put them in a folder and pass the folder"
+    )
+
+
+def deblur_folder(
+    input: str | Path,
+    out: str | Path | None = None,
+    *,
+    model: str | Deblurrer = "srn",
+    weights: str | Path | None = None,
+    device: str | torch.device = "auto",
+    tile: int = 512,
+    overlap: int = 32,
+    batch_size: int = 4,
+    overwrite: bool = False,
+    compare: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: ProgressFn | None = None,
+) -> BatchReport:
+    """Deblur every image under ``input`` into ``out``, mirroring relative paths (see the module docstring).
+
+    Args:
+        input: folder of frames, read recursively.
+        out: output folder (default: sibling ``<input>_deblurred``); must not overlap ``input``.
+        model: a variant name (loaded with ``weights`` on ``device``) or a ready :class:`Deblurrer`.
+        tile, overlap: frames larger than ``tile`` x ``tile`` run in tiles sharing ``overlap`` pixels.
+        batch_size: consecutive frames of one size deblurred together.
+        overwrite: redo frames whose output exists (default: skip them, which makes reruns resume).
+        compare: also write side-by-side before/after images under ``out/_compare/``.
+        rank, world_size: process only frames ``i`` with ``i % world_size == rank``.
+        progress: see :data:`ProgressFn`.
+
+    Returns:
+        :class:`BatchReport` of this rank's share.
+    """
+    _check_options(tile, overlap, batch_size, rank, world_size)
+    src = Path(input).resolve()
+    if not src.is_dir():
+        raise ValueError(f"input '{src}' is not a folder")
+    dst = Path(out).resolve() if out is not None else src.with_name(src.name + "_deblurred")
+    if dst == src or src in dst.parents:
+        raise ValueError(f"output folder '{dst}' is inside the input '{src}'; pass an output folder outside it")
+    if dst in src.parents:
+        raise ValueError(f"output folder '{dst}' contains the input '{src}'; pass an output folder beside it")
+    files = list_images(src)
+    if not files:
+        raise DeblurError(f"no images found under '{src}' (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
+    deb = _deblurrer(model, weights, device)
+    report = _new_report(src, dst, deb, rank, world_size)
+
+    share = [f.relative_to(src) for f in files[rank::world_size]]
+    report.total = len(share)
+    todo = []
+    for rel in share:
+        targets = [dst / rel] + ([dst / COMPARE_DIR / rel] if compare else [])
+        if not overwrite and all(t.exists() for t in targets):
+            report.skipped += 1
+        else:
+            todo.append(rel)
+
+    def read(rel: Path) -> tuple[Path, Image | str]:
+        try:
+            return rel, read_image(src / rel)
+        except ImageReadError as err:
+            return rel, err.reason
+        except Exception as err:  # noqa: BLE001  (any decoder failure is this frame's problem, not the run's)
+            return rel, f"{type(err).__name__}: {err}"
+
+    def write(rel: Path, before: Image, after: Tensor) -> None:
+        image = Image(data=after, alpha=before.alpha, bit_depth=before.bit_depth)
+        _write_atomic(dst / rel, lambda tmp: write_image(tmp, image))
+        if compare:
+            side = _side_by_side(before, after)
+            _write_atomic(dst / COMPARE_DIR / rel, lambda tmp: write_image(tmp, side))
+
+    run = _Run(report, deb, tile, overlap, batch_size, len(todo), progress, workers=_IO_WORKERS)
+    with run:
+        for rel, image in _ordered_map(read, todo, workers=_IO_WORKERS, nbytes=_nbytes):
+            if isinstance(image, str):
+                run.fail(str(rel), image)
+            else:
+                run.add(str(rel), image, write)
+    return report
+
+
+def deblur_video(
+    input: str | Path,
+    out: str | Path | None = None,
+    *,
+    model: str | Deblurrer = "srn",
+    weights: str | Path | None = None,
+    device: str | torch.device = "auto",
+    tile: int = 512,
+    overlap: int = 32,
+    batch_size: int = 4,
+    overwrite: bool = False,
+    compare: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: ProgressFn | None = None,
+) -> BatchReport:
+    """Deblur a video file into a new H.264 video with the same frame rate; audio is dropped (and noted).
+
+    ``out`` is the output file if it has a video extension, otherwise a folder that receives
+    ``<stem>.mp4``; by default ``<stem>_deblurred.mp4`` beside the input. Frames are 8-bit RGB (what
+    :func:`deblur_core.io.read_video_frames` gives); odd sizes are padded by one edge pixel for H.264.
+    A video that cannot be decoded (or breaks off mid-stream) is reported as failed and no output is left.
+    Only rank 0 processes a video; other ranks return an empty report. Other arguments as for
+    :func:`deblur_folder`.
+    """
+    _check_options(tile, overlap, batch_size, rank, world_size)
+    src = Path(input).resolve()
+    if not src.is_file():
+        raise ValueError(f"input '{src}' is not a file")
+    if out is None:
+        dst = src.with_name(src.stem + "_deblurred.mp4")
+    else:
+        dst = Path(out).resolve()
+        if dst.suffix.lower() not in VIDEO_EXTENSIONS:
+            dst = dst / (src.stem + ".mp4")
+    if dst == src:
+        raise ValueError(f"output '{dst}' is the input video; pass another --out")
+    deb = _deblurrer(model, weights, device)
+    report = _new_report(src, dst, deb, rank, world_size)
+    if rank != 0:
+        report.notes.append(f"a video is one output file, so rank 0 processes it; rank {rank} had nothing to do")
+        return report
+    side_path = dst.with_name(dst.stem + "_compare.mp4")
+    if not overwrite and dst.exists() and (side_path.exists() or not compare):
+        report.skipped = report.total = _probe_video(dst)[0]
+        report.notes.append(f"output '{dst}' exists: skipped (pass overwrite to redo it)")
+        return report
+    try:
+        fps = video_fps(src)
+        frames, audio = _probe_video(src)
+        decoded = read_video_frames(src)
+    except ImageReadError as err:
+        report.failed.append((src.name, err.reason))
+        return report
+    if audio:
+        report.notes.append(f"audio dropped: the input has {audio} audio stream(s); the output video has none")
+
+    it, index = iter(decoded), itertools.count()
+
+    def next_frame(_: object) -> tuple[str, Image] | None:
+        array = next(it, None)  # one decoder thread calls this, so frames arrive in order
+        if array is None:
+            return None
+        data, _alpha, bit_depth = to_tensor(array)
+        return f"{src.name} frame {next(index)}", Image(data=data, bit_depth=bit_depth)
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    run = _Run(report, deb, tile, overlap, batch_size, frames or None, progress, workers=1)
+    try:
+        with _AtomicVideo(dst, fps) as video, _AtomicVideo(side_path if compare else None, fps) as side:
+
+            def write(_: str, before: Image, after: Tensor) -> None:  # one encoder thread: in order
+                video.write(after)
+                if side.writer is not None:
+                    side.write(_side_by_side(before, after).data)
+
+            with run:
+                for item in _ordered_map(next_frame, itertools.repeat(None), workers=1, nbytes=_nbytes):
+                    if item is None:
+                        break
+                    report.total += 1
+                    run.add(*item, write)
+            if report.failed:  # a frame could not be encoded: the video would be incomplete
+                raise ImageWriteError(dst, "not written: " + "; ".join(f"{n}: {r}" for n, r in report.failed))
+            if report.done == 0:
+                raise ImageReadError(src, "no video frames could be decoded")
+    except (ImageReadError, ImageWriteError) as err:
+        report.failed = [(src.name, err.reason)]
+        report.done, report.megapixels = 0, 0.0
+    return report
+
+
+def _check_options(tile: int, overlap: int, batch_size: int, rank: int, world_size: int) -> None:
+    if overlap < 0:
+        raise ValueError(f"tile overlap must be >= 0, got {overlap}")
+    if tile <= 2 * overlap:
+        raise ValueError(f"tile ({tile}) must be larger than twice the tile overlap ({overlap}); "
+                         f"use a tile of at least {2 * overlap + 1} or a smaller overlap")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in 0..{world_size - 1} (world size {world_size})")
+
+
+def _deblurrer(model: str | Deblurrer, weights: str | Path | None, device: str | torch.device) -> Deblurrer:
+    if isinstance(model, Deblurrer):
+        return model
+    return load_deblurrer(model, weights, device=device)
+
+
+def _new_report(src: Path, dst: Path, deb: Deblurrer, rank: int, world_size: int) -> BatchReport:
+    report = BatchReport(input=str(src), output=str(dst), model=deb.name, trained=deb.trained,
+                         device=str(deb.device), rank=rank, world_size=world_size)
+    if not deb.trained:
+        report.notes.append(f"no trained weights for '{deb.name}': the network is untrained (the identity)")
+    return report
+
+
+def _nbytes(item: Any) -> int:
+    image = item[1] if isinstance(item, tuple) else None
+    return image.data.nbytes if isinstance(image, Image) else 0
+
+
+def _probe_video(path: Path) -> tuple[int, int]:
+    """(number of video frames the container declares, 0 if it does not; number of audio streams)."""
+    try:
+        with av.open(str(path)) as container:
+            video = container.streams.video
+            return (int(video[0].frames) if video else 0), len(container.streams.audio)
+    except (OSError, av.FFmpegError) as err:
+        raise ImageReadError(path, f"{type(err).__name__}: {err}") from err
+
+
+def _side_by_side(before: Image, after: Tensor) -> Image:
+    """Input left, output right, in the input's mode and bit depth."""
+    alpha = None if before.alpha is None else np.concatenate([before.alpha, before.alpha], axis=1)
+    return Image(data=torch.cat([before.data, after], dim=2), alpha=alpha, bit_depth=before.bit_depth)
+
+
+def _partial_name(path: Path) -> Path:
+    # hidden (list_images skips it), in the same folder (so the rename is atomic), same extension (format);
+    # one fixed name per output, so a rerun after a kill overwrites any leftover instead of adding to it
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _partial_name(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class _AtomicVideo:
+    """A :class:`VideoWriter` on a hidden temporary file, renamed to ``path`` only if no error occurred."""
+
+    def __init__(self, path: Path | None, fps: float) -> None:
+        self.path = path
+        self.tmp = _partial_name(path) if path is not None else None
+        self.writer = VideoWriter(self.tmp, fps=fps) if path is not None else None
+
+    def write(self, frame: Tensor) -> None:
+        self.writer.write(frame)
+
+    def __enter__(self) -> _AtomicVideo:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.writer is None:
+            return
+        try:
+            self.writer.close()
+        except ImageWriteError:
+            if exc_type is None:
+                self.tmp.unlink(missing_ok=True)
+                raise
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int,
+                 nbytes: Callable[[Any], int]) -> Iterator[Any]:
+    """``map(fn, items)`` in ``workers`` threads, results in order, computed ahead of the consumer.
+
+    At most ``_QUEUE_FRAMES`` results are in flight, and fewer when results are large: the window is
+    recomputed from the size of the latest result so that about ``_QUEUE_BYTES`` are held.
+    """
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="deblur-read")
+    pending: deque[Future] = deque()
+    window = workers  # sizes are unknown until the first result
+    try:
+        for item in items:
+            while len(pending) >= window:
+                result = pending.popleft().result()
+                window = max(1, min(_QUEUE_FRAMES, _QUEUE_BYTES // max(1, nbytes(result))))
+                yield result
+            pending.append(pool.submit(fn, item))
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Run:
+    """The model and the writer side of a run: batches frames of one size, runs the network, hands the
+    results to writer threads (bounded queue), and keeps the report and the progress callback up to date.
+
+    Everything here runs in the caller's thread; only the ``write`` functions run in writer threads.
+    """
+
+    def __init__(self, report: BatchReport, deb: Deblurrer, tile: int, overlap: int, batch_size: int,
+                 todo: int | None, progress: ProgressFn | None, *, workers: int) -> None:
+        self.report, self.deb = report, deb
+        self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
+        self.todo, self.progress = todo, progress
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="deblur-write")
+        self.writes: deque[tuple[Future, str, float, int]] = deque()  # (future, name, megapixels, bytes)
+        self.batch: list[tuple[str, Image, Callable]] = []
+        self.finished = 0
+        self.start = 0.0
+
+    def __enter__(self) -> _Run:
+        self.start = time.perf_counter()
+        if self.progress:
+            self.progress(0, self.todo, 0.0)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._flush()
+                self._collect(keep=0)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+            self.report.wall_s = time.perf_counter() - self.start
+
+    def add(self, name: str, image: Image, write: Callable[[str, Image, Tensor], None]) -> None:
+        """Queue a decoded frame; it is deblurred when its batch is full (or the frame size changes)."""
+        if self.batch and self.batch[0][1].data.shape != image.data.shape:
+            self._flush()
+        self.batch.append((name, image, write))
+        # a frame larger than the tile is processed alone, so memory stays bounded at any resolution
+        large = max(image.height, image.width) > self.tile
+        if len(self.batch) >= (1 if large else self.batch_size):
+            self._flush()
+
+    def fail(self, name: str, reason: str) -> None:
+        self.report.failed.append((name, reason))
+        self._finished()
+
+    def _flush(self) -> None:
+        if not self.batch:
+            return
+        x = torch.stack([image.data for _, image, _ in self.batch])
+        if self.deb.device.type == "cuda":
+            x = x.pin_memory()  # lets the host-to-device copy run asynchronously
+        t = time.perf_counter()
+        y = deblur_tensor(self.deb.model, x, device=self.deb.device, tile=self.tile, overlap=self.overlap)
+        self.report.model_s += time.perf_counter() - t
+        for (name, image, write), after in zip(self.batch, y):
+            self._submit(name, write, image, after)
+        self.batch = []
+
+    def _submit(self, name: str, write: Callable, image: Image, after: Tensor) -> None:
+        size = 2 * image.data.nbytes
+        self._collect(keep=_QUEUE_FRAMES - 1, room=_QUEUE_BYTES - size)
+        future = self.pool.submit(write, name, image, after)
+        self.writes.append((future, name, image.height * image.width / 1e6, size))
+
+    def _collect(self, keep: int, room: int | None = None) -> None:
+        """Record finished writes in order; block until at most ``keep`` writes (and ``room`` bytes) remain."""
+        while self.writes:
+            future, name, megapixels, _ = self.writes[0]
+            held = sum(w[3] for w in self.writes)
+            if future.done() or len(self.writes) > keep or (room is not None and held > max(0, room)):
+                self.writes.popleft()
+                try:
+                    future.result()
+                except ImageWriteError as err:
+                    self.report.failed.append((name, err.reason))
+                else:
+                    self.report.done += 1
+                    self.report.megapixels += megapixels
+                self._finished()
+            else:
+                break
+
+    def _finished(self) -> None:
+        self.finished += 1
+        if self.progress:
+            self.progress(self.finished, self.todo, self.report.megapixels)

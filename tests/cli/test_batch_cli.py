@@ -1,0 +1,131 @@
+"""deblur-cli batch: options, exit codes, messages, resume after SIGKILL, torchrun sharding."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from typer.testing import CliRunner
+
+from deblur_cli.main import app
+from deblur_core.frames import list_images
+from deblur_core.io import Image, read_image, write_image
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "200"}
+
+
+def _frames(root: Path, n: int, h: int = 40, w: int = 48, clips: int = 1) -> list[str]:
+    rels = [f"{c:03d}/{i:08d}.png" for c in range(clips) for i in range(n // clips)]
+    g = torch.Generator().manual_seed(0)
+    for rel in rels:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_image(root / rel, Image(data=torch.rand(3, h, w, generator=g)))
+    return rels
+
+
+def _outputs(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in list_images(out)) if out.exists() else []
+
+
+def test_help_describes_every_option():
+    r = runner.invoke(app, ["batch", "--help"], env=WIDE)
+    assert r.exit_code == 0
+    for opt in ("--model", "--out", "--weights", "--device", "--tile", "--tile-overlap", "--batch-size",
+                "--overwrite", "--compare", "--quiet", "--json-summary"):
+        assert opt in r.output
+    assert "batch" in runner.invoke(app, ["--help"]).output
+
+
+def test_batch_writes_outputs_summary_and_json(tmp_path):
+    rels = _frames(tmp_path / "frames", 4, clips=2)
+    summary = tmp_path / "summary.json"
+    r = runner.invoke(app, ["batch", str(tmp_path / "frames"), "--json-summary", str(summary)], env=WIDE)
+    assert r.exit_code == 0, r.output
+    assert _outputs(tmp_path / "frames_deblurred") == rels
+    assert "untrained" in r.stderr  # the yellow note
+    for word in ("done", "skipped", "failed", "wall time", "throughput", "device", "frames/s", "MP/s"):
+        assert word in r.stdout
+    got = json.loads(summary.read_text())
+    assert (got["done"], got["skipped"], got["failed"], got["model"], got["trained"]) == (4, 0, [], "srn", False)
+    r = runner.invoke(app, ["batch", str(tmp_path / "frames"), "--quiet", "--json-summary", str(summary)])
+    assert r.exit_code == 0 and r.output == ""
+    assert json.loads(summary.read_text())["skipped"] == 4
+
+
+def test_usage_errors_exit_2_and_say_what_to_do(tmp_path):
+    _frames(tmp_path / "in", 1)
+    cases = [
+        (["batch", str(tmp_path / "missing")], "does not exist"),
+        (["batch", str(tmp_path / "in"), "--model", "nope"], "unknown model"),
+        (["batch", str(tmp_path / "in"), "--out", str(tmp_path / "in" / "out")], "outside it"),
+        (["batch", str(tmp_path / "in"), "--tile", "64", "--tile-overlap", "32"], "use a tile of at least 65"),
+        (["batch", str(tmp_path / "in"), "--weights", str(tmp_path / "none.safetensors")], "none.safetensors"),
+    ]
+    for args, message in cases:
+        r = runner.invoke(app, args, env=WIDE)
+        assert r.exit_code == 2, (args, r.output)
+        assert message in r.output, (args, r.output)
+    assert not (tmp_path / "in" / "out").exists()
+
+
+def test_empty_folder_says_so_and_exits_1(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(app, ["batch", str(tmp_path / "empty")], env=WIDE)
+    assert r.exit_code == 1 and "no images found" in r.output
+
+
+def test_corrupt_and_truncated_frames_are_named_and_exit_1(tmp_path):
+    src = tmp_path / "in"
+    _frames(src, 3)
+    clip = src / "000"
+    (clip / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    whole = (clip / "00000001.png").read_bytes()
+    (clip / "truncated.png").write_bytes(whole[: len(whole) // 3])
+    r = runner.invoke(app, ["batch", str(src), "--out", str(tmp_path / "out")], env=WIDE)
+    assert r.exit_code == 1
+    assert "corrupt.png" in r.stderr and "truncated.png" in r.stderr and "2 failed" in r.stderr
+    assert _outputs(tmp_path / "out") == [f"000/{i:08d}.png" for i in range(3)]
+
+
+def test_resume_after_sigkill(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    rels = _frames(src, 30, h=128, w=160, clips=2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "deblur_cli", "batch", str(src), "--out", str(out), "--batch-size", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(_outputs(out)) < 4 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()  # killed mid-way, not finished
+    first = _outputs(out)
+    assert 4 <= len(first) < len(rels)
+    for rel in first:  # atomic writes: whatever exists decodes completely
+        assert read_image(out / rel).data.shape == (3, 128, 160)
+    mtimes = {rel: (out / rel).stat().st_mtime_ns for rel in first}
+    summary = tmp_path / "s.json"
+    r = runner.invoke(app, ["batch", str(src), "--out", str(out), "--quiet", "--json-summary", str(summary)])
+    assert r.exit_code == 0, r.output
+    got = json.loads(summary.read_text())
+    assert (got["skipped"], got["done"]) == (len(first), len(rels) - len(first))  # finished frames not redone
+    assert _outputs(out) == sorted(rels)
+    assert all((out / rel).stat().st_mtime_ns == t for rel, t in mtimes.items())
+
+
+def test_torchrun_two_ranks_shard_the_frames(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    rels = _frames(src, 9, clips=3)
+    summary = tmp_path / "s.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "deblur_cli", "batch", str(src), "--out", str(out), "--quiet", "--json-summary", str(summary)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ranks = [json.loads((tmp_path / f"s.rank{i}.json").read_text()) for i in (0, 1)]
+    assert [(s["rank"], s["world_size"], s["done"]) for s in ranks] == [(0, 2, 5), (1, 2, 4)]
+    assert _outputs(out) == sorted(rels)  # union complete; 5 + 4 = 9 done, so no frame twice

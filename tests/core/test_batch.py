@@ -1,0 +1,315 @@
+"""deblur_core.batch: folders and videos, mirroring, resume, bad frames, modes, tiling, sharding, memory."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from skimage import data as skdata
+from skimage.transform import resize
+from torch import nn
+
+from deblur_core.batch import COMPARE_DIR, deblur_folder, deblur_path, deblur_video
+from deblur_core.errors import DeblurError
+from deblur_core.frames import list_images
+from deblur_core.inference import Deblurrer, deblur_tensor
+from deblur_core.io import Image, VideoWriter, read_image, read_video_frames, to_tensor, video_fps, write_image
+from deblur_core.metrics import psnr
+from deblur_core.models import get_model
+
+from test_models import _randomise
+
+
+def _frame(h=40, w=48, c=3, bits=8, alpha=False, seed=0) -> Image:
+    g = torch.Generator().manual_seed(seed)
+    data = torch.rand(c, h, w, generator=g)
+    a = None
+    if alpha:
+        dtype, top = (np.uint8, 255) if bits == 8 else (np.uint16, 65535)
+        a = np.random.default_rng(seed).integers(0, top + 1, size=(h, w)).astype(dtype)
+    return Image(data=data, alpha=a, bit_depth=bits)
+
+
+def _write_frames(root: Path, rels, **kw) -> list[Path]:
+    paths = []
+    for i, rel in enumerate(rels):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        write_image(p, _frame(seed=i, **kw))
+        paths.append(p)
+    return paths
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+class _Recorder(nn.Module):
+    """The identity, remembering the (B, C, H, W) shape and first pixel of every call."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, x):
+        self.calls.append((tuple(x.shape), x[:, 0, 0, 0].tolist()))
+        return x
+
+
+def _recorder() -> Deblurrer:
+    return Deblurrer(model=_Recorder(), name="recorder", device=torch.device("cpu"), weights=None)
+
+
+def test_nested_folders_are_read_in_natural_order_and_batched_by_size(tmp_path):
+    src = tmp_path / "clips"
+    rels = ["10/frame1.png", "2/frame10.png", "2/frame2.png", "2/frame1.png", "10/frame0.png"]
+    sizes = {"10/frame1.png": (24, 32), "10/frame0.png": (24, 32)}
+    for rel in rels:
+        p = src / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        h, w = sizes.get(rel, (40, 48))
+        # the first pixel encodes the frame's position in natural order
+        order = ["2/frame1.png", "2/frame2.png", "2/frame10.png", "10/frame0.png", "10/frame1.png"].index(rel)
+        img = torch.zeros(3, h, w)
+        img[:, 0, 0] = order / 255
+        write_image(p, Image(data=img))
+    deb = _recorder()
+    report = deblur_folder(src, model=deb, batch_size=2)
+    seen = [round(v * 255) for _, firsts in deb.model.calls for v in firsts]
+    assert seen == [0, 1, 2, 3, 4]
+    # 2/ holds three 40x48 frames (a full batch of 2, then 1), 10/ two 24x32 frames
+    assert [shape for shape, _ in deb.model.calls] == [(2, 3, 40, 48), (1, 3, 40, 48), (2, 3, 24, 32)]
+    out = tmp_path / "clips_deblurred"
+    assert report.output == str(out)
+    assert sorted(str(p.relative_to(out)) for p in list_images(out)) == sorted(rels)
+    assert (report.done, report.skipped, report.failed, report.total) == (5, 0, [], 5)
+    assert report.frames_per_s > 0 and report.megapixels_per_s > 0
+    assert report.as_dict()["done"] == 5 and "frames_per_s" in report.as_dict()
+
+
+def test_never_writes_inside_input_nor_changes_it(tmp_path):
+    src = tmp_path / "in"
+    _write_frames(src, ["a/1.png", "a/2.png", "b.png"])
+    before = _digest(src)
+    report = deblur_folder(src, tmp_path / "out", model="srn")
+    assert report.done == 3
+    assert _digest(src) == before  # no file added, removed or changed
+    assert sorted(_digest(tmp_path / "out")) == sorted(before)
+    with pytest.raises(ValueError, match="inside the input"):
+        deblur_folder(src, src / "out")
+    with pytest.raises(ValueError, match="inside the input"):
+        deblur_folder(src, src)
+    with pytest.raises(ValueError, match="contains the input"):
+        deblur_folder(src, tmp_path)
+    assert _digest(src) == before
+
+
+def test_rerun_skips_existing_outputs_and_redoes_deleted_ones(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _write_frames(src, [f"{i:03d}.png" for i in range(6)])
+    assert deblur_folder(src, out, model="srn").done == 6
+    (out / "001.png").unlink()
+    (out / "004.png").unlink()
+    kept = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    report = deblur_folder(src, out, model="srn")
+    assert (report.done, report.skipped, report.total) == (2, 4, 6)
+    assert all(out.joinpath(n).stat().st_mtime_ns == t for n, t in kept.items())  # finished frames not redone
+    assert deblur_folder(src, out, model="srn", overwrite=True).done == 6
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_corrupt_and_truncated_frames_are_reported_and_the_rest_done(tmp_path):
+    src = tmp_path / "in"
+    _write_frames(src, ["1.png", "3.png", "4.png"])
+    (src / "2.png").write_bytes(b"this is not a png")
+    whole = (src / "4.png").read_bytes()
+    (src / "5.png").write_bytes(whole[: len(whole) // 2])
+    report = deblur_folder(src, model="srn")
+    assert report.done == 3
+    assert sorted(name for name, _ in report.failed) == ["2.png", "5.png"]
+    assert all(reason for _, reason in report.failed)
+    assert sorted(p.name for p in list_images(tmp_path / "in_deblurred")) == ["1.png", "3.png", "4.png"]
+
+
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("gray8.png", dict(c=1)),
+        ("gray16.png", dict(c=1, bits=16)),
+        ("rgba8.png", dict(alpha=True)),
+        ("rgb16.png", dict(bits=16)),
+        ("rgba16.png", dict(bits=16, alpha=True)),
+        ("graya8.png", dict(c=1, alpha=True)),
+        ("rgb16.tif", dict(bits=16)),
+        ("odd.png", dict(h=37, w=53)),
+    ],
+)
+def test_modes_bit_depths_alpha_and_odd_sizes_round_trip(tmp_path, name, kw):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / name, _frame(**kw))
+    original = read_image(src / name)
+    report = deblur_folder(src, model="srn")  # untrained: the identity, so the pixels must come back exactly
+    assert report.done == 1 and not report.trained
+    result = read_image(tmp_path / "in_deblurred" / name)
+    assert (result.mode, result.bit_depth) == (original.mode, original.bit_depth)
+    assert result.data.shape == original.data.shape
+    assert torch.equal(result.data, original.data)
+    if original.alpha is not None:
+        assert result.alpha.dtype == original.alpha.dtype and np.array_equal(result.alpha, original.alpha)
+
+
+def test_compare_writes_side_by_side_images(tmp_path):
+    src = tmp_path / "in"
+    _write_frames(src, ["c/1.png"], alpha=True)
+    deblur_folder(src, tmp_path / "out", model="srn", compare=True)
+    side = read_image(tmp_path / "out" / COMPARE_DIR / "c" / "1.png")
+    before = read_image(src / "c" / "1.png")
+    assert side.data.shape == (3, 40, 96) and side.mode == "RGBA"
+    assert torch.equal(side.data[..., :48], before.data)
+    # with compare asked for, an output without its side-by-side image is not "done"
+    (tmp_path / "out" / COMPARE_DIR / "c" / "1.png").unlink()
+    assert deblur_folder(src, tmp_path / "out", model="srn", compare=True).done == 1
+
+
+def test_frames_larger_than_the_tile_run_alone_in_tiles(tmp_path):
+    src = tmp_path / "in"
+    _write_frames(src, ["1.png", "2.png"], h=100, w=90)
+    deb = _recorder()
+    report = deblur_folder(src, model=deb, tile=64, overlap=8, batch_size=4)
+    assert report.done == 2
+    assert {shape for shape, _ in deb.model.calls} == {(1, 3, 64, 64)}
+    assert len(deb.model.calls) == 2 * 2 * 2  # two frames of 2 x 2 tiles
+
+
+def test_tiled_output_matches_untiled_output():
+    # An untrained network is the identity: randomise it so that the tiles' context really matters.
+    torch.manual_seed(0)
+    model = _randomise(get_model("srn")).eval().to(memory_format=torch.channels_last)
+    photo = resize(skdata.astronaut(), (1024, 1024), anti_aliasing=True).astype(np.float32)
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].contiguous()
+    whole = deblur_tensor(model, x)
+    tiled = deblur_tensor(model, x, tile=256, overlap=32)
+    assert psnr(whole, x) < 35  # the network changes the image ...
+    assert psnr(tiled, whole) >= 45  # ... and the tiles agree with the whole frame: no seams
+
+
+def test_two_ranks_split_the_frames_disjointly_and_completely(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    rels = [f"{clip}/{i}.png" for clip in ("1", "2", "10") for i in range(3)]
+    _write_frames(src, rels)
+    reports = [deblur_folder(src, out, model="srn", rank=r, world_size=2) for r in (0, 1)]
+    assert [r.done for r in reports] == [5, 4]  # frame i goes to rank i % 2
+    assert sum(r.done for r in reports) == len(rels)  # so nothing was done twice ...
+    assert sorted(str(p.relative_to(out)) for p in list_images(out)) == sorted(rels)  # ... and nothing missed
+    with pytest.raises(ValueError, match="rank"):
+        deblur_folder(src, out, rank=2, world_size=2)
+
+
+def _write_video_with_audio(path: Path, frames: int, fps: int = 25, size=(40, 48)) -> None:
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.height, video.width = size
+        video.pix_fmt = "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        rng = np.random.default_rng(0)
+        for i in range(frames):
+            rgb = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for i in range(4):
+            samples = np.zeros((1, 1024), dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode(None):
+                container.mux(packet)
+
+
+def test_video_in_video_out_same_frame_count_and_fps(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    _write_video_with_audio(clip, frames=10)
+    report = deblur_path(clip, model="srn", compare=True, batch_size=3)
+    out = tmp_path / "clip_deblurred.mp4"
+    assert report.output == str(out) and (report.done, report.failed) == (10, [])
+    frames = list(read_video_frames(out))
+    assert len(frames) == 10 and frames[0].shape == (40, 48, 3)
+    assert video_fps(out) == pytest.approx(25.0)
+    assert any("audio dropped" in n for n in report.notes)
+    with av.open(str(out)) as container:
+        assert not container.streams.audio
+    side = list(read_video_frames(tmp_path / "clip_deblurred_compare.mp4"))
+    assert len(side) == 10 and side[0].shape == (40, 96, 3)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    again = deblur_path(clip, model="srn", compare=True)
+    assert (again.done, again.skipped) == (0, 10)
+    # an explicit output folder receives STEM.mp4; a second rank has nothing to do
+    assert deblur_video(clip, tmp_path / "videos", model="srn").done == 10
+    assert (tmp_path / "videos" / "clip.mp4").is_file()
+    assert deblur_video(clip, tmp_path / "other.mp4", rank=1, world_size=2).done == 0
+
+
+def test_unreadable_video_is_reported_and_leaves_no_output(tmp_path):
+    clip = tmp_path / "broken.mp4"
+    with VideoWriter(tmp_path / "good.mp4", fps=10) as video:
+        for _ in range(6):
+            video.write(torch.rand(3, 40, 48))
+    clip.write_bytes(b"\x00" * 64 + (tmp_path / "good.mp4").read_bytes()[200:])
+    report = deblur_path(clip, model="srn")
+    assert report.done == 0 and [name for name, _ in report.failed] == ["broken.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4", "good.mp4"]
+
+
+def test_bad_arguments_and_empty_folder(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(DeblurError, match="no images found"):
+        deblur_path(tmp_path / "empty")
+    with pytest.raises(ValueError, match="does not exist"):
+        deblur_path(tmp_path / "missing")
+    _write_frames(tmp_path / "in", ["1.png"])
+    with pytest.raises(ValueError, match="twice the tile overlap"):
+        deblur_path(tmp_path / "in", tile=64, overlap=32)
+    with pytest.raises(ValueError, match="batch size"):
+        deblur_path(tmp_path / "in", batch_size=0)
+    with pytest.raises(ValueError, match="neither a folder nor a video"):
+        deblur_path(tmp_path / "in" / "1.png")
+    with pytest.raises(ValueError, match="unknown model"):
+        deblur_path(tmp_path / "in", model="nope")
+
+
+_MEASURE_CHILD = """
+import resource, subprocess, sys
+rc = subprocess.run(sys.argv[1:]).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_of_an_8k_frame_stays_under_4gb(tmp_path):
+    h, w = 4320, 7680
+    yy, xx = np.mgrid[0:h, 0:w]
+    frame = np.stack([(xx % 256), (yy % 256), ((xx + yy) // 64 % 256)], axis=-1).astype(np.uint8)
+    src = tmp_path / "8k"
+    src.mkdir()
+    write_image(src / "frame.png", Image(data=to_tensor(frame)[0]))
+    del yy, xx, frame
+    cli = [sys.executable, "-m", "deblur_cli", "batch", str(src), "--out", str(tmp_path / "out"), "--model", "srn",
+           "--device", "cpu", "--quiet"]
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", _MEASURE_CHILD, *cli], capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    seconds = time.perf_counter() - start
+    peak_kib, rc = map(int, result.stdout.split()[-2:])
+    print(f"8K frame with srn on CPU: peak RSS {peak_kib / 2**20:.2f} GiB, {seconds:.1f} s")
+    assert rc == 0, result.stderr
+    assert read_image(tmp_path / "out" / "frame.png").data.shape == (3, h, w)
+    assert peak_kib * 1024 < 4e9
