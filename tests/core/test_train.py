@@ -41,16 +41,17 @@ def test_config_rejects_bad_values():
 
 def test_short_srn_run_learns_on_default_data(tmp_path):
     """A small budget on the bundled photographs: validation loss falls and PSNR rises above the input."""
-    cfg = TrainConfig(model="srn", data="default", blur="gaussian", out=str(tmp_path / "run"), steps=120,
-                      batch_size=8, patch=48, lr=1e-3, warmup=10, val_every=60, val_count=16, val_patch=64,
+    # 8 crops of 128 px: smaller crops make the mean PSNR hinge on a few near-flat crops (sky at ~50 dB)
+    cfg = TrainConfig(model="srn", data="default", blur="gaussian", out=str(tmp_path / "run"), steps=300,
+                      batch_size=8, patch=64, lr=1e-3, warmup=10, val_every=150, val_count=8, val_patch=128,
                       log_every=10)
     res = train(cfg, quiet=True)
     log = _log(tmp_path / "run")
     vals = [r for r in log if "val_psnr" in r]
-    assert [r["step"] for r in vals] == [60, 120]
+    assert [r["step"] for r in vals] == [150, 300]
     s = res.summary
     assert s["val_psnr"] > s["input_psnr"] + 0.3, s
-    assert vals[-1]["val_mse"] < vals[0]["val_mse"] or vals[0]["val_psnr"] > s["input_psnr"]
+    assert vals[-1]["val_mse"] < vals[0]["val_mse"]
     losses = [r["loss"] for r in log if "loss" in r]
     assert sum(losses[-3:]) < sum(losses[:3])
     model, meta = load_model(tmp_path / "run" / "best.safetensors")
