@@ -1,0 +1,107 @@
+"""End-to-end ``batch`` on a folder of 1280x720 PNG frames against the model alone on the same frames.
+
+Both run ``srn`` (random weights) on the same frames, whole frames (no tiling), the same batch size, through
+the same ``deblur_core.inference.deblur_tensor``; the only difference is the IO: decoding the PNGs and
+encoding the results, which the pipeline overlaps with the network in reader and writer threads. The
+ratio of the two frames/s (``e2e_over_model``, in the report) is the share of the model's speed that
+survives the IO; the issue asks for at least 85%.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deblur_core.inference import Deblurrer, deblur_tensor, load_deblurrer
+from deblur_core.io import read_image
+from harness import count_gflop, device_params, measure, randomise
+
+MODEL = "srn"
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "motorcycle_right", "hubble_deep_field")
+
+_model_only_fps: dict[str, float] = {}  # device -> frames/s of test_model_only, for the ratio
+
+
+@pytest.fixture(scope="session")
+def frames_dir(tmp_path_factory: pytest.TempPathFactory, sizes) -> Path:
+    """``sizes.e2e_frames`` RGB PNG frames at the large size, made once per session from the photographs
+    bundled with scikit-image (resized, so each is a real-looking photo rather than noise that PNG cannot
+    compress)."""
+    import imageio.v3 as iio
+    import skimage.data
+    from skimage.transform import resize
+
+    folder = tmp_path_factory.mktemp("frames_720p")
+    for i in range(sizes.e2e_frames):
+        photo = getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()
+        frame = resize(photo, sizes.large, anti_aliasing=True, preserve_range=False)
+        iio.imwrite(folder / f"{i:08d}.png", (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8))
+    return folder
+
+
+def _deblurrer(device: str) -> Deblurrer:
+    torch.manual_seed(0)
+    deb = load_deblurrer(MODEL, device=device)
+    randomise(deb.model)
+    return deb
+
+
+def _work(sizes) -> dict:
+    h, w = sizes.large
+    n = sizes.e2e_frames
+    model = randomise(load_deblurrer(MODEL, device="cpu").model)
+    return dict(frames=n, megapixels=n * h * w / 1e6, gflop=n * count_gflop(model, (1, 3, h, w)))
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_model_only(benchmark, sizes, frames_dir, device):
+    """The network alone on the frames already in memory, in batches of ``sizes.e2e_batch``."""
+    benchmark.group = "e2e"
+    deb = _deblurrer(device)
+    frames = torch.stack([read_image(p).data for p in sorted(frames_dir.glob("*.png"))])
+    batches = frames.split(sizes.e2e_batch)
+
+    def run():
+        for x in batches:
+            deblur_tensor(deb.model, x, device=deb.device)  # result comes back to the CPU, as in batch
+
+    h, w = sizes.large
+    measure(benchmark, run, sizes, device=device, kind="model-only", model=MODEL, precision=_precision(device),
+            resolution=f"{w}x{h}", batch=sizes.e2e_batch, **_work(sizes))
+    if "frames_per_s" in benchmark.extra_info:
+        _model_only_fps[device] = benchmark.extra_info["frames_per_s"]
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_batch_folder(benchmark, sizes, frames_dir, tmp_path, device):
+    """``deblur_folder`` on the folder of PNG frames: decode, deblur, encode and write every frame."""
+    try:
+        from deblur_core.batch import deblur_folder
+    except ImportError:
+        pytest.skip("deblur_core.batch.deblur_folder is not available yet (issue 4): nothing to measure")
+    benchmark.group = "e2e"
+    deb = _deblurrer(device)
+    h, w = sizes.large
+    out = tmp_path / "out"
+
+    def run():
+        # tile = the frame's size: whole frames, as test_model_only; overwrite: every round does all frames
+        return deblur_folder(frames_dir, out, model=deb, tile=max(h, w), batch_size=sizes.e2e_batch,
+                             overwrite=True)
+
+    report = measure(benchmark, run, sizes, device=device, kind="e2e", model=MODEL, precision=_precision(device),
+                     resolution=f"{w}x{h}", batch=sizes.e2e_batch, **_work(sizes))
+    assert report.done == sizes.e2e_frames and not report.failed, report.as_dict()
+    assert len(list(out.glob("*.png"))) == sizes.e2e_frames
+    if report.wall_s > 0:
+        benchmark.extra_info["pipeline_model_share"] = round(report.model_s / report.wall_s, 4)
+    fps = benchmark.extra_info.get("frames_per_s")
+    if fps is not None and device in _model_only_fps:
+        benchmark.extra_info["e2e_over_model"] = fps / _model_only_fps[device]
+
+
+def _precision(device: str) -> str:
+    return "fp16" if device == "cuda" else "fp32"  # deblur_core.inference autocasts to fp16 on CUDA

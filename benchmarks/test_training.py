@@ -1,0 +1,61 @@
+"""Training throughput (samples/s) of ``srn`` on 256x256 patches: one optimizer step as ``train()`` takes it.
+
+A step is forward + multiscale loss + backward + gradient clipping + Adam step, channels_last on the CPU
+and fp16 autocast with a gradient scaler on CUDA, as in ``deblur_core.train``. The batches are made before
+timing (synthetic blur is the data pipeline's cost, not the network's). GFLOP/s counts the forward and
+backward passes.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from deblur_core.data import open_dataset
+from deblur_core.models import get_model
+from deblur_core.train import multiscale_loss
+from harness import count_gflop, device_params, measure, synchronize
+
+MODEL = "srn"
+BATCHES = 4  # distinct batches cycled through the rounds
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_train_step(benchmark, sizes, device):
+    benchmark.group = "training"
+    b, patch = sizes.train_batch, sizes.train_patch
+    source = open_dataset("default", blur="gaussian", val_count=1)
+    batches = [source.train_batch(step, b, patch, seed=0) for step in range(BATCHES)]
+    fmt = torch.channels_last if device == "cpu" else torch.contiguous_format
+    data = [(x.blur.to(device).contiguous(memory_format=fmt), x.sharp.to(device)) for x in batches]
+
+    torch.manual_seed(0)
+    model = get_model(MODEL).to(device).train()
+    gflop = count_gflop(model, (b, 3, patch, patch), backward=True)
+    if device == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    amp = device == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    step = iter(range(10**9))
+
+    def run():
+        blur, sharp = data[next(step) % BATCHES]
+        with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+            loss = multiscale_loss(model(blur), sharp)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(opt)
+        scaler.update()
+        synchronize(device)
+        return loss.item()
+
+    loss = measure(benchmark, run, sizes, device=device, frames=b, megapixels=b * patch * patch / 1e6, gflop=gflop,
+                   kind="training", model=MODEL, precision="fp16" if amp else "fp32", resolution=f"{patch}x{patch}",
+                   batch=b)
+    assert torch.isfinite(torch.tensor(loss))
+    if "frames_per_s" in benchmark.extra_info:
+        benchmark.extra_info["samples_per_s"] = benchmark.extra_info["frames_per_s"]
