@@ -23,7 +23,8 @@ def main() -> None:
     model, meta = load_model(args.run / "best.safetensors")
     name = args.name or meta["model"]
     path = save_checkpoint(WEIGHTS / f"{name}.safetensors", model, name=name, kwargs=meta["kwargs"],
-                           config=meta["config"], metrics=meta["metrics"], dtype=torch.float16)
+                           config=meta["config"], metrics=meta["metrics"],
+                           extra={"init": meta["init"]} if meta.get("init") else None, dtype=torch.float16)
     print(f"{path} ({path.stat().st_size / 1e6:.2f} MB): step {meta['metrics'].get('step')}, "
           f"val PSNR {meta['metrics'].get('val_psnr'):.2f} dB")
 

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from deblur_core.checkpoint import load_model
+from deblur_core.errors import DeblurError
 from deblur_core.train import TrainConfig, load_run_config, multiscale_loss, train
 
 CLI = [sys.executable, "-m", "deblur_cli"]
@@ -136,3 +137,22 @@ def test_torchrun_ddp_two_ranks_stay_in_sync_and_only_rank0_writes(tmp_path):
     assert (tmp_path / "rank0" / "last.safetensors").exists()
     assert not (tmp_path / "rank1").exists()
     assert [r["step"] for r in _log(tmp_path / "rank0") if "loss" in r] == list(range(1, 7))
+
+
+def test_init_fine_tunes_from_weights_and_records_their_training(tmp_path):
+    """--init starts from a checkpoint's weights (not a fresh init) and carries its training record along."""
+    first = TrainConfig(model="srn-nolstm", data="default", blur="gaussian", out=str(tmp_path / "a"), steps=4,
+                        batch_size=2, patch=32, val_every=4, val_count=2)
+    a = train(first, quiet=True).model
+    zero = TrainConfig(**{**first.__dict__, "out": str(tmp_path / "b"), "steps": 1, "lr": 1e-12, "warmup": 1,
+                          "init": str(tmp_path / "a" / "last.safetensors")})
+    b = train(zero, quiet=True).model
+    # with a vanishing learning rate one step leaves the weights where --init put them
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(va, vb, atol=1e-6), k
+    _, meta = load_model(tmp_path / "b" / "last.safetensors")
+    assert meta["config"]["init"].endswith("last.safetensors")
+    assert [e["step"] for e in meta["init"]] == [4] and meta["init"][0]["config"]["steps"] == 4
+    with pytest.raises(DeblurError, match="holds weights for 'srn-nolstm'"):
+        train(TrainConfig(model="resunet1", out=str(tmp_path / "c"), steps=1, batch_size=2, patch=32,
+                          init=str(tmp_path / "a" / "last.safetensors")), quiet=True)

@@ -77,6 +77,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed for the model init and every batch.")] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     max_minutes: Annotated[float | None, typer.Option(help="Stop cleanly with a checkpoint after this many minutes [default: no limit].")] = None,
+    init: Annotated[str | None, typer.Option(help="Fine-tune: start from these weights, a .safetensors checkpoint or 'shipped' (the variant's shipped weights).")] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the run in this directory from its last checkpoint, with its own settings (only --steps and --max-minutes may change).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
@@ -100,7 +101,8 @@ def train(
                 _fail(f"unknown model '{model}'; choose one of: {', '.join(list_models())}", 2)
             cfg = TrainConfig(model=model, data=data, blur=blur, out=out or f"runs/{model}", steps=steps or 2000,
                               batch_size=batch_size, patch=patch, lr=lr, loss=loss, val_every=val_every,
-                              val_count=val_count, seed=seed, device=device, max_minutes=max_minutes or 0.0)
+                              val_count=val_count, seed=seed, device=device, max_minutes=max_minutes or 0.0,
+                              init=init or "")
     except (ValueError, DeblurError) as e:
         _fail(str(e), 2)
     try:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .checkpoint import atomic_path, save_checkpoint
+from .checkpoint import atomic_path, load_checkpoint, pretrained_path, read_metadata, save_checkpoint
 from .data import open_dataset
 from .errors import DeblurError
 from .inference import resolve_device
@@ -55,6 +55,7 @@ class TrainConfig:
     seed: int = 0  # model init and every batch derive from it
     device: str = "auto"  # auto | cpu | cuda
     max_minutes: float = 0.0  # stop cleanly (with a checkpoint) after this wall time; 0 = no limit
+    init: str = ""  # start from these weights (a .safetensors checkpoint, or "shipped"): fine-tuning
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor overrides for the variant
 
     def __post_init__(self) -> None:
@@ -145,6 +146,27 @@ def _load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer) -> tup
     return int(meta["step"]), float(meta["best_psnr"]), float(meta.get("train_seconds", 0.0))
 
 
+def _init_weights(cfg: TrainConfig, model: nn.Module) -> dict[str, Any]:
+    """Load the starting weights of a fine-tuning run; returns what they record of their own training.
+
+    The record (``init``: the earlier runs' configs, steps and wall time) travels into this run's
+    checkpoints, so a model trained in several fine-tuning stages still says how it was made.
+    """
+    path = pretrained_path(cfg.model) if cfg.init == "shipped" else Path(cfg.init)
+    if path is None:
+        raise DeblurError(f"--init shipped: no weights ship for '{cfg.model}' (see 'deblur-cli models')")
+    tensors, meta = load_checkpoint(path)
+    if meta["model"] != cfg.model or meta.get("kwargs", {}) != cfg.model_kwargs:
+        raise DeblurError(f"--init '{path}' holds weights for '{meta['model']}' {meta.get('kwargs') or ''}, "
+                          f"not for '{cfg.model}' {cfg.model_kwargs or ''}")
+    model.load_state_dict(tensors, strict=True)
+    earlier = list(meta.get("init", []))
+    earlier.append({"weights": str(path), "config": meta.get("config", {}),
+                    "step": meta.get("metrics", {}).get("step"),
+                    "train_seconds": meta.get("metrics", {}).get("train_seconds")})
+    return {"init": earlier}
+
+
 def _truncate_log(path: Path, step: int) -> None:
     # a killed run may have logged past its last checkpoint: drop those lines so the curve continues
     if not path.exists():
@@ -217,8 +239,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best, prior_seconds = 0, -math.inf, 0.0  # prior_seconds: wall time of earlier calls of a resumed run
+    lineage: dict[str, Any] = {}  # how the starting weights of a fine-tuning run were trained
     if resume:
         step, best, prior_seconds = _load_state(run / "train_state.safetensors", model, opt)
+        if (run / "last.safetensors").is_file():
+            lineage = {k: v for k, v in read_metadata(run / "last.safetensors").items() if k == "init"}
+    elif cfg.init:
+        lineage = _init_weights(cfg, model)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     use_amp = device.type == "cuda"  # fp32 on CPU: bf16 is ~140x slower on CPUs without native support
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -273,7 +300,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
                     record = {"step": step, **record, **last_val, "input_psnr": input_psnr}
                     train_seconds = round(prior_seconds + time.time() - t0, 1)
                     meta = dict(config=asdict(cfg), metrics={**last_val, "input_psnr": input_psnr, "step": step,
-                                                             "train_seconds": train_seconds})
+                                                             "train_seconds": train_seconds}, extra=lineage)
                     save_checkpoint(run / "last.safetensors", model, name=cfg.model, kwargs=cfg.model_kwargs, **meta)
                     if last_val["val_psnr"] > best:
                         best = last_val["val_psnr"]
