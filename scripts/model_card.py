@@ -27,9 +27,26 @@ VAL_COUNT = 48
 
 
 def _command(cfg: dict) -> str:
+    init = f" --init {cfg['init']}" if cfg.get("init") else ""
     return (f"deblur-cli train --model {cfg['model']} --data {cfg['data']} --blur {cfg['blur']} "
             f"--steps {cfg['steps']} --batch-size {cfg['batch_size']} --patch {cfg['patch']} --lr {cfg['lr']} "
-            f"--loss {cfg['loss']} --val-every {cfg['val_every']} --val-count {cfg['val_count']} --seed {cfg['seed']}")
+            f"--loss {cfg['loss']} --val-every {cfg['val_every']} --val-count {cfg['val_count']} --seed {cfg['seed']}"
+            f"{init}")
+
+
+def _training_lines(meta: dict) -> list[str]:
+    """How the weights were made: the command of every stage (fine-tuning stages start from the one before)."""
+    stages = [*meta.get("init", []), {"config": meta["config"], "step": meta["metrics"].get("step"),
+                                      "train_seconds": meta["metrics"].get("train_seconds")}]
+    lines = []
+    for i, st in enumerate(stages, 1):
+        label = f"stage {i}: " if len(stages) > 1 else ""
+        lines.append(f"- trained with ({label}{st['step']} steps, {st['train_seconds'] / 60:.0f} minutes of wall time "
+                     f"on this 2-core CPU machine): `{_command(st['config'])}`")
+    total = sum(st["train_seconds"] for st in stages)
+    lines.append(f"- training in all: {sum(st['step'] for st in stages)} steps, {total / 60:.0f} minutes "
+                 "(a run stopped and resumed with `--resume RUN_DIR` counts once)")
+    return lines
 
 
 def _grid(deb, name: str, kinds: tuple[str, ...]) -> Path:
@@ -69,9 +86,7 @@ def main() -> None:
         prof = profile_model(name)
         deb = load_deblurrer(name, device="cpu")
         lines += [f"## `{name}`", "", f"- parameters: {prof.params / 1e6:.2f} M; {prof.gflops_per_mp:.1f} GFLOP per megapixel",
-                  f"- trained with: `{_command(cfg)}` (resumed runs continue with `--resume RUN_DIR`)",
-                  f"- training: {metrics.get('step')} steps, {metrics.get('train_seconds', 0) / 60:.0f} minutes on 2 CPU cores",
-                  "", "| blur | input | MSE | PSNR | SSIM |", "|---|---|---:|---:|---:|"]
+                  *_training_lines(meta), "", "| blur | input | MSE | PSNR | SSIM |", "|---|---|---:|---:|---:|"]
         kinds = ("gaussian",) if cfg["blur"] == "gaussian" else BLUR_KINDS
         for kind in kinds:
             r = evaluate(deb.model, open_dataset("default", blur=kind, val_count=VAL_COUNT), device="cpu")

@@ -1,4 +1,5 @@
 import json
+import os
 import pickle
 
 import pytest
@@ -82,3 +83,11 @@ def test_expect_refuses_other_variant(tmp_path):
 def test_save_is_atomic_no_temp_left(tmp_path):
     save_checkpoint(tmp_path / "m.safetensors", get_model("nafnet"), name="nafnet")
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    # written through a private temporary file, but the result must be readable like any new file
+    path = save_checkpoint(tmp_path / "m.safetensors", get_model("nafnet"), name="nafnet")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -1,9 +1,9 @@
 """The demo's API, driven for real through gradio_client against a server on a loopback port.
 
-No model has shipped weights yet, and an untrained network is the identity, so "the result differs from
-the input" is checked with a randomised checkpoint of ``nafnet`` passed to ``build_app(weights=...)``: the
-output then really comes out of a network and differs from the upload. The shipped-weights path (and its
-"untrained" notice) is checked too, as is blur-then-deblur, where the "before" image is the blurred upload.
+"The result differs from the input" is checked with a randomised checkpoint of ``nafnet`` passed to
+``build_app(weights=...)``, so the check does not hang on what the shipped weights happen to do. A variant
+without weights (untrained, hence the identity) and its "untrained" notice are checked too, as is
+blur-then-deblur, where the "before" image is the blurred upload.
 """
 
 from concurrent.futures import ThreadPoolExecutor

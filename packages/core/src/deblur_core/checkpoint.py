@@ -95,6 +95,11 @@ def atomic_path(path: Path):
     os.close(fd)
     try:
         yield tmp
+        # mkstemp makes the file private (0600), and writers may recreate it: give the finished file the
+        # permissions of any new file
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
