@@ -10,7 +10,7 @@ import imageio.v3 as iio
 from typer.testing import CliRunner
 
 from deblur_cli.main import app
-from deblur_core.checkpoint import save_checkpoint
+from deblur_core.checkpoint import has_pretrained, save_checkpoint
 from deblur_core.data import open_dataset
 from deblur_core.evaluate import evaluate, richardson_lucy
 from deblur_core.models import count_parameters, get_model, list_models
@@ -34,6 +34,13 @@ def test_models_json_lists_every_variant_with_cost():
     assert srn["params"] == count_parameters(get_model("srn"))
     assert 150 < srn["gflops_per_mp"] < 300
     assert all(isinstance(row["weights"], bool) for row in rows)
+    # variants with shipped weights come first, each saying what it was trained on and how well it did
+    flags = [row["weights"] for row in rows]
+    assert flags == sorted(flags, reverse=True)
+    for row in rows:
+        assert row["weights"] == has_pretrained(row["name"]) == bool(row["trained_on"])
+        if row["weights"]:
+            assert row["metrics"]["val_psnr"] > row["metrics"]["input_psnr"]
 
 
 def test_models_table():

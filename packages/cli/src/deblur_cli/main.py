@@ -40,20 +40,23 @@ def models(
     table.add_column("model", style="bold", no_wrap=True)
     table.add_column("params", justify="right", no_wrap=True)
     table.add_column("GFLOP/MP", justify="right")
-    table.add_column("weights", no_wrap=True)
-    table.add_column("val PSNR", justify="right")
+    table.add_column("weights")
+    table.add_column("val PSNR (input)", justify="right")
     table.add_column("description")
     for r in rows:
-        psnr = r["metrics"].get("val_psnr")
+        m = r["metrics"]
+        psnr = f"{m['val_psnr']:.2f} dB ({m['input_psnr']:.2f})" if "val_psnr" in m and "input_psnr" in m else "-"
         table.add_row(
             r["name"],
             f"{r['params'] / 1e6:.2f} M",
             f"{r['gflops_per_mp']:.1f}",
-            "trained" if r["weights"] else "untrained",
-            f"{psnr:.2f} dB" if psnr is not None else "-",
+            f"trained: {r['trained_on']}" if r["weights"] else "untrained",
+            psnr,
             r["summary"],
         )
     console.print(table)
+    if any(r["weights"] for r in rows):
+        console.print("val PSNR: held-out validation crops of the data the weights were trained on; see MODELS.md")
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -13,8 +13,9 @@ __all__ = ["model_catalog"]
 
 
 def model_catalog() -> list[dict[str, Any]]:
-    """One record per variant: name, params, gflops_per_mp, weights (bool), summary, and the validation
-    metrics stored with the shipped weights (empty when none ship). Variants with weights come first."""
+    """One record per variant: name, params, gflops_per_mp, weights (bool), summary, the validation metrics
+    stored with the shipped weights and what they were trained on (empty when none ship). Variants with
+    weights come first."""
     rows = []
     for name in list_models():
         prof = profile_model(name)
@@ -29,7 +30,17 @@ def model_catalog() -> list[dict[str, Any]]:
                 "weights": path is not None,
                 "summary": doc.split("\n\n")[0].replace("\n", " ").replace("``", "'"),
                 "metrics": meta.get("metrics", {}),
+                "trained_on": _trained_on(meta.get("config", {})),
             }
         )
     rows.sort(key=lambda r: not r["weights"])  # stable: registry order within each group
     return rows
+
+
+def _trained_on(cfg: dict[str, Any]) -> str:
+    # "default data, mix blur": the blur only matters where the data are blurred on the fly
+    if not cfg:
+        return ""
+    data = cfg.get("data", "")
+    synthetic = data == "default" or data.startswith("folder:")
+    return f"{data}, {cfg.get('blur')} blur" if synthetic else data
