@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from deblur_core.batch import deblur_folder
 from deblur_core.inference import Deblurrer, deblur_tensor, load_deblurrer
 from deblur_core.io import read_image
 from harness import count_gflop, device_params, measure, randomise
@@ -78,10 +79,6 @@ def test_model_only(benchmark, sizes, frames_dir, device):
 @pytest.mark.parametrize("device", device_params())
 def test_batch_folder(benchmark, sizes, frames_dir, tmp_path, device):
     """``deblur_folder`` on the folder of PNG frames: decode, deblur, encode and write every frame."""
-    try:
-        from deblur_core.batch import deblur_folder
-    except ImportError:
-        pytest.skip("deblur_core.batch.deblur_folder is not available yet (issue 4): nothing to measure")
     benchmark.group = "e2e"
     deb = _deblurrer(device)
     h, w = sizes.large
