@@ -21,7 +21,7 @@ from deblur_core.io import read_image
 from harness import count_gflop, device_params, measure, randomise
 
 MODEL = "srn"
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "motorcycle_right", "hubble_deep_field")
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 
 _model_only_fps: dict[str, float] = {}  # device -> frames/s of test_model_only, for the ratio
 
