@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deblur_core.blur import BLUR_KINDS
-from deblur_core.checkpoint import save_checkpoint
+from deblur_core.checkpoint import has_pretrained, save_checkpoint
 from deblur_core.errors import DeblurError, ImageReadError
 from deblur_core.interactive import (
     ImageTooLargeError,
@@ -19,7 +19,7 @@ from deblur_core.interactive import (
     model_choices,
 )
 from deblur_core.io import Image, read_image, write_image
-from deblur_core.models import get_model
+from deblur_core.models import get_model, list_models
 
 
 def _png_header_only(path, width, height):
@@ -120,9 +120,19 @@ def test_blur_then_deblur_refuses_tiny_images():
 
 
 def test_model_choices_put_trained_first_and_pick_up_new_weights(tmp_path):
-    untrained = model_choices()
-    assert all("untrained" in label for label, _ in untrained)
-    path = save_checkpoint(tmp_path / "srn.safetensors", get_model("srn"), name="srn", metrics={"val_psnr": 27.5})
-    choices = model_choices({"srn": path})
-    assert choices[0][1] == "srn" and "val PSNR 27.50 dB" in choices[0][0]
-    assert deblur_image(torch.rand(3, 16, 16).numpy().transpose(1, 2, 0), "srn", weights=path, device="cpu").trained
+    shipped = model_choices()
+    assert {name for _, name in shipped} == set(list_models())
+    trained = [has_pretrained(name) for _, name in shipped]
+    assert trained == sorted(trained, reverse=True)  # variants with weights first
+    for (label, name), has in zip(shipped, trained):
+        assert ("untrained" in label) == (not has)
+        assert ("val PSNR" in label and " on " in label) == has  # and what its val PSNR was measured on
+    # weights given for a variant that ships none move it into the trained group, with their card line
+    path = save_checkpoint(tmp_path / "w.safetensors", get_model("srn-nolstm"), name="srn-nolstm",
+                           config={"data": "default", "blur": "shake"}, metrics={"val_psnr": 27.5, "input_psnr": 25.0})
+    choices = model_choices({"srn-nolstm": path})
+    label = next(label for label, name in choices if name == "srn-nolstm")
+    assert "val PSNR 27.50 dB (blurred 25.00) on default, shake blur" in label
+    assert [name for _, name in choices].index("srn-nolstm") < sum(trained) + 1
+    x = torch.rand(3, 16, 16).numpy().transpose(1, 2, 0)
+    assert deblur_image(x, "srn-nolstm", weights=path, device="cpu").trained

@@ -9,7 +9,7 @@ from .checkpoint import pretrained_path, read_metadata
 from .models import list_models, profile_model
 from .models.registry import model_builder
 
-__all__ = ["model_catalog"]
+__all__ = ["model_catalog", "trained_on"]
 
 
 def model_catalog() -> list[dict[str, Any]]:
@@ -30,15 +30,15 @@ def model_catalog() -> list[dict[str, Any]]:
                 "weights": path is not None,
                 "summary": doc.split("\n\n")[0].replace("\n", " ").replace("``", "'"),
                 "metrics": meta.get("metrics", {}),
-                "trained_on": _trained_on(meta.get("config", {})),
+                "trained_on": trained_on(meta.get("config", {})),
             }
         )
     rows.sort(key=lambda r: not r["weights"])  # stable: registry order within each group
     return rows
 
 
-def _trained_on(cfg: dict[str, Any]) -> str:
-    # "default data, mix blur": the blur only matters where the data are blurred on the fly
+def trained_on(cfg: dict[str, Any]) -> str:
+    """"default, mix blur" for a training config: the blur only matters where data are blurred on the fly."""
     if not cfg:
         return ""
     data = cfg.get("data", "")

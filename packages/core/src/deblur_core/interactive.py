@@ -32,7 +32,7 @@ from torch import Tensor
 
 from .blur import BLUR_KINDS, gaussian_blur, motion_blur, pan_blur, shake_kernels
 from .blur import convolve as convolve_kernels
-from .catalog import model_catalog
+from .catalog import model_catalog, trained_on
 from .checkpoint import pretrained_path, read_metadata
 from .errors import DeblurError, ImageReadError
 from .inference import Deblurrer, load_deblurrer, resolve_device
@@ -336,7 +336,7 @@ def blur_then_deblur(
 def model_choices(weights: Mapping[str, str | Path] | None = None) -> list[tuple[str, str]]:
     """(label, name) for every variant, those with trained weights first, cheapest first within each
     group; the label is the variant's card line, e.g. ``"nafnet · 0.44 M params · 38 GFLOP/MP · val
-    PSNR 29.10 dB"`` or ``"... · untrained (identity)"``.
+    PSNR 31.02 dB (blurred 27.60) on default, gaussian blur"`` or ``"... · untrained (identity)"``.
 
     Args:
         weights: checkpoints overriding the shipped ones, by variant name.
@@ -344,20 +344,28 @@ def model_choices(weights: Mapping[str, str | Path] | None = None) -> list[tuple
     weights = dict(weights or {})
     rows = []
     for row in model_catalog():
-        metrics = row["metrics"]
-        trained = row["weights"]
+        metrics, trained, data = row["metrics"], row["weights"], row["trained_on"]
         if row["name"] in weights:
-            metrics, trained = read_metadata(weights[row["name"]]).get("metrics", {}), True
+            meta = read_metadata(weights[row["name"]])
+            metrics, trained, data = meta.get("metrics", {}), True, trained_on(meta.get("config", {}))
         parts = [row["name"], f"{row['params'] / 1e6:.2f} M params", f"{row['gflops_per_mp']:.0f} GFLOP/MP"]
         if not trained:
             parts.append("untrained (identity)")
-        elif isinstance(metrics.get("val_psnr"), (int, float)) and math.isfinite(metrics["val_psnr"]):
-            parts.append(f"val PSNR {metrics['val_psnr']:.2f} dB")
+        elif _finite(metrics.get("val_psnr")):
+            # a validation PSNR means little without the blur it was measured on and the input's PSNR
+            val = f"val PSNR {metrics['val_psnr']:.2f} dB"
+            if _finite(metrics.get("input_psnr")):
+                val += f" (blurred {metrics['input_psnr']:.2f})"
+            parts.append(val + (f" on {data}" if data else ""))
         else:
             parts.append("trained")
         rows.append((not trained, row["gflops_per_mp"], " · ".join(parts), row["name"]))
     rows.sort(key=lambda r: (r[0], r[1]))
     return [(label, name) for _, _, label, name in rows]
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def example_images() -> list[Path]:
