@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from deblur_core.blur import BLUR_KINDS
+from deblur_core.catalog import trained_on
 from deblur_core.checkpoint import pretrained_path, read_metadata
 from deblur_core.data import open_dataset
 from deblur_core.evaluate import evaluate
@@ -25,13 +26,23 @@ from deblur_core.models import list_models, profile_model
 ROOT = Path(__file__).resolve().parent.parent
 VAL_COUNT = 48
 
+# What the metadata cannot say: how a run's schedule was changed when it was resumed.
+NOTES = {
+    "srn": "The run started with `--steps 9000`; it was resumed with `--resume runs/srn-mix --steps 15000` at "
+           "step 1500 and with `--steps 13000` at step 6000, which reshaped the rest of its cosine learning-rate "
+           "schedule (the command above, run in one go, follows a single schedule). It was stopped at step 11740, "
+           "its learning rate already down to 3e-5; the shipped weights are its best validation checkpoint.",
+    "caessc-d30-f64": "The run trained 900 steps with `--steps 900`, then was resumed with "
+                      "`--resume runs/caessc-d30-f64-gauss --steps 1800`: a warm restart of the cosine schedule.",
+}
+
 
 def _command(cfg: dict) -> str:
     init = f" --init {cfg['init']}" if cfg.get("init") else ""
     return (f"deblur-cli train --model {cfg['model']} --data {cfg['data']} --blur {cfg['blur']} "
             f"--steps {cfg['steps']} --batch-size {cfg['batch_size']} --patch {cfg['patch']} --lr {cfg['lr']} "
             f"--loss {cfg['loss']} --val-every {cfg['val_every']} --val-count {cfg['val_count']} --seed {cfg['seed']}"
-            f"{init}")
+            f" --out {cfg['out']}{init}")
 
 
 def _training_lines(meta: dict) -> list[str]:
@@ -64,7 +75,11 @@ def _grid(deb, name: str, kinds: tuple[str, ...]) -> Path:
 
 
 def main() -> None:
-    shipped = [n for n in list_models() if pretrained_path(n) is not None]
+    # the default model first, then registry order
+    shipped = sorted((n for n in list_models() if pretrained_path(n) is not None), key=lambda n: n != "srn")
+    summary = ["## Summary", "", "Validation PSNR (dB), mean over the crops; the gain is the model's over the blurred input.", "",
+               "| model | trained on | blur | blurred input | Richardson-Lucy, true kernel | model | gain |",
+               "|---|---|---|---:|---:|---:|---:|"]
     lines = [
         "# Model card",
         "",
@@ -72,10 +87,13 @@ def main() -> None:
         "`python scripts/model_card.py` to regenerate this file and the pictures.",
         "",
         "Quality is measured on the held-out validation photographs of the `default` data (scikit-image's",
-        "`coffee`, `rocket` and `stereo_motorcycle`, never seen in training): "
+        "`coffee`, `rocket` and the right image of `stereo_motorcycle`, never seen in training): "
         f"{VAL_COUNT} fixed 128x128 crops per blur kind,",
         "mean per-image MSE, PSNR (dB) and SSIM (gaussian window 11, sigma 1.5). Richardson-Lucy (30",
         "iterations) is given the *true* kernel, which a real deblurring task never has.",
+        "",
+        "Wall times are from this 2-core machine while two trainings ran side by side with one thread each",
+        "(`OMP_NUM_THREADS=1`); `srn` had both cores for its last stretch.",
         "",
     ]
     if not shipped:
@@ -86,7 +104,7 @@ def main() -> None:
         prof = profile_model(name)
         deb = load_deblurrer(name, device="cpu")
         lines += [f"## `{name}`", "", f"- parameters: {prof.params / 1e6:.2f} M; {prof.gflops_per_mp:.1f} GFLOP per megapixel",
-                  *_training_lines(meta), "", "| blur | input | MSE | PSNR | SSIM |", "|---|---|---:|---:|---:|"]
+                  *_training_lines(meta), *([f"- {NOTES[name]}"] if name in NOTES else []), "", "| blur | input | MSE | PSNR | SSIM |", "|---|---|---:|---:|---:|"]
         kinds = ("gaussian",) if cfg["blur"] == "gaussian" else BLUR_KINDS
         for kind in kinds:
             r = evaluate(deb.model, open_dataset("default", blur=kind, val_count=VAL_COUNT), device="cpu")
@@ -95,10 +113,15 @@ def main() -> None:
                 v = r["rows"][row]
                 lines.append(f"| {kind} | {label} | {v['mse']:.5f} | {v['psnr']:.2f} | {v['ssim']:.4f} |")
             print(name, kind, json.dumps(r["rows"]))
+            b, rl, m = (r["rows"][k]["psnr"] for k in ("blurred", "richardson_lucy", "model"))
+            summary.append(f"| `{name}` | {trained_on(cfg)} | {kind} | {b:.2f} | {rl:.2f} | {m:.2f} | {m - b:+.2f} |")
         lines += ["", f"Reproduce a row: `deblur-cli eval --model {name} --data default --blur KIND`.", ""]
         grid = _grid(deb, name, kinds)
         lines += [f"![{name}: blurred, deblurred, sharp](docs/models/{grid.name})", "",
                   "Each row of three: blurred input, output, sharp original; one group of columns per blur kind.", ""]
+    if shipped:
+        at = next(i for i, ln in enumerate(lines) if ln.startswith("## `"))  # after the introduction
+        lines[at:at] = [*summary, ""]
     (ROOT / "MODELS.md").write_text("\n".join(lines) + "\n")
 
 
