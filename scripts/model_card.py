@@ -98,30 +98,30 @@ def main() -> None:
     ]
     if not shipped:
         lines.append("No trained weights ship yet.")
+    sections: list[str] = []  # one per model, after the summary table that their evaluations fill
     for name in shipped:
         meta = read_metadata(pretrained_path(name))
         cfg, metrics = meta["config"], meta["metrics"]
         prof = profile_model(name)
         deb = load_deblurrer(name, device="cpu")
-        lines += [f"## `{name}`", "", f"- parameters: {prof.params / 1e6:.2f} M; {prof.gflops_per_mp:.1f} GFLOP per megapixel",
-                  *_training_lines(meta), *([f"- {NOTES[name]}"] if name in NOTES else []), "", "| blur | input | MSE | PSNR | SSIM |", "|---|---|---:|---:|---:|"]
+        sections += [f"## `{name}`", "", f"- parameters: {prof.params / 1e6:.2f} M; {prof.gflops_per_mp:.1f} GFLOP per megapixel",
+                     *_training_lines(meta), *([f"- {NOTES[name]}"] if name in NOTES else []), "", "| blur | input | MSE | PSNR | SSIM |", "|---|---|---:|---:|---:|"]
         kinds = ("gaussian",) if cfg["blur"] == "gaussian" else BLUR_KINDS
         for kind in kinds:
             r = evaluate(deb.model, open_dataset("default", blur=kind, val_count=VAL_COUNT), device="cpu")
             for row, label in (("blurred", "blurred input"), ("richardson_lucy", "Richardson-Lucy, true kernel"),
                                ("model", f"**{name}**")):
                 v = r["rows"][row]
-                lines.append(f"| {kind} | {label} | {v['mse']:.5f} | {v['psnr']:.2f} | {v['ssim']:.4f} |")
+                sections.append(f"| {kind} | {label} | {v['mse']:.5f} | {v['psnr']:.2f} | {v['ssim']:.4f} |")
             print(name, kind, json.dumps(r["rows"]))
             b, rl, m = (r["rows"][k]["psnr"] for k in ("blurred", "richardson_lucy", "model"))
             summary.append(f"| `{name}` | {trained_on(cfg)} | {kind} | {b:.2f} | {rl:.2f} | {m:.2f} | {m - b:+.2f} |")
-        lines += ["", f"Reproduce a row: `deblur-cli eval --model {name} --data default --blur KIND`.", ""]
+        sections += ["", f"Reproduce a row: `deblur-cli eval --model {name} --data default --blur KIND`.", ""]
         grid = _grid(deb, name, kinds)
-        lines += [f"![{name}: blurred, deblurred, sharp](docs/models/{grid.name})", "",
-                  "Each row of three: blurred input, output, sharp original; one group of columns per blur kind.", ""]
+        sections += [f"![{name}: blurred, deblurred, sharp](docs/models/{grid.name})", "",
+                     "Each row of three: blurred input, output, sharp original; one group of columns per blur kind.", ""]
     if shipped:
-        at = next(i for i, ln in enumerate(lines) if ln.startswith("## `"))  # after the introduction
-        lines[at:at] = [*summary, ""]
+        lines += [*summary, "", *sections]
     (ROOT / "MODELS.md").write_text("\n".join(lines) + "\n")
 
 
