@@ -293,30 +293,47 @@ class SyntheticSource:
         """Raise :class:`DatasetError` if ``patch`` cannot be cut from the training images."""
         _large_enough(self._train, patch, self.fmt, skip_small=self.skip_small)
 
-    def _blurred_crop(self, f: _ImageFile, size: int, g: torch.Generator,
-                      at: tuple[float, float] | None = None) -> Batch:
-        # crop size + 2 * margin (as much margin as the image allows), blur, keep the centre; ``at`` places
-        # the crop at fractions of the free range (validation), else it is random and randomly flipped
+    def _sharp_crop(self, f: _ImageFile, size: int, g: torch.Generator,
+                    at: tuple[float, float] | None = None) -> tuple[Tensor, int]:
+        # crop size + 2 * margin (as much margin as the image allows) so the blur sees real context, not a
+        # reflected border; ``at`` places the crop at fractions of the free range (validation), else it is
+        # random and randomly flipped. Returns the (1, C, full, full) crop and its margin.
         m = min(_MARGIN, (f.short_side - size) // 2)
         full = size + 2 * m
         y, x, flips = _place(f.height - full, f.width - full, g, at)
-        crop = _flip(self._load(f.path)[:, y : y + full, x : x + full], flips)[None]
-        res = synth_blur(crop, self.blur, g, quantize=True)
+        return _flip(self._load(f.path)[:, y : y + full, x : x + full], flips)[None], m
+
+    def _blur_crops(self, crops: Tensor, m: int, size: int, g: torch.Generator) -> Batch:
+        res = synth_blur(crops, self.blur, g, quantize=True)
         inner = (..., slice(m, m + size), slice(m, m + size))
-        return Batch(res.blurred[inner], crop[inner], res.kernels, res.linear_light)
+        return Batch(res.blurred[inner], crops[inner], res.kernels, res.linear_light)
 
     def train_batch(self, step: int, batch_size: int, patch: int, *, seed: int, rank: int = 0) -> Batch:
         _check_train_args(batch_size, patch)
         pool = _large_enough(self._train, patch, self.fmt, skip_small=self.skip_small)
         g = _generator("train", seed, step, rank)
-        crops = [self._blurred_crop(pool[_randint(len(pool), g)], patch, g) for _ in range(batch_size)]
-        return _concat(crops)
+        crops = [self._sharp_crop(pool[_randint(len(pool), g)], patch, g) for _ in range(batch_size)]
+        # one synth_blur call per margin (crops of a margin share a size) instead of one per crop: the
+        # camera-shake trajectories are a python loop over time steps, so a batch of 16 costs as much as one
+        parts, order = [], []
+        for m in sorted({m for _, m in crops}):
+            idx = [i for i, (_, mi) in enumerate(crops) if mi == m]
+            parts.append(self._blur_crops(torch.cat([crops[i][0] for i in idx]), m, patch, g))
+            order += idx
+        out = _concat(parts)
+        if order != sorted(order):  # put the samples back in drawing order
+            inv = torch.argsort(torch.tensor(order))
+            out = Batch(out.blur[inv], out.sharp[inv], out.kernels[inv], out.linear_light[inv])
+        return out
 
     def val_batches(self, batch_size: int) -> Iterator[Batch]:
         if self._val_set is None:
             # blur drawn from a fixed generator that does not depend on where the dataset lives
             g = _generator("val", self.fmt, self.blur)
-            self._val_set = tuple(self._blurred_crop(self._val[j], self.val_patch, g, at)
+            # crop by crop (not batched as in training): the validation crops every published figure was
+            # measured on stay the same
+            self._val_set = tuple(self._blur_crops(*self._sharp_crop(self._val[j], self.val_patch, g, at),
+                                                   self.val_patch, g)
                                   for j, at in _val_layout(len(self._val), self.val_count))
         return _chunks(self._val_set, batch_size)
 
