@@ -25,6 +25,14 @@ def test_help_lists_every_command():
         assert cmd in r.output
 
 
+def test_train_help_shows_the_defaults_it_spells_out():
+    # rich reads "[...]" in a help text as markup and drops it: the defaults must survive to the screen
+    r = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    assert "default 2000; on --resume, the run's own" in r.output
+    assert "(default: no limit)" in r.output
+
+
 def test_models_json_lists_every_variant_with_cost():
     r = runner.invoke(app, ["models", "--json"])
     assert r.exit_code == 0
