@@ -54,7 +54,22 @@ def test_models_json_lists_every_variant_with_cost():
 def test_models_table():
     r = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
     assert r.exit_code == 0
-    assert "srn-paper" in r.output and "8.06 M" in r.output
+    assert "srn-paper" in r.output and "8.06M" in r.output
+    assert "CPU-friendly SRN" in r.output  # descriptions shown when there is room
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_models_table_fits_a_standard_terminal(columns):
+    # a narrow terminal drops the descriptions instead of squeezing every cell to a word per line
+    r = runner.invoke(app, ["models"], env={"COLUMNS": str(columns)})
+    assert r.exit_code == 0
+    rows = {line.split()[0]: line for line in r.output.splitlines() if line.strip()}
+    for row in json.loads(runner.invoke(app, ["models", "--json"]).output):
+        line = rows[row["name"]]  # every name whole, at the start of its own line
+        assert f"{row['params'] / 1e6:.2f}M" in line and f"{row['gflops_per_mp']:.1f}" in line
+        if row["weights"]:
+            assert f"{row['metrics']['val_psnr']:.2f} ({row['metrics']['input_psnr']:.2f})" in line
+    assert "--json" in r.output
 
 
 def _randomised_checkpoint(path, name="nafnet"):

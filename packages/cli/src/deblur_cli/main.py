@@ -7,6 +7,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -36,27 +37,34 @@ def models(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="deblur models")
+    # the one-line descriptions need a wide terminal; below that they would squeeze every column into
+    # word-per-line cells, so they are left to --json and MODELS.md
+    describe = console.width >= 150
+    table = Table(title="deblur models", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
     table.add_column("model", style="bold", no_wrap=True)
     table.add_column("params", justify="right", no_wrap=True)
-    table.add_column("GFLOP/MP", justify="right")
-    table.add_column("weights")
-    table.add_column("val PSNR (input)", justify="right")
-    table.add_column("description")
+    table.add_column("GFLOP/MP", justify="right", no_wrap=True)
+    table.add_column("weights trained on", min_width=13)
+    table.add_column("val dB (input)", justify="right", no_wrap=True)
+    if describe:
+        table.add_column("description")
     for r in rows:
         m = r["metrics"]
-        psnr = f"{m['val_psnr']:.2f} dB ({m['input_psnr']:.2f})" if "val_psnr" in m and "input_psnr" in m else "-"
-        table.add_row(
+        psnr = f"{m['val_psnr']:.2f} ({m['input_psnr']:.2f})" if "val_psnr" in m and "input_psnr" in m else "-"
+        cells = [
             r["name"],
-            f"{r['params'] / 1e6:.2f} M",
+            f"{r['params'] / 1e6:.2f}M",
             f"{r['gflops_per_mp']:.1f}",
-            f"trained: {r['trained_on']}" if r["weights"] else "untrained",
+            r["trained_on"] if r["weights"] else "untrained",
             psnr,
-            r["summary"],
-        )
+        ]
+        table.add_row(*cells, *([r["summary"]] if describe else []))
     console.print(table)
     if any(r["weights"] for r in rows):
-        console.print("val PSNR: held-out validation crops of the data the weights were trained on; see MODELS.md")
+        console.print("val dB: PSNR on held-out validation crops of the data the weights were trained on, and the "
+                      "blurred input's in parentheses; see MODELS.md")
+    if not describe:
+        console.print("descriptions: 'deblur-cli models --json', or a terminal 150 columns wide")
 
 
 def _fail(message: str, code: int = 1) -> None:
