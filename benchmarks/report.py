@@ -88,6 +88,8 @@ class Row:
             return f"{i['model']} {i['resolution']} {what} ({i['frames']} frames, b{i['batch']})"
         if self.kind == "training":
             return f"{i['model']} train step {i['resolution']} b{i['batch']}"
+        if self.kind == "data":
+            return f"{i['blur']} blur training batch {i['resolution']} b{i['batch']}"
         return self.fullname.split("::")[-1]
 
 
@@ -121,7 +123,8 @@ class Run:
 
     def pct_of_peak(self, row: Row) -> float | None:
         peak = self.peak(row.device, row.precision)
-        return 100 * row.gflops / peak if peak and row.kind != "peak" else None
+        counted = row.info.get("gflop", 0) > 0  # data-pipeline rows do no counted network work
+        return 100 * row.gflops / peak if peak and counted and row.kind != "peak" else None
 
     def speedup(self, row: Row) -> float | None:
         if row.kind != "path":
@@ -240,7 +243,7 @@ def render_markdown(run: Run, prev: Run | None, chart: Path) -> str:
             for r in rows:
                 out.append(
                     f"| {r.label} | {r.device} | {r.precision} | {_fmt(r.fps, 3)} | {_fmt(r.mps, 3)} | "
-                    f"{_fmt(r.gflops, 1)} | {_fmt(run.pct_of_peak(r), 1, '%')} | {_fmt(run.speedup(r), 2, 'x')} | "
+                    f"{_fmt(r.gflops if r.info.get('gflop') else None, 1)} | {_fmt(run.pct_of_peak(r), 1, '%')} | {_fmt(run.speedup(r), 2, 'x')} | "
                     f"{_fmt(run.e2e_ratio(r), 3)} | {_fmt(r.info.get('peak_memory_mb'), 1)} | {r.rounds} | "
                     f"{_delta(r, prev)} |")
         out.append("")

@@ -1,4 +1,6 @@
-"""Training throughput (samples/s) of ``srn`` on 256x256 patches: one optimizer step as ``train()`` takes it.
+"""Training throughput (samples/s) of ``srn`` on 256x256 patches: one optimizer step as ``train()`` takes it;
+and the cost of making a batch of synthetic training data, per blur kind, at the shipped ``srn``'s recipe
+(16 crops of 64x64), beside one optimizer step on such a batch: the data must not hold the network back.
 
 A step is forward + multiscale loss + backward + gradient clipping + Adam step, channels_last on the CPU
 and fp16 autocast with a gradient scaler on CUDA, as in ``deblur_core.train``. The batches are made before
@@ -12,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from deblur_core.blur import BLUR_KINDS
 from deblur_core.data import open_dataset
 from deblur_core.models import get_model
 from deblur_core.train import multiscale_loss
@@ -19,12 +22,14 @@ from harness import count_gflop, device_params, measure, synchronize
 
 MODEL = "srn"
 BATCHES = 4  # distinct batches cycled through the rounds
+RECIPE = (16, 64)  # (crops, patch) of the shipped srn's training batches
 
 
 @pytest.mark.parametrize("device", device_params())
-def test_train_step(benchmark, sizes, device):
+@pytest.mark.parametrize("at_recipe", [False, True], ids=["bench-size", "srn-recipe"])
+def test_train_step(benchmark, sizes, device, at_recipe):
     benchmark.group = "training"
-    b, patch = sizes.train_batch, sizes.train_patch
+    b, patch = RECIPE if at_recipe else (sizes.train_batch, sizes.train_patch)
     source = open_dataset("default", blur="gaussian", val_count=1)
     batches = [source.train_batch(step, b, patch, seed=0) for step in range(BATCHES)]
     fmt = torch.channels_last if device == "cpu" else torch.contiguous_format
@@ -59,3 +64,17 @@ def test_train_step(benchmark, sizes, device):
     assert torch.isfinite(torch.tensor(loss))
     if "frames_per_s" in benchmark.extra_info:
         benchmark.extra_info["samples_per_s"] = benchmark.extra_info["frames_per_s"]
+
+
+@pytest.mark.parametrize("blur", [*BLUR_KINDS, "mix"])
+def test_train_batch_synthesis(benchmark, sizes, blur):
+    """What ``train()`` pays for each batch before the network runs: crops cut from the bundled photos,
+    blurred on the fly (one kernel per crop), quantised to 8 bits. Always on the CPU."""
+    benchmark.group = "training"
+    b, patch = RECIPE
+    source = open_dataset("default", blur=blur, val_count=1)
+    step = iter(range(10**9))
+    batch = measure(benchmark, lambda: source.train_batch(next(step), b, patch, seed=0), sizes, device="cpu",
+                    frames=b, megapixels=b * patch * patch / 1e6, gflop=0.0, kind="data", blur=blur,
+                    resolution=f"{patch}x{patch}", batch=b)
+    assert batch.blur.shape == (b, 3, patch, patch) and not torch.equal(batch.blur, batch.sharp)
