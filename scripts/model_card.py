@@ -36,7 +36,8 @@ NOTES = {
            "row below by 0.03 dB or less, and one on 128-pixel patches (`--init shipped --patch 128 --batch-size 4 "
            "--lr 3e-4 --steps 1400 --seed 1`, 7 minutes with both cores) by 0.05 dB or less (gaussian -0.04, the "
            "other kinds +0.04 to +0.05), so neither was shipped. A fresh run of the command above with both cores "
-           "(`--steps 20000 --max-minutes 116 --seed 0`, one schedule, 20000 steps in 100 minutes) reached 27.39 dB on "
+           "(`--steps 20000 --val-every 1000 --max-minutes 116 --out runs/srn-mix-2c`, one schedule, resumed once after "
+           "an interruption without changing it, 20000 steps in 100 minutes) reached 27.39 dB on "
            "the mixed validation crops against the shipped 27.26 dB, but per kind gaussian -0.10, motion +0.12, shake "
            "+0.03 and video +0.06 dB: not shipped either. This network has plateaued on this budget.",
     "caessc-d30-f64": "The run trained 900 steps with `--steps 900`, then was resumed with "
