@@ -2,43 +2,109 @@
 
 The suite is outside the default test run (the root ``pyproject.toml`` collects ``tests/`` only and passes
 ``--benchmark-disable``); see ``benchmarks/README.md`` for the command that runs it and renders the report.
+
+``--profile gpu`` runs the GPU profile: only the tests marked ``gpu_profile``, only on the accelerator
+(CUDA, or the CPU where there is none), the shipped variants at 1280x720 in fp32 and the reduced precision,
+about a second a case, within ``--budget-s`` seconds.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import torch
 
-from harness import CUDA, FULL, QUICK, THREADS, Sizes, machine_name
+from harness import (ACCELERATOR, CUDA, THREADS, Sizes, gpu_profile, hardware, machine_name, profile_precisions,
+                     sizes_for)
+
+_GPU_PROFILE_BUDGET_S = 100.0  # leaves the report and Python's start-up room within 2 minutes
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("deblur benchmarks")
     group.addoption("--quick", action="store_true", default=os.environ.get("DEBLUR_BENCH_QUICK") == "1",
                     help="smoke run: tiny resolutions, few rounds (also DEBLUR_BENCH_QUICK=1)")
+    group.addoption("--profile", choices=("full", "gpu"), default=os.environ.get("DEBLUR_BENCH_PROFILE", "full"),
+                    help="'full' (default): every benchmark on every device; 'gpu': the shipped variants at "
+                         "1280x720 on the accelerator only, ~1 s a case, ~2 minutes (also DEBLUR_BENCH_PROFILE)")
+    group.addoption("--budget-s", type=float, default=float(os.environ.get("DEBLUR_BENCH_BUDGET_S", "-1")),
+                    help="skip the tests that would start after this many seconds, so a time-limited run still "
+                         f"writes its JSON (default: {_GPU_PROFILE_BUDGET_S:g} with --profile gpu, else none)")
     group.addoption("--models", default="all",
-                    help="comma-separated variants of the 256x256 sweep (default: all)")
+                    help="comma-separated variants of the 256x256 sweep, 'all' (default) or 'shipped'")
     group.addoption("--models-720p", default="auto",
                     help="variants run at 1280x720: 'auto' (srn,srn-nolstm,nafnet,resunet1 on the CPU, every "
-                         "variant on CUDA), 'all', or a comma-separated list")
-    group.addoption("--compile", action="store_true", default=os.environ.get("DEBLUR_BENCH_COMPILE") == "1",
+                         "variant on CUDA; the shipped ones with --profile gpu), 'all', 'shipped', or a "
+                         "comma-separated list")
+    compile_default = os.environ.get("DEBLUR_BENCH_COMPILE")
+    group.addoption("--compile", action="store_true", dest="compile",
+                    default=None if compile_default is None else compile_default == "1",
                     help="also time the optimized path under torch.compile, kernels cached in "
-                         ".benchmarks/inductor-cache (also DEBLUR_BENCH_COMPILE=1)")
+                         ".benchmarks/inductor-cache (also DEBLUR_BENCH_COMPILE=1; on by default with "
+                         "--profile gpu)")
+    group.addoption("--no-compile", action="store_false", dest="compile",
+                    help="leave torch.compile out (also DEBLUR_BENCH_COMPILE=0)")
     group.addoption("--machine", default=os.environ.get("DEBLUR_BENCH_MACHINE"),
-                    help="this machine's name in the report (default: derived from the CPU and GPU)")
+                    help="this machine's name in the report (default: the GPU's, else the CPU's and core count)")
+
+
+_START = pytest.StashKey[float]()  # when the run began, for --budget-s
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_START] = time.monotonic()
+    config.addinivalue_line("markers", "gpu_profile: part of the GPU profile (--profile gpu)")
     # torch.compile's own modules use a deprecated torch.jit API: not this project's to fix
     config.addinivalue_line("filterwarnings", "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 
 
+def _budget_s(config: pytest.Config) -> float:
+    budget = config.getoption("--budget-s")
+    if budget < 0:
+        return _GPU_PROFILE_BUDGET_S if gpu_profile(config) else 0.0
+    return budget
+
+
+def _in_gpu_profile(item: pytest.Item) -> bool:
+    """Marked ``gpu_profile``, on the accelerator, and (except the matmul peak, which measures every
+    precision) in fp32 or the accelerator's reduced precision."""
+    if item.get_closest_marker("gpu_profile") is None:
+        return False
+    params = getattr(item, "callspec", None)
+    params = params.params if params else {}
+    if params.get("device", ACCELERATOR) != ACCELERATOR:
+        return False
+    return item.originalname == "test_matmul_peak" or params.get("precision", "fp32") in profile_precisions(ACCELERATOR)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if gpu_profile(config):
+        deselected = [item for item in items if not _in_gpu_profile(item)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if _in_gpu_profile(item)]
+    # torch.compile can take a minute on a fresh machine: last, so a time-limited run has the rest
+    items.sort(key=lambda item: "compiled" in item.name)
+
+
+@pytest.fixture(autouse=True)
+def _within_budget(request: pytest.FixtureRequest) -> None:
+    budget = _budget_s(request.config)
+    if budget and time.monotonic() - request.config.stash[_START] > budget:
+        pytest.skip(f"the run's time budget of {budget:g} s is spent (--budget-s)")
+
+
 def pytest_report_header(config: pytest.Config) -> str:
-    gpu = torch.cuda.get_device_name(0) if CUDA else "none"
-    mode = "quick (smoke)" if config.getoption("--quick") else "full"
-    return f"deblur benchmarks: {mode}, torch {torch.__version__}, {THREADS} CPU thread(s), GPU: {gpu}"
+    hw = hardware()
+    mode = "quick (smoke)" if config.getoption("--quick") else "full sizes"
+    return (f"deblur benchmarks: profile {config.getoption('--profile')}, {mode}, torch {torch.__version__}, "
+            f"{THREADS} CPU thread(s); CPU: {hw['cpu']} ({', '.join(hw['cpu_flags'])}); GPU: {hw['gpu'] or 'none'}")
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    machine_info["hardware"] = hardware()
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
@@ -46,6 +112,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
     output_json["deblur"] = {
         "machine": config.getoption("--machine") or machine_name(),
         "quick": bool(config.getoption("--quick")),
+        "profile": config.getoption("--profile"),
         "threads": THREADS,
         "torch": torch.__version__,
         "cuda": torch.cuda.get_device_name(0) if CUDA else None,
@@ -54,9 +121,10 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
 
 @pytest.fixture(scope="session")
 def sizes(pytestconfig: pytest.Config) -> Sizes:
-    return QUICK if pytestconfig.getoption("--quick") else FULL
+    return sizes_for(pytestconfig)
 
 
 @pytest.fixture(scope="session")
 def use_compile(pytestconfig: pytest.Config) -> bool:
-    return bool(pytestconfig.getoption("--compile"))
+    chosen = pytestconfig.getoption("compile")
+    return gpu_profile(pytestconfig) if chosen is None else chosen

@@ -8,6 +8,7 @@ the peak memory of one call and, once timed, its rates (frames/s, MP/s, GFLOP/s)
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
@@ -21,12 +22,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from deblur_core.checkpoint import pretrained_path
 from deblur_core.models import list_models
 
 __all__ = [
-    "CUDA", "MODELS_720P_CPU", "THREADS", "FULL", "QUICK", "Sizes", "autocast", "count_gflop", "device_params",
-    "machine_name",
-    "measure", "model_list", "peak_memory_mb", "precision_params", "randomise", "synchronize",
+    "ACCELERATOR", "CPU_BF16", "CUDA", "FULL", "GPU_PROFILE", "MODELS_720P_CPU", "QUICK", "THREADS", "Sizes",
+    "autocast", "count_gflop", "cudnn_autotune", "device_params", "gpu_machine_name", "gpu_profile",
+    "gpu_profile_params", "hardware", "machine_name", "measure", "model_list", "peak_memory_mb", "peak_params",
+    "precision_params", "profile_precisions", "randomise", "reduced_precision", "sizes_for", "synchronize",
 ]
 
 # All the machine's cores for a real run; OMP_NUM_THREADS overrides (smoke runs beside other work use 1).
@@ -34,6 +37,7 @@ THREADS = int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))
 torch.set_num_threads(THREADS)
 
 CUDA = torch.cuda.is_available()
+ACCELERATOR = "cuda" if CUDA else "cpu"  # the device the GPU profile (--profile gpu) runs on
 if CUDA:
     # fp32 means IEEE fp32 on the GPU too, so "% of the fp32 matmul peak" compares like with like;
     # the fast reduced-precision paths are the fp16/bf16 autocast ones.
@@ -50,6 +54,26 @@ MODELS_720P_CPU = ("srn", "srn-nolstm", "nafnet", "resunet1")
 
 _PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
+# The CPU instruction sets that decide what a CPU figure means (see hardware()); bf16 runs on a CPU only
+# where it has native bf16 instructions: without them bf16 ran ~140x slower than fp32.
+_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16")
+
+
+def _cpuinfo(key: str) -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.split(":")[0].strip() == key), "")
+    except OSError:
+        return ""
+
+
+def _cpu_has_bf16() -> bool:
+    native = {"avx512_bf16", "amx_bf16"} & set(_cpuinfo("flags").split())
+    return bool(native) and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+CPU_BF16 = _cpu_has_bf16()
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -58,30 +82,39 @@ class Sizes:
     small: tuple[int, int]  # (H, W) of the sweep over every variant: "256x256"
     large: tuple[int, int]  # (H, W) of the video-frame benchmarks: "1280x720"
     small_batches: tuple[int, ...]  # batch sizes of the sweep at the small size
+    large_batch: int  # batch size of the sweep at the large size
     e2e_frames: int  # frames in the folder of the end-to-end benchmark
     e2e_batch: int  # batch size of the end-to-end run and of its model-only twin
     optimized_batch: int  # frames per batch on the optimized path (the naive path runs them one by one)
     train_patch: int  # square training crop
     train_batch: int  # crops per training step
-    matmul_cpu: int  # square matmul size of the machine-ceiling benchmark on the CPU ...
-    matmul_cuda: int  # ... and on the GPU
+    matmul_cpu: tuple[int, ...]  # square matmul sizes of the machine-ceiling benchmark on the CPU ...
+    matmul_cuda: tuple[int, ...]  # ... and on the GPU; the peak is the best of them
     seconds: float  # time budget of one benchmark: rounds = budget / (duration of one call) ...
     min_rounds: int  # ... within these bounds
     max_rounds: int
+    warmup: int  # untimed calls before the one that measures memory (at least 1 on CUDA: cudnn autotuning)
 
 
-FULL = Sizes(small=(256, 256), large=(720, 1280), small_batches=(1, 4), e2e_frames=8, e2e_batch=1,
-             optimized_batch=2, train_patch=256, train_batch=4, matmul_cpu=2048, matmul_cuda=8192, seconds=8.0,
-             min_rounds=3, max_rounds=50)
-QUICK = Sizes(small=(64, 64), large=(96, 160), small_batches=(1, 4), e2e_frames=3, e2e_batch=1,
-              optimized_batch=2, train_patch=64, train_batch=2, matmul_cpu=256, matmul_cuda=1024, seconds=0.2,
-              min_rounds=1, max_rounds=3)
+FULL = Sizes(small=(256, 256), large=(720, 1280), small_batches=(1, 4), large_batch=1, e2e_frames=8, e2e_batch=1,
+             optimized_batch=2, train_patch=256, train_batch=4, matmul_cpu=(1024, 2048, 4096),
+             matmul_cuda=(4096, 8192, 16384), seconds=8.0, min_rounds=3, max_rounds=50, warmup=0)
+QUICK = Sizes(small=(64, 64), large=(96, 160), small_batches=(1, 4), large_batch=1, e2e_frames=3, e2e_batch=1,
+              optimized_batch=2, train_patch=64, train_batch=2, matmul_cpu=(128, 256), matmul_cuda=(512, 1024),
+              seconds=0.2, min_rounds=1, max_rounds=3, warmup=1)
+# --profile gpu: the shipped variants at 1280x720 in batches of 4 (deblur_folder's default), about a second a
+# case, so the whole profile fits in 2 minutes on an H100
+GPU_PROFILE = Sizes(small=(256, 256), large=(720, 1280), small_batches=(), large_batch=4, e2e_frames=16,
+                    e2e_batch=4, optimized_batch=8, train_patch=256, train_batch=4, matmul_cpu=(1024, 2048),
+                    matmul_cuda=(4096, 8192, 16384), seconds=1.0, min_rounds=3, max_rounds=200, warmup=1)
 
 
 def model_list(spec: str) -> list[str]:
-    """``all`` or comma-separated registry names, checked."""
+    """``all``, ``shipped`` (the variants whose trained weights ship) or comma-separated registry names, checked."""
     if spec == "all":
         return list_models()
+    if spec == "shipped":
+        return [name for name in list_models() if pretrained_path(name) is not None]
     names = [n.strip() for n in spec.split(",") if n.strip()]
     unknown = sorted(set(names) - set(list_models()))
     if unknown:
@@ -90,6 +123,14 @@ def model_list(spec: str) -> list[str]:
 
 
 _NO_GPU = pytest.mark.skipif(not CUDA, reason="no CUDA GPU on this machine")
+_MARKS = {
+    ("cpu", "fp32"): [],
+    ("cpu", "bf16"): [pytest.mark.skipif(not CPU_BF16, reason="no native bf16 on this CPU (avx512_bf16/amx_bf16)")],
+    ("cuda", "fp32"): [_NO_GPU],
+    ("cuda", "fp16"): [_NO_GPU],
+    ("cuda", "bf16"): [_NO_GPU, pytest.mark.skipif(CUDA and not torch.cuda.is_bf16_supported(),
+                                                   reason="GPU without bf16")],
+}
 
 
 def device_params() -> list:
@@ -97,16 +138,48 @@ def device_params() -> list:
     return ["cpu", pytest.param("cuda", marks=_NO_GPU)]
 
 
+def _setting(device: str, precision: str):
+    return pytest.param(device, precision, id=f"{device}-{precision}", marks=_MARKS[device, precision])
+
+
 def precision_params() -> list:
-    """(device, precision) pairs: fp32 only on the CPU (bf16 autocast ran ~140x slower than fp32 on a CPU
-    without native bf16, so it is never benchmarked there); fp32, fp16 and bf16 autocast on CUDA."""
-    no_bf16 = pytest.mark.skipif(CUDA and not torch.cuda.is_bf16_supported(), reason="GPU without bf16")
-    return [
-        pytest.param("cpu", "fp32", id="cpu-fp32"),
-        pytest.param("cuda", "fp32", id="cuda-fp32", marks=_NO_GPU),
-        pytest.param("cuda", "fp16", id="cuda-fp16", marks=_NO_GPU),
-        pytest.param("cuda", "bf16", id="cuda-bf16", marks=[_NO_GPU, no_bf16]),
-    ]
+    """(device, precision) pairs of the model benchmarks: fp32 only on the CPU (what deblur_core runs there);
+    fp32, fp16 and bf16 autocast on CUDA."""
+    return [_setting(*s) for s in _MARKS if s != ("cpu", "bf16")]
+
+
+def peak_params() -> list:
+    """(device, precision) pairs of the matmul peak: also bf16 on a CPU with native bf16."""
+    return [_setting(*s) for s in _MARKS]
+
+
+def reduced_precision(device: str) -> str | None:
+    """The fast precision of ``device``: bf16 where it is native, else fp16 on CUDA; None on a CPU without
+    native bf16."""
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if CPU_BF16 else None
+
+
+def profile_precisions(device: str) -> list[str]:
+    """The precisions the GPU profile runs its models in: fp32 and the reduced one."""
+    return ["fp32"] + [p for p in [reduced_precision(device)] if p]
+
+
+def gpu_profile_params() -> list:
+    """(device, precision) pairs of the model benchmarks in the GPU profile: the accelerator only."""
+    return [_setting(ACCELERATOR, p) for p in profile_precisions(ACCELERATOR)]
+
+
+def gpu_profile(config: pytest.Config) -> bool:
+    return config.getoption("--profile") == "gpu"
+
+
+def sizes_for(config: pytest.Config) -> Sizes:
+    """The sizes of this run: tiny with ``--quick``, else the GPU profile's or the full run's."""
+    if config.getoption("--quick"):
+        return QUICK
+    return GPU_PROFILE if gpu_profile(config) else FULL
 
 
 def autocast(device: str, precision: str):
@@ -117,6 +190,17 @@ def autocast(device: str, precision: str):
 def synchronize(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+@contextlib.contextmanager
+def cudnn_autotune(enabled: bool):
+    """cuDNN's per-shape algorithm search on or off inside the block (it is on for the whole suite)."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -185,18 +269,23 @@ def measure(benchmark, fn: Callable[[], Any], sizes: Sizes, *, device: str, fram
             gflop: float, **info: Any) -> Any:
     """Time ``fn`` (one call = ``frames`` frames, ``megapixels`` MP, ``gflop`` counted GFLOP) and record it.
 
-    One untimed call first warms up (allocator, oneDNN primitives, cudnn autotuning, compilation) and
-    measures the peak memory; its duration sets the number of rounds so that a benchmark takes about
-    ``sizes.seconds``. ``fn`` must synchronize CUDA itself. Returns the last call's result.
+    ``sizes.warmup`` untimed calls (at least one on CUDA) warm up (allocator, oneDNN primitives, cudnn
+    autotuning, compilation); then one more untimed call measures the peak memory, and its duration sets
+    the number of rounds so that a benchmark takes about ``sizes.seconds``. ``fn`` must synchronize CUDA
+    itself. Returns the last call's result.
     """
     start = time.perf_counter()
+    for _ in range(max(sizes.warmup, device == "cuda")):
+        fn()
+    warmup_s = time.perf_counter() - start
+    start = time.perf_counter()
     peak_mb, total_mb = peak_memory_mb(device, fn)
-    first_s = time.perf_counter() - start
-    rounds = int(min(sizes.max_rounds, max(sizes.min_rounds, sizes.seconds // max(first_s, 1e-6))))
+    call_s = time.perf_counter() - start
+    rounds = int(min(sizes.max_rounds, max(sizes.min_rounds, sizes.seconds // max(call_s, 1e-6))))
     benchmark.extra_info.update(device=device, frames=frames, megapixels=round(megapixels, 6),
                                 gflop=round(gflop, 3), peak_memory_mb=round(peak_mb, 1),
                                 peak_total_memory_mb=round(total_mb, 1), threads=THREADS,
-                                first_call_s=round(first_s, 4), **info)
+                                warmup_s=round(warmup_s, 4), first_call_s=round(call_s, 4), **info)
     result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
     if benchmark.stats is not None:  # None under --benchmark-disable
         median = benchmark.stats.stats.median
@@ -205,16 +294,40 @@ def measure(benchmark, fn: Callable[[], Any], sizes: Sizes, *, device: str, fram
     return result
 
 
-def machine_name() -> str:
-    """A file-name-safe name for this machine: CPU model and core count, and the GPU if there is one."""
-    cpu = os.uname().machine
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1] for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cpu = re.sub(r"\((r|tm)\)|\bprocessor\b|\b\d+-core\b", "", cpu, flags=re.I)
-    name = f"{cpu}-{len(os.sched_getaffinity(0))}c"
+def hardware() -> dict[str, Any]:
+    """What a figure's meaning depends on: the CPU model and its instruction sets, and the GPU."""
+    flags = set(_cpuinfo("flags").split())
+    info: dict[str, Any] = {
+        "cpu": _cpuinfo("model name") or os.uname().machine,
+        "cpu_flags": [f for f in _CPU_FLAGS if f in flags],
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch picked: AVX2, AVX512...
+        "cpu_bf16": CPU_BF16,
+        "cores": len(os.sched_getaffinity(0)),
+        "gpu": None,
+    }
     if CUDA:
-        name += "-" + torch.cuda.get_device_name(0)
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        major, minor = torch.cuda.get_device_capability(0)
+        info.update(gpu=torch.cuda.get_device_name(0), gpu_capability=f"{major}.{minor}", cuda=torch.version.cuda,
+                    gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1),
+                    gpu_bf16=torch.cuda.is_bf16_supported())
+    return info
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def gpu_machine_name(device_name: str) -> str:
+    """``torch.cuda.get_device_name`` without the memory size and type: ``NVIDIA H100 80GB HBM3`` ->
+    ``nvidia-h100``."""
+    return _slug(re.sub(r"\b\d+\s*GB\b|\bHBM\w*|\bGDDR\w*", "", device_name, flags=re.I))
+
+
+def machine_name() -> str:
+    """A file-name-safe name for this machine: the GPU's if there is one (``nvidia-h100``), else the CPU
+    model and core count (``amd-epyc-2c``)."""
+    if CUDA:
+        return gpu_machine_name(torch.cuda.get_device_name(0))
+    cpu = _cpuinfo("model name") or os.uname().machine
+    cpu = re.sub(r"\((r|tm)\)|\bprocessor\b|\b\d+-core\b", "", cpu, flags=re.I)
+    return _slug(f"{cpu}-{len(os.sched_getaffinity(0))}c")

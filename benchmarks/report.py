@@ -7,8 +7,9 @@ Usage::
 Each JSON is one run (``--benchmark-json=PATH``, or a file pytest-benchmark autosaved under
 ``.benchmarks/``; with no argument, the newest autosaved one). The report gives, per benchmark, frames/s,
 megapixels/s, achieved GFLOP/s, that rate as a percentage of the same run's measured matmul peak for the
-device and precision, the speed-up over the naive path, the end-to-end/model-only ratio, peak memory, and
-the change against the previous run of the same machine.
+device and precision (the best round of the best matmul size), the speed-up over the naive path, the
+end-to-end/model-only ratio, peak memory, and the change against the previous run of the same machine. The
+CPU model, its instruction sets and the GPU head the report; runs on different hardware are never compared.
 
 The previous run is kept beside the report: ``<machine>.json`` is the run the report shows and
 ``<machine>.previous.json`` the one before it, so rerunning the report on the same JSON compares against
@@ -29,10 +30,15 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORTS = Path(__file__).resolve().parent / "reports"
 COMMAND = ("python -m pytest benchmarks --benchmark-enable --benchmark-json=.benchmarks/latest.json "
            "&& python benchmarks/report.py .benchmarks/latest.json")
+# The GPU profile, writing the JSON and the report under $OUT; pytest is interrupted (SIGINT: it still writes
+# the JSON of what ran) if it overruns, and the report is written whatever pytest's exit status.
+GPU_COMMAND = ("PYTHONPATH=packages/core/src timeout -s INT 110 python -m pytest benchmarks -p no:cacheprovider "
+               "--profile gpu --benchmark-enable --benchmark-json=$OUT/bench.json; "
+               "python benchmarks/report.py $OUT/bench.json --out $OUT")
 
-# What the issue asks of this machine (srn at 1280x720 on the CPU), checked at the top of the report.
-TARGET_SPEEDUP = 2.0  # optimized path over the naive path
-TARGET_PEAK_PCT = 75.0  # model-only GFLOP/s as % of the fp32 matmul peak
+# What the issues ask (srn at 1280x720), checked at the top of the report for each device in the run.
+TARGET_SPEEDUP = {"cpu": 2.0, "cuda": 5.0}  # optimized path (or compiled, if faster) over the naive path
+TARGET_PEAK_PCT = 75.0  # model-only GFLOP/s as % of the fp32 matmul peak (CPU)
 TARGET_E2E = 0.85  # end-to-end frames/s over model-only frames/s
 CHECK_MODEL, CHECK_RES = "srn", "1280x720"
 
@@ -45,6 +51,7 @@ class Row:
     group: str
     info: dict
     median_s: float
+    min_s: float  # the best round
     rounds: int
 
     @property
@@ -75,6 +82,10 @@ class Row:
         return self.rate("gflop")
 
     @property
+    def best_gflops(self) -> float:
+        return self.info.get("gflop", 0) / self.min_s if self.min_s > 0 else 0.0
+
+    @property
     def label(self) -> str:
         i = self.info
         if self.kind == "peak":
@@ -82,7 +93,8 @@ class Row:
         if self.kind == "inference":
             return f"{i['model']} {i['resolution']} b{i['batch']}"
         if self.kind == "path":
-            return f"{i['model']} {i['resolution']} {i['path']} ({i['frames']} frames)"
+            compile_s = f"; compiling took {i['compile_s']:.0f} s" if "compile_s" in i else ""
+            return f"{i['model']} {i['resolution']} {i['path']} ({i['frames']} frames{compile_s})"
         if self.kind in ("e2e", "model-only"):
             what = "batch end-to-end" if self.kind == "e2e" else "model only"
             return f"{i['model']} {i['resolution']} {what} ({i['frames']} frames, b{i['batch']})"
@@ -109,11 +121,21 @@ class Run:
         name = meta.get("machine") or self.data.get("machine_info", {}).get("node", "unknown")
         return name + ("-quick" if meta.get("quick") else "")
 
+    @property
+    def hardware(self) -> dict:
+        """CPU model, instruction sets, GPU (``hardware`` in machine_info; older runs: pytest-benchmark's)."""
+        mi = self.data.get("machine_info", {})
+        return mi.get("hardware") or {"cpu": mi.get("cpu", {}).get("brand_raw", "?"), "gpu": self.data.get(
+            "deblur", {}).get("cuda")}
+
+    def peak_row(self, device: str, precision: str) -> Row | None:
+        """The matmul whose best round was fastest, over the sizes measured for ``device`` and ``precision``."""
+        rows = [r for r in self.rows if r.kind == "peak" and r.device == device and r.precision == precision]
+        return max(rows, key=lambda r: r.best_gflops, default=None)
+
     def peak(self, device: str, precision: str) -> float | None:
-        for r in self.rows:
-            if r.kind == "peak" and r.device == device and r.precision == precision:
-                return r.gflops
-        return None
+        row = self.peak_row(device, precision)
+        return row.best_gflops if row else None
 
     def find(self, **match) -> Row | None:
         for r in self.rows:
@@ -144,7 +166,7 @@ class Run:
 def load_run(path: Path) -> Run:
     data = json.loads(path.read_text())
     rows = [Row(fullname=b["fullname"], group=b.get("group") or "", info=b.get("extra_info", {}),
-                median_s=b["stats"]["median"], rounds=b["stats"]["rounds"])
+                median_s=b["stats"]["median"], min_s=b["stats"]["min"], rounds=b["stats"]["rounds"])
             for b in data.get("benchmarks", []) if b.get("stats")]
     return Run(path=path, data=data, rows=rows)
 
@@ -167,52 +189,117 @@ def _delta(cur: Row, prev: Run | None) -> str:
     return f"{100 * (a / b - 1):+.1f}%" if b else "–"
 
 
+def _same_hardware(a: Run, b: Run) -> bool:
+    """Same CPU model with the same vector/matrix instruction sets (py-cpuinfo's flags, which every run
+    records: two "AMD EPYC" may differ), same GPU."""
+    def key(run: Run) -> tuple:
+        flags = run.data.get("machine_info", {}).get("cpu", {}).get("flags") or run.hardware.get("cpu_flags") or []
+        isa = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+        return run.hardware.get("cpu"), isa, run.hardware.get("gpu")
+    return key(a) == key(b)
+
+
+def _check(text: str, value: float | None, target: float, unit: str) -> str:
+    if value is None:
+        return f"- ? {text}: not measured in this run"
+    mark = "pass" if value >= target else "FAIL"
+    return f"- **{mark}** {text}: {_fmt(value)}{unit} (target >= {target:g}{unit})"
+
+
 def _checks(run: Run) -> list[str]:
-    """The issue's acceptance figures for srn at 1280x720 (the run's large size) on the CPU, from this run."""
+    """The issues' acceptance figures for srn at the run's large size, per device in the run."""
     lines = []
-    naive = run.find(kind="path", path="naive", device="cpu", model=CHECK_MODEL)
-    res = naive.info["resolution"] if naive else CHECK_RES  # a --quick run uses smaller frames
-    model = run.find(kind="inference", model=CHECK_MODEL, resolution=res, device="cpu", precision="fp32", batch=1)
-    pct = run.pct_of_peak(model) if model else None
-    opt = run.find(kind="path", path="optimized", device="cpu", model=CHECK_MODEL)
-    speedup = run.speedup(opt) if opt else None
-    e2e = run.find(kind="e2e", device="cpu", model=CHECK_MODEL)
-    ratio = run.e2e_ratio(e2e) if e2e else None
-    items = [
-        (f"optimized path over the naive one (`{CHECK_MODEL}`, CPU)", speedup, TARGET_SPEEDUP, "x"),
-        (f"`{CHECK_MODEL}` {res} model only, % of the fp32 matmul peak (CPU)", pct, TARGET_PEAK_PCT, "%"),
-        (f"`batch` end-to-end over model-only frames/s (`{CHECK_MODEL}`, CPU)", ratio, TARGET_E2E, "x"),
-    ]
-    for text, value, target, unit in items:
-        if value is None:
-            lines.append(f"- ? {text}: not measured in this run")
-        else:
-            mark = "pass" if value >= target else "FAIL"
-            lines.append(f"- **{mark}** {text}: {_fmt(value)}{unit} (target >= {target:g}{unit})")
+    for device in sorted({r.device for r in run.rows if r.kind == "path"} or {"cpu"}):
+        name = "CPU" if device == "cpu" else "GPU"
+        naive = run.find(kind="path", path="naive", device=device, model=CHECK_MODEL)
+        res = naive.info["resolution"] if naive else CHECK_RES  # a --quick run uses smaller frames
+        fastest = max((r for r in run.rows if r.kind == "path" and r.device == device and r.info.get("path") != "naive"
+                       and r.info.get("model") == CHECK_MODEL), key=lambda r: r.fps, default=None)
+        speedup = run.speedup(fastest) if fastest else None
+        which = f" ({fastest.info['path']}, {fastest.precision})" if fastest else ""
+        lines.append(_check(f"optimized path{which} over the naive one (`{CHECK_MODEL}` {res}, {name})", speedup,
+                            TARGET_SPEEDUP.get(device, TARGET_SPEEDUP["cpu"]), "x"))
+        if device == "cpu":
+            model = run.find(kind="inference", model=CHECK_MODEL, resolution=res, device="cpu", precision="fp32",
+                             batch=1)
+            lines.append(_check(f"`{CHECK_MODEL}` {res} model only, % of the fp32 matmul peak (CPU)",
+                                run.pct_of_peak(model) if model else None, TARGET_PEAK_PCT, "%"))
+        e2e = run.find(kind="e2e", device=device, model=CHECK_MODEL)
+        lines.append(_check(f"`batch` end-to-end over model-only frames/s (`{CHECK_MODEL}`, {name})",
+                            run.e2e_ratio(e2e) if e2e else None, TARGET_E2E, "x"))
     return lines
+
+
+def _hardware_lines(run: Run) -> list[str]:
+    hw, meta, mi = run.hardware, run.data.get("deblur", {}), run.data.get("machine_info", {})
+    flags = ", ".join(hw.get("cpu_flags") or []) or "?"
+    cpu = (f"- CPU: {hw.get('cpu', '?')} ({hw.get('cores') or mi.get('cpu', {}).get('count', '?')} cores), "
+           f"instruction sets: {flags}; torch CPU kernels: {hw.get('cpu_capability', '?')}; native bf16: "
+           f"{'yes' if hw.get('cpu_bf16') else 'no'}; {meta.get('threads', '?')} torch thread(s)")
+    gpu = "- GPU: none"
+    if hw.get("gpu"):
+        gpu = (f"- GPU: {hw['gpu']} (compute capability {hw.get('gpu_capability', '?')}, "
+               f"{hw.get('gpu_memory_gib', '?')} GiB, CUDA {hw.get('cuda', '?')}, bf16: "
+               f"{'yes' if hw.get('gpu_bf16') else 'no'})")
+    return [cpu, gpu]
+
+
+def _per_model(run: Run) -> list[str]:
+    """One row per variant at the largest resolution swept, one column group per precision, for each device
+    that ran more than one precision there (the GPU profile: fp32 beside bf16)."""
+    rows = [r for r in run.rows if r.kind == "inference"]
+    if not rows:
+        return []
+    top = max(rows, key=lambda r: r.info.get("megapixels", 0) / max(1, r.info.get("frames", 1)))
+    res = top.info["resolution"]
+    out = []
+    for device in sorted({r.device for r in rows}):
+        at = [r for r in rows if r.device == device and r.info["resolution"] == res]
+        precisions = sorted({r.precision for r in at}, key=["fp32", "bf16", "fp16"].index)
+        if len(precisions) < 2:
+            continue
+        head = " | ".join(f"{p} frames/s | {p} MP/s | {p} % of peak | {p} peak mem (MiB)" for p in precisions)
+        out += [f"## Per model, {res}, {device}: {' vs '.join(precisions)}", "",
+                f"| model | batch | {head} | {precisions[1]} over fp32 |",
+                "|---|---:|" + "---:|" * (4 * len(precisions) + 1)]
+        for model in dict.fromkeys(r.info["model"] for r in at):
+            by = {r.precision: r for r in at if r.info["model"] == model}
+            cells = []
+            for p in precisions:
+                r = by.get(p)
+                cells += ([_fmt(r.fps, 3), _fmt(r.mps, 3), _fmt(run.pct_of_peak(r), 1, "%"),
+                           _fmt(r.info.get("peak_memory_mb"), 1)] if r else ["–"] * 4)
+            fast, fp32 = by.get(precisions[1]), by.get("fp32")
+            ratio = fast.fps / fp32.fps if fast and fp32 and fp32.fps else None
+            batch = next(iter(by.values())).info.get("batch", "?")
+            out.append(f"| {model} | {batch} | {' | '.join(cells)} | {_fmt(ratio, 2, 'x')} |")
+        out.append("")
+    return out
 
 
 def render_markdown(run: Run, prev: Run | None, chart: Path) -> str:
     d, mi = run.data, run.data.get("machine_info", {})
     meta = d.get("deblur", {})
-    cpu = mi.get("cpu", {})
     commit = d.get("commit_info", {})
+    gpu_profile = meta.get("profile") == "gpu"
     out = [f"# Benchmarks: `{run.machine}`", ""]
     if meta.get("quick"):
         out += ["> **Smoke run (`--quick`)**: tiny resolutions and single rounds. These figures check that the "
                 "suite works; they are not a measurement.", ""]
+    if gpu_profile:
+        out += ["GPU profile (`--profile gpu`): the shipped variants and the naive/optimized paths on the "
+                "accelerator only, about a second a case.", ""]
     out += [
-        f"- CPU: {cpu.get('brand_raw', '?')} ({cpu.get('count', '?')} logical cores), "
-        f"{meta.get('threads', '?')} torch thread(s); GPU: {meta.get('cuda') or 'none'}",
+        *_hardware_lines(run),
         f"- torch {meta.get('torch', '?')}, Python {mi.get('python_version', '?')}; run {run.datetime}, commit "
         f"`{str(commit.get('id', '?'))[:10]}`{' (uncommitted changes)' if commit.get('dirty') else ''}",
         f"- compared with: {f'{prev.datetime} (`{prev.path.name}`)' if prev else 'no earlier run of this machine'}",
-        f"- regenerate: `{COMMAND}`",
+        f"- regenerate: `{GPU_COMMAND if gpu_profile else COMMAND}`",
         "",
         "Rates are from the median round. % of peak = achieved GFLOP/s (FLOPs counted by "
-        "`torch.utils.flop_counter`, a multiply-add = 2) over the square-matmul GFLOP/s measured in the same "
-        "run for the same device and precision. Peak memory: the rise during one call (CUDA: "
-        "`max_memory_allocated`; CPU: resident high-water mark, a lower bound).",
+        "`torch.utils.flop_counter`, a multiply-add = 2) over the peak for the same device and precision: the "
+        "best round of the fastest square matmul measured in the same run. Peak memory: the rise during one "
+        "call (CUDA: `max_memory_allocated`, reset per case; CPU: resident high-water mark, a lower bound).",
         "",
         "## Acceptance figures",
         "",
@@ -220,6 +307,7 @@ def render_markdown(run: Run, prev: Run | None, chart: Path) -> str:
         "",
         f"![chart]({chart.name})",
         "",
+        *_per_model(run),
     ]
     groups: dict[str, list[Row]] = {}
     for r in run.rows:
@@ -231,11 +319,13 @@ def render_markdown(run: Run, prev: Run | None, chart: Path) -> str:
                                    if g.startswith("inference-") else g)
         out += [f"## {title}", ""]
         if g == "peak":
-            out += ["| benchmark | device | precision | GFLOP/s | rounds | Δ vs previous |",
-                    "|---|---|---|---:|---:|---:|"]
+            out += ["| benchmark | device | precision | GFLOP/s (median) | GFLOP/s (best round) | the peak | rounds "
+                    "| Δ vs previous |",
+                    "|---|---|---|---:|---:|:---:|---:|---:|"]
             for r in rows:
-                out.append(f"| {r.label} | {r.device} | {r.precision} | {_fmt(r.gflops, 1)} | {r.rounds} | "
-                           f"{_delta(r, prev)} |")
+                used = "**yes**" if run.peak_row(r.device, r.precision) is r else ""
+                out.append(f"| {r.label} | {r.device} | {r.precision} | {_fmt(r.gflops, 1)} | "
+                           f"{_fmt(r.best_gflops, 1)} | {used} | {r.rounds} | {_delta(r, prev)} |")
         else:
             out += ["| benchmark | device | precision | frames/s | MP/s | GFLOP/s | % of peak | speed-up vs naive | "
                     "e2e/model | peak mem (MiB) | rounds | Δ frames/s vs previous |",
@@ -313,6 +403,10 @@ def report(run: Run, out_dir: Path, baseline: Run | None = None) -> Path:
         prev = load_run(previous)
         if prev.datetime >= run.datetime:
             prev = None
+    if prev is not None and not _same_hardware(run, prev):
+        print(f"  not compared with {prev.path.name}: it ran on other hardware ({prev.hardware.get('cpu')}, "
+              f"GPU {prev.hardware.get('gpu')})")
+        prev = None
     if keep:
         if stored.resolve() != run.path.resolve():
             shutil.copyfile(run.path, stored)
@@ -332,7 +426,8 @@ def _newest_autosave() -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", nargs="*", type=Path, help="pytest-benchmark JSON (default: newest in .benchmarks/)")
-    parser.add_argument("--out-dir", type=Path, default=REPORTS, help="where the reports go (default: %(default)s)")
+    parser.add_argument("--out-dir", "--out", type=Path, default=REPORTS,
+                        help="where the reports go (default: %(default)s)")
     parser.add_argument("--baseline", type=Path, help="compare with this run instead of the machine's previous one")
     args = parser.parse_args(argv)
     paths = args.json or [_newest_autosave()]

@@ -1,4 +1,5 @@
-"""The benchmark suite still runs and renders its report: a smoke run (``--quick``, tiny frames, ~15 s).
+"""The benchmark suite still runs and renders its report: a smoke run (``--quick``, tiny frames, ~15 s), and
+the GPU profile's one-line command as the GPU machine gets it, run here on the CPU with tiny frames.
 
 Benchmarks are outside the default test run, so without this a change to the code they call could break
 them unnoticed until the next real measurement. No timing is asserted: only that every benchmark ran and
@@ -6,11 +7,17 @@ the report has its rows.
 """
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from harness import CPU_BF16, gpu_machine_name, model_list  # noqa: E402
+from report import GPU_COMMAND  # noqa: E402
 
 
 def test_quick_benchmark_run_and_report(tmp_path):
@@ -33,3 +40,35 @@ def test_quick_benchmark_run_and_report(tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert float(cells[3].replace(",", "")) > 0  # crops/s
     assert cells[5] == cells[6] == "–"  # no counted GFLOP, so no share of the matmul peak
+
+
+def test_gpu_profile_command_on_the_cpu(tmp_path):
+    """The command the GPU machine runs, here: only the profile's cases, on the CPU (the accelerator here),
+    and a report under $OUT with the peak per precision, the hardware, and the naive/optimized paths."""
+    env = {**os.environ, "OUT": str(tmp_path), "DEBLUR_BENCH_QUICK": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run(["bash", "-c", GPU_COMMAND], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert " passed" in run.stdout and " failed" not in run.stdout, run.stdout[-3000:]
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["deblur"]["profile"] == "gpu" and data["machine_info"]["hardware"]["cpu_flags"]
+    names = {b["name"] for b in data["benchmarks"]}
+    assert not any(n.startswith("test_train") or "cuda" in n for n in names)  # not in the profile / no GPU here
+    precisions = ["fp32", "bf16"] if CPU_BF16 else ["fp32"]
+    swept = {re.match(r"test_model_throughput\[(.+)-cpu-(fp32|bf16)-160x96-b1\]", n) for n in names} - {None}
+    assert {(m[1], m[2]) for m in swept} == {(name, p) for name in model_list("shipped") for p in precisions}
+    assert {f"test_naive_vs_optimized[cpu-{path}]" for path in ("naive", "optimized", "compiled")} <= names
+
+    md = next(tmp_path.glob("*-quick.md")).read_text()
+    assert "GPU profile (`--profile gpu`)" in md and "instruction sets: " in md
+    peak = [line for line in md.splitlines() if line.startswith("| matmul ")]
+    chosen = [line.split("|")[3].strip() for line in peak if "**yes**" in line]
+    assert sorted(chosen) == sorted(precisions)  # one peak per precision, the best of its sizes
+    assert ("## Per model, 160x96, cpu: fp32 vs bf16" in md) == CPU_BF16
+    assert re.search(r"\| srn 160x96 compiled \(2 frames; compiling took \d+ s\) \|", md)
+
+
+def test_gpu_machine_name():
+    assert gpu_machine_name("NVIDIA H100 80GB HBM3") == "nvidia-h100"
+    assert gpu_machine_name("NVIDIA H200") == "nvidia-h200"
+    assert gpu_machine_name("NVIDIA H100 PCIe") == "nvidia-h100-pcie"
