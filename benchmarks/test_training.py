@@ -14,15 +14,15 @@ import pytest
 import torch
 from torch import nn
 
-# deblur_core.blur imports kornia, and deblur_core.data imports deblur_core.io, which imports PyAV (av)
-for _module in ("kornia", "av"):
-    pytest.importorskip(_module, reason=f"deblur_core's training data needs {_module}, not installed here")
+from deblur_core.models import get_model
+from harness import count_gflop, device_params, measure, synchronize
 
-from deblur_core.blur import BLUR_KINDS  # noqa: E402
-from deblur_core.data import open_dataset  # noqa: E402
-from deblur_core.models import get_model  # noqa: E402
-from deblur_core.train import multiscale_loss  # noqa: E402
-from harness import count_gflop, device_params, measure, synchronize  # noqa: E402
+try:
+    from deblur_core.blur import BLUR_KINDS
+    from deblur_core.data import open_dataset
+    from deblur_core.train import multiscale_loss
+except ImportError as err:  # kornia (or a codec) missing, as on the GPU machine unless their wheels are carried
+    pytest.skip(f"deblur_core's training code cannot be imported here: {err}", allow_module_level=True)
 
 MODEL = "srn"
 BATCHES = 4  # distinct batches cycled through the rounds
