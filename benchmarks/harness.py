@@ -104,7 +104,7 @@ QUICK = Sizes(small=(64, 64), large=(96, 160), small_batches=(1, 4), large_batch
               seconds=0.2, min_rounds=1, max_rounds=3, warmup=1)
 # --profile gpu: the shipped variants at 1280x720 in batches of 4 (deblur_folder's default), about a second a
 # case, so the whole profile fits in 2 minutes on an H100
-GPU_PROFILE = Sizes(small=(256, 256), large=(720, 1280), small_batches=(), large_batch=4, e2e_frames=16,
+GPU_PROFILE = Sizes(small=(256, 256), large=(720, 1280), small_batches=(), large_batch=4, e2e_frames=8,
                     e2e_batch=4, optimized_batch=8, train_patch=256, train_batch=4, matmul_cpu=(1024, 2048),
                     matmul_cuda=(4096, 8192, 16384), seconds=1.0, min_rounds=3, max_rounds=200, warmup=1)
 
@@ -275,7 +275,7 @@ def measure(benchmark, fn: Callable[[], Any], sizes: Sizes, *, device: str, fram
     itself. Returns the last call's result.
     """
     start = time.perf_counter()
-    for _ in range(max(sizes.warmup, device == "cuda")):
+    for _ in range(sizes.warmup if device == "cpu" else max(1, sizes.warmup)):
         fn()
     warmup_s = time.perf_counter() - start
     start = time.perf_counter()
