@@ -39,7 +39,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import torch
 from torch import Tensor
@@ -350,6 +349,8 @@ def _nbytes(item: Any) -> int:
 
 def _probe_video(path: Path) -> tuple[int, int]:
     """(number of video frames the container declares, 0 if it does not; number of audio streams)."""
+    import av  # only videos need PyAV
+
     try:
         with av.open(str(path)) as container:
             video = container.streams.video

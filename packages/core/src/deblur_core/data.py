@@ -16,7 +16,8 @@ Specs (``--data SPEC``):
                    validation (``blur_gamma/`` is not used)
 ``pairs:PATH``     ``PATH/blur/...`` + ``PATH/sharp/...`` with the same relative paths; validation is
                    ``PATH/val/blur`` + ``PATH/val/sharp`` if present, else every 10th pair (natural order)
-``folder:PATH``    a tree of sharp images, blurred on the fly; every 10th image (natural order) validates
+``folder:PATH``    a tree of sharp images, blurred on the fly; ``PATH/train`` + ``PATH/val`` if both exist
+                   (whole photos held out), else every 10th image (natural order) validates
 =================  ========================================================================================
 
 Synthetic blur is applied to a crop with a margin of context that is cut away afterwards, so the
@@ -40,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .batches import DeviceBatches
 from .blur import BLUR_KINDS, pad_kernels, quantize_8bit, seed_gaussian_blur, synth_blur
 from .errors import DatasetError
 from .frames import list_images
@@ -94,6 +96,10 @@ class PairSource(Protocol):
 
     def val_batches(self, batch_size: int) -> Iterator[Batch]:
         """The fixed validation set in chunks of ``batch_size``; identical on every call."""
+        ...
+
+    def test_images(self) -> Iterator[tuple[str, Batch]]:
+        """Every held-out image (or pair) whole, one at a time, with its name: what evaluation scores."""
         ...
 
     def describe(self) -> dict:
@@ -326,6 +332,26 @@ class SyntheticSource:
             out = Batch(out.blur[inv], out.sharp[inv], out.kernels[inv], out.linear_light[inv])
         return out
 
+    def device_batches(self, batch_size: int, patch: int, *, seed: int, rank: int = 0,
+                       device: torch.device | str = "cpu", **recipe) -> DeviceBatches:
+        """Training batches made on ``device`` (see :mod:`deblur_core.batches`); ``recipe``: noise,
+        saturate, rotate, workers. Every training image takes part: one smaller than the crop (with the
+        blur's context) is reflected out to its size and blurred as a whole, so the pair stays exact."""
+        _check_train_args(batch_size, patch)
+        pool = self._train
+        channels = self._load.channels
+        return DeviceBatches(lambda i: _to_channels(read_image(pool[i].path).data, channels),
+                             [(f.height, f.width) for f in pool], blur=self.blur, batch_size=batch_size,
+                             patch=patch, seed=seed, rank=rank, device=device, **recipe)
+
+    def test_images(self) -> Iterator[tuple[str, Batch]]:
+        """Every validation image whole, blurred by the project's synthesis of ``blur`` (8-bit), with its
+        name: the set that evaluation scores. The blur of image ``j`` depends only on (format, blur, j)."""
+        for j, f in enumerate(self._val):
+            sharp = self._load(f.path)[None]
+            res = synth_blur(sharp, self.blur, _generator("test", self.fmt, self.blur, j), quantize=True)
+            yield f.path.name, Batch(res.blurred, sharp, res.kernels, res.linear_light)
+
     def val_batches(self, batch_size: int) -> Iterator[Batch]:
         if self._val_set is None:
             # blur drawn from a fixed generator that does not depend on where the dataset lives
@@ -374,6 +400,11 @@ class CifarSource:
             sharps.append(_flip(sharp[i, :, y : y + p, x : x + p], flips))
         return Batch(torch.stack(blurs), torch.stack(sharps), kernels, torch.zeros(batch_size, dtype=torch.bool))
 
+    def test_images(self) -> Iterator[tuple[str, Batch]]:
+        """The validation images (whole 32x32 images already), one by one, named by their index."""
+        for i, b in enumerate(self.val_batches(1)):
+            yield f"test_batch[{i}]", b
+
     def val_batches(self, batch_size: int) -> Iterator[Batch]:
         if self._val_set is None:
             blurred, sharp, kernels = self._blur(self._val, _generator("val", "cifar10"))
@@ -414,6 +445,13 @@ class PairedSource:
         self.check_patch(patch)
         g = _generator("train", seed, step, rank)
         return _concat([self._crop(self._train[_randint(len(self._train), g)], patch, g) for _ in range(batch_size)])
+
+    def test_images(self) -> Iterator[tuple[str, Batch]]:
+        """Every held-out pair whole, named by its blurred file's path below the dataset root."""
+        root = Path(self.name.partition(":")[2])
+        for pair in self._val:
+            name = str(pair.blur.relative_to(root)) if pair.blur.is_relative_to(root) else str(pair.blur)
+            yield name, Batch(self._load(pair.blur)[None], self._load(pair.sharp)[None])
 
     def val_batches(self, batch_size: int) -> Iterator[Batch]:
         if self._val_set is None:
@@ -488,6 +526,11 @@ def _pairs(root: Path) -> tuple[list, list]:
 
 def _folder(root: Path) -> tuple[list, list]:
     _require_dir(root, "folder")
+    if (root / "train").is_dir() and (root / "val").is_dir():  # whole photos held out by the user
+        train, val = list_images(root / "train"), list_images(root / "val")
+        if not train or not val:
+            raise DatasetError(f"folder: '{root}/train' and '{root}/val' must both hold images")
+        return _image_files(train), _image_files(val)
     files = list_images(root)
     if not files:
         raise DatasetError(f"folder: no images under '{root}'")
@@ -547,7 +590,7 @@ _PAIRED: dict[str, Callable[[Path], tuple[list, list]]] = {"reds": _reds, "gopro
 
 
 def open_dataset(spec: str, *, blur: str = "mix", val_patch: int = 128, val_count: int = 48, channels: int = 3,
-                 patch: int | None = None) -> SyntheticSource | CifarSource | PairedSource:
+                 patch: int | None = None, for_eval: bool = False) -> SyntheticSource | CifarSource | PairedSource:
     """Open the dataset ``spec`` (see the module docstring for the forms and the splits).
 
     Everything that can be checked without decoding pixels is checked here, before training starts: the
@@ -564,6 +607,8 @@ def open_dataset(spec: str, *, blur: str = "mix", val_patch: int = 128, val_coun
         channels: 3 (gray images are replicated) or 1 (RGB images are averaged).
         patch: when given, also check now that every training image is at least ``patch`` x ``patch``
             (``train_batch`` checks it anyway).
+        for_eval: open a test set rather than a training set: ``pairs:PATH`` without a ``val`` folder
+            then holds out every pair (all of PATH is scored), not every 10th.
 
     Returns:
         A :class:`PairSource`.
@@ -595,7 +640,10 @@ def open_dataset(spec: str, *, blur: str = "mix", val_patch: int = 128, val_coun
         source = SyntheticSource(f"folder:{root}", "folder", train, val, blur=blur, val_patch=val_patch,
                                  val_count=val_count, channels=channels)
     else:
-        train, val = _PAIRED[fmt](root)
+        if fmt == "pairs" and for_eval and not (root / "val").is_dir():
+            train = val = _pair_trees(_require_dir(root, "pairs") / "blur", root / "sharp", "pairs")
+        else:
+            train, val = _PAIRED[fmt](root)
         source = PairedSource(f"{fmt}:{root}", fmt, train, val, val_patch=val_patch, val_count=val_count,
                               channels=channels)
     if patch is not None:

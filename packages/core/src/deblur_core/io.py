@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import av
+try:  # PyAV (a 36 MB wheel bundling ffmpeg) serves video and 16-bit RGB PNG; photos load without it
+    import av
+
+    _AV_ERRORS: tuple[type[Exception], ...] = (av.FFmpegError,)
+except ImportError:
+    _AV_ERRORS = ()
 import imageio.v3 as iio
 import numpy as np
 import tifffile
@@ -56,7 +61,7 @@ _MAX_VALUE = {8: 255, 16: 65535}
 _DTYPE = {8: np.uint8, 16: np.uint16}
 # What decoders raise on a bad file: Pillow (OSError, SyntaxError, struct.error), tifffile (ValueError
 # subclasses), ffmpeg (av.FFmpegError), zlib on broken compressed streams.
-_CODEC_ERRORS = (OSError, ValueError, TypeError, SyntaxError, EOFError, struct.error, zlib.error, av.FFmpegError)
+_CODEC_ERRORS = (OSError, ValueError, TypeError, SyntaxError, EOFError, struct.error, zlib.error, *_AV_ERRORS)
 
 
 @dataclass

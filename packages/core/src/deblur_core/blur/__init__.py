@@ -27,7 +27,7 @@ from .shake import ShakeBlur, shake_blur, shake_kernels, shake_trajectories
 from .video import PanBlur, average_frames, linear_to_srgb, pan_blur, pan_kernels, pan_paths, srgb_to_linear
 
 __all__ = [
-    "BLUR_KINDS", "BlurResult", "synth_blur", "convolve",
+    "BLUR_KINDS", "BlurResult", "synth_blur", "random_kernels", "convolve",
     "GaussianBlur", "SeedGaussianBlur", "gaussian_blur", "gaussian_kernels", "opencv_gaussian_ksize",
     "sample_seed_sigmas", "seed_gaussian_blur",
     "MotionBlur", "motion_blur", "motion_kernels", "random_motion_kernels",
@@ -46,18 +46,51 @@ class BlurResult:
     linear_light: Tensor  # (B,) bool: the kernel acts in linear light (video-style blur)
 
 
-def _one_kind(x: Tensor, kind: str, g: torch.Generator | None) -> tuple[Tensor, Tensor, bool]:
+def _kind_kernels(batch: int, kind: str, g: torch.Generator | None) -> Tensor:
     if kind == "gaussian":
-        blurred, k = seed_gaussian_blur(x, g)
-        return blurred, k, False
+        return gaussian_kernels(sample_seed_sigmas(batch, g))
     if kind == "motion":
-        k = random_motion_kernels(x.shape[0], g)
-        return convolve(x, k), k, False
+        return random_motion_kernels(batch, g)
     if kind == "shake":
-        k = shake_kernels(x.shape[0], 25, g)
-        return convolve(x, k), k, False
-    blurred, k = pan_blur(x, g)
-    return blurred, k, True
+        return shake_kernels(batch, 25, g)
+    return pan_kernels(pan_paths(batch, g))
+
+
+def _one_kind(x: Tensor, kind: str, g: torch.Generator | None) -> tuple[Tensor, Tensor, bool]:
+    if kind == "video":
+        # sub-frames shifted and averaged, as a camera records them (the kernel is its rasterised path)
+        blurred, k = pan_blur(x, g)
+        return blurred, k, True
+    k = _kind_kernels(x.shape[0], kind, g)
+    return convolve(x, k), k, False
+
+
+def _check_kind(kind: str) -> None:
+    kinds = (*BLUR_KINDS, "mix")
+    if kind not in kinds:
+        raise ValueError(f"unknown blur kind '{kind}'; expected one of {kinds}")
+
+
+def random_kernels(batch: int, kind: str, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Draw the kernels of ``batch`` synthetic blurs of ``kind`` without applying them.
+
+    The training pipeline draws these small kernels on the CPU and convolves the crops wherever they
+    live (a GPU): see :mod:`deblur_core.batches`. ``video`` kernels act in linear light.
+
+    Returns:
+        ((B, k, k) kernels zero-padded to a common size, (B,) bool: the kernel acts in linear light).
+    """
+    _check_kind(kind)
+    if kind != "mix":
+        return _kind_kernels(batch, kind, generator), torch.full((batch,), kind == "video")
+    choice = torch.randint(0, len(BLUR_KINDS), (batch,), generator=generator)
+    kernels: list[Tensor | None] = [None] * batch
+    for i, name in enumerate(BLUR_KINDS):
+        idx = (choice == i).nonzero().flatten().tolist()
+        if idx:
+            for n, k in zip(idx, _kind_kernels(len(idx), name, generator)):
+                kernels[n] = k
+    return pad_kernels([k for k in kernels if k is not None]), choice == BLUR_KINDS.index("video")
 
 
 def synth_blur(x: Tensor, kind: str, generator: torch.Generator | None = None, *, noise_sigma: float = 0.0,
@@ -74,9 +107,7 @@ def synth_blur(x: Tensor, kind: str, generator: torch.Generator | None = None, *
         quantize: round to 8-bit levels, as a saved frame would be.
     """
     check_image(x)
-    kinds = (*BLUR_KINDS, "mix")
-    if kind not in kinds:
-        raise ValueError(f"unknown blur kind '{kind}'; expected one of {kinds}")
+    _check_kind(kind)
     b = x.shape[0]
     if kind == "mix":
         choice = torch.randint(0, len(BLUR_KINDS), (b,), generator=generator)

@@ -1,0 +1,139 @@
+"""Training batches made on the training device (deblur_core.batches): exact blur, determinism, workers."""
+
+import pytest
+import torch
+
+from deblur_core.batches import KERNEL_SIZE, DeviceBatches
+from deblur_core.blur import convolve, linear_to_srgb, quantize_8bit, random_kernels, srgb_to_linear
+from deblur_core.train import autocast_dtype
+
+
+def _images(n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # smooth random images with edges: a blurred and a sharp crop must differ
+    return [torch.rand(3, 90 + 7 * i, 100, generator=g).round() * 0.6 + 0.2 for i in range(n)]
+
+
+def _batches(images, **kw):
+    args = dict(blur="mix", batch_size=6, patch=24, seed=3)
+    args.update(kw)
+    return DeviceBatches(lambda i: images[i], [tuple(im.shape[-2:]) for im in images], **args)
+
+
+def test_same_step_same_batch_and_steps_differ():
+    imgs = _images()
+    db = _batches(imgs, noise=0.02, saturate=0.3, rotate=True)
+    b1, s1 = db(5)
+    b2, s2 = _batches(imgs, noise=0.02, saturate=0.3, rotate=True)(5)  # a fresh pipeline: a resumed run
+    assert torch.equal(b1, b2) and torch.equal(s1, s2)
+    assert b1.shape == s1.shape == (6, 3, 24, 24)
+    assert not torch.equal(db(6)[1], s1)
+    assert not torch.equal(_batches(imgs, noise=0.02, rank=1)(5)[1], s1)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "motion", "shake", "video"])
+def test_blur_is_the_true_convolution_of_the_sharp_crop(kind):
+    """Without noise or saturation the blurred crop is the project's convolution of the crop with its
+    context (in linear light for video), rounded to 8 bits: the grouped convolution is exact."""
+    imgs = _images()
+    db = _batches(imgs, blur=kind)
+    plan = db.planner(2)
+    blurred, sharp = db.make(plan)
+    full, m = db.planner.context, (KERNEL_SIZE - 1) // 2
+    n = plan.image.numel() // 2
+    for j in range(2):
+        # rebuild sample j's crop with its context from the candidate that matches its sharp centre
+        for c in (j, j + n):
+            i, y, x = int(plan.image[c]), int(plan.y[c]), int(plan.x[c])
+            crop = imgs[i][:, y : y + full, x : x + full][None]
+            crop = (crop * 255).round() / 255
+            if plan.flip_h[j]:
+                crop = crop.flip(-1)
+            if plan.flip_v[j]:
+                crop = crop.flip(-2)
+            if torch.allclose(crop[..., m:-m, m:-m], sharp[j : j + 1], atol=1e-6):
+                break
+        else:
+            pytest.fail("no candidate crop matches the sharp target")
+        k = plan.kernels[j : j + 1]
+        if kind == "video":
+            ref = linear_to_srgb(convolve(srgb_to_linear(crop), k))
+        else:
+            ref = convolve(crop, k)
+        ref = quantize_8bit(ref[..., m:-m, m:-m])
+        # kornia reflects at the border, but the centre never sees it
+        assert (ref - blurred[j : j + 1]).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_noise_and_saturation_change_the_input_only():
+    imgs = _images()
+    clean_b, clean_s = _batches(imgs)(1)
+    noisy_b, noisy_s = _batches(imgs, noise=0.05)(1)
+    assert torch.equal(clean_s, noisy_s)
+    resid = (noisy_b - clean_b).std().item()
+    assert 0.005 < resid < 0.06
+    sat_b, _ = _batches(imgs, saturate=1.0)(1)
+    assert not torch.equal(sat_b, clean_b)
+
+
+def test_rotate_transposes_some_crops():
+    imgs = _images()
+    plan = _batches(imgs, rotate=True).planner(0)
+    assert plan.transpose.any() and not _batches(imgs).planner(0).transpose.any()
+
+
+def test_workers_draw_the_same_batches_as_one_process():
+    imgs = _images()
+    one = list(_batches(imgs, noise=0.01).iterate(3, 6))
+    two = list(_batches(imgs, noise=0.01, workers=2).iterate(3, 6))
+    assert len(one) == len(two) == 3
+    for (b1, s1), (b2, s2) in zip(one, two):
+        assert torch.equal(b1, b2) and torch.equal(s1, s2)
+
+
+def test_small_images_are_padded_not_refused():
+    imgs = [torch.rand(3, 20, 30), torch.rand(3, 60, 70)]
+    b, s = _batches(imgs, patch=32)(0)
+    assert b.shape == (6, 3, 32, 32)
+
+
+def test_random_kernels_of_every_kind_sum_to_one():
+    g = torch.Generator().manual_seed(0)
+    k, linear = random_kernels(16, "mix", g)
+    assert k.shape[0] == 16 and k.shape[-1] <= KERNEL_SIZE
+    assert torch.allclose(k.sum(dim=(1, 2)), torch.ones(16), atol=1e-5)
+    assert linear.dtype == torch.bool
+    with pytest.raises(ValueError, match="unknown blur kind"):
+        random_kernels(2, "zoom")
+
+
+def test_autocast_choice():
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) is None  # never bf16 by default on a CPU
+    assert autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert autocast_dtype("fp16", cpu) is torch.float16
+
+
+def test_bf16_training_step_on_cpu_learns():
+    """A few steps under bf16 autocast at tiny size: finite loss that falls (any CPU runs bf16 correctly,
+    if slowly where it lacks native support)."""
+    from deblur_core.models import get_model
+    from deblur_core.train import multiscale_loss
+
+    torch.manual_seed(0)
+    imgs = _images()
+    db = _batches(imgs, blur="gaussian", batch_size=4, patch=16)
+    model = get_model("srn-small").train()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    blur, sharp = db(0)
+    losses = []
+    for _ in range(8):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = multiscale_loss(model(blur), sharp, "l1", fft=0.1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < losses[0]
