@@ -209,7 +209,9 @@ def _check(text: str, value: float | None, target: float, unit: str) -> str:
 def _checks(run: Run) -> list[str]:
     """The issues' acceptance figures for srn at the run's large size, per device in the run."""
     lines = []
-    for device in sorted({r.device for r in run.rows if r.kind == "path"} or {"cpu"}):
+    # the devices whose srn paths ran, else the accelerator of the run (a GPU run cut before its srn paths)
+    devices = {r.device for r in run.rows if r.kind == "path"} or {"cuda" if run.hardware.get("gpu") else "cpu"}
+    for device in sorted(devices):
         name = "CPU" if device == "cpu" else "GPU"
         naive = run.find(kind="path", path="naive", device=device, model=CHECK_MODEL)
         res = naive.info["resolution"] if naive else CHECK_RES  # a --quick run uses smaller frames
