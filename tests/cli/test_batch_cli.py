@@ -37,7 +37,7 @@ def test_help_describes_every_option():
     r = runner.invoke(app, ["batch", "--help"], env=WIDE)
     assert r.exit_code == 0
     for opt in ("--model", "--out", "--weights", "--device", "--tile", "--tile-overlap", "--batch-size",
-                "--overwrite", "--compare", "--quiet", "--json-summary"):
+                "--overwrite", "--compare", "--codec", "--crf", "--quiet", "--json-summary"):
         assert opt in r.output
     assert "batch" in runner.invoke(app, ["--help"]).output
 
@@ -92,6 +92,23 @@ def test_corrupt_and_truncated_frames_are_named_and_exit_1(tmp_path):
     assert r.exit_code == 1
     assert "corrupt.png" in r.stderr and "truncated.png" in r.stderr and "2 failed" in r.stderr
     assert _outputs(tmp_path / "out") == [f"000/{i:08d}.png" for i in range(3)]
+
+
+def test_video_keeps_its_sound_and_a_truncated_one_is_named(tmp_path, video_with_audio):
+    clip = tmp_path / "clip.mp4"
+    video_with_audio(clip, frames=6)
+    r = runner.invoke(app, ["batch", str(clip), "--model", "srn-nolstm", "--crf", "23"], env=WIDE)
+    assert r.exit_code == 0, r.output
+    assert "audio stream 1 (aac) copied without re-encoding" in r.stderr
+    r = runner.invoke(app, ["batch", str(clip), "--model", "srn-nolstm"], env=WIDE)
+    assert r.exit_code == 0 and "--overwrite redoes it" in r.stderr
+    whole = clip.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[: len(whole) // 2])
+    r = runner.invoke(app, ["batch", str(tmp_path / "cut.mp4"), "--model", "srn-nolstm"], env=WIDE)
+    assert r.exit_code == 1
+    assert "cut.mp4: truncated" in r.stderr and "pyav" not in r.output
+    r = runner.invoke(app, ["batch", str(clip), "--out", str(tmp_path / "x.mp4"), "--codec", "nope"], env=WIDE)
+    assert r.exit_code == 2 and "unknown video codec 'nope'" in r.output
 
 
 def test_resume_after_sigkill(tmp_path):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -214,49 +215,68 @@ def test_two_ranks_split_the_frames_disjointly_and_completely(tmp_path):
         deblur_folder(src, out, rank=2, world_size=2)
 
 
-def _write_video_with_audio(path: Path, frames: int, fps: int = 25, size=(40, 48)) -> None:
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.height, video.width = size
-        video.pix_fmt = "yuv420p"
-        audio = container.add_stream("aac", rate=16000)
-        rng = np.random.default_rng(0)
-        for i in range(frames):
-            rgb = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
-            for packet in video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for i in range(4):
-            samples = np.zeros((1, 1024), dtype=np.float32)
-            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            for packet in audio.encode(frame):
-                container.mux(packet)
-        for stream in (video, audio):
-            for packet in stream.encode(None):
-                container.mux(packet)
+def _streams(path: Path) -> tuple[list[float], Fraction, list[str]]:
+    """(video frame times in seconds, average frame rate, audio codecs) of a video file."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        times = [float(f.pts * f.time_base) for f in container.decode(video)]
+        return times, video.average_rate, [s.codec_context.name for s in container.streams.audio]
 
 
-def test_video_in_video_out_same_frame_count_and_fps(tmp_path):
+def test_video_keeps_its_frames_rate_timestamps_and_sound(tmp_path, video_with_audio):
     clip = tmp_path / "clip.mp4"
-    _write_video_with_audio(clip, frames=10)
+    video_with_audio(clip, frames=10)
     report = deblur_path(clip, model="srn", compare=True, batch_size=3)
     out = tmp_path / "clip_deblurred.mp4"
     assert report.output == str(out) and (report.done, report.failed) == (10, [])
     frames = list(read_video_frames(out))
     assert len(frames) == 10 and frames[0].shape == (40, 48, 3)
     assert video_fps(out) == pytest.approx(25.0)
-    assert any("audio dropped" in n for n in report.notes)
-    with av.open(str(out)) as container:
-        assert not container.streams.audio
+    times, rate, audio = _streams(out)
+    assert (times, rate, audio) == _streams(clip)  # every frame at its time, same rate, the AAC track kept
+    assert audio == ["aac"] and any("copied without re-encoding" in n for n in report.notes)
+    with av.open(str(clip)) as a, av.open(str(out)) as b:  # remuxed packet for packet, not re-encoded
+        assert [bytes(p) for p in a.demux(audio=0) if p.size] == [bytes(p) for p in b.demux(audio=0) if p.size]
     side = list(read_video_frames(tmp_path / "clip_deblurred_compare.mp4"))
     assert len(side) == 10 and side[0].shape == (40, 96, 3)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     again = deblur_path(clip, model="srn", compare=True)
     assert (again.done, again.skipped) == (0, 10)
+    assert any("--overwrite" in n for n in again.notes)
     # an explicit output folder receives STEM.mp4; a second rank has nothing to do
     assert deblur_video(clip, tmp_path / "videos", model="srn").done == 10
     assert (tmp_path / "videos" / "clip.mp4").is_file()
     assert deblur_video(clip, tmp_path / "other.mp4", rank=1, world_size=2).done == 0
+
+
+def test_audio_the_container_cannot_hold_is_reencoded_to_aac(tmp_path, video_with_audio):
+    clip = tmp_path / "clip.mkv"
+    video_with_audio(clip, frames=8, audio="libopus", rate=48000)
+    report = deblur_path(clip, tmp_path / "out.avi", model="srn-nolstm", codec="mpeg4")
+    assert report.done == 8 and not report.failed
+    assert any("re-encoded to AAC" in n and "opus" in n for n in report.notes)
+    times, rate, audio = _streams(tmp_path / "out.avi")
+    assert (len(times), rate, audio) == (8, 25, ["aac"])
+
+
+def test_codec_and_crf_choose_the_video_encoding(tmp_path, video_with_audio):
+    clip = tmp_path / "clip.mp4"
+    video_with_audio(clip, frames=6)
+    sizes = {}
+    for crf in (0, 40):
+        out = tmp_path / f"crf{crf}.mkv"
+        assert deblur_video(clip, out, model="srn-nolstm", codec="libx264", crf=crf).done == 6
+        sizes[crf] = out.stat().st_size
+    assert sizes[0] > 2 * sizes[40]  # lossless is far larger than crf 40
+    assert deblur_video(clip, tmp_path / "vp9.webm", model="srn-nolstm", codec="libvpx-vp9").done == 6
+    with av.open(str(tmp_path / "vp9.webm")) as container:
+        assert container.streams.video[0].codec_context.name == "vp9"
+        assert [s.codec_context.name for s in container.streams.audio] == ["opus"]  # WebM takes no AAC
+    with pytest.raises(ValueError, match="unknown video codec 'nope'"):
+        deblur_video(clip, tmp_path / "x.mp4", model="srn-nolstm", codec="nope")
+    with pytest.raises(ValueError, match="cannot hold libx264"):
+        deblur_video(clip, tmp_path / "x.webm", model="srn-nolstm", codec="libx264")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "crf0.mkv", "crf40.mkv", "vp9.webm"]
 
 
 def test_unreadable_video_is_reported_and_leaves_no_output(tmp_path):
@@ -268,6 +288,35 @@ def test_unreadable_video_is_reported_and_leaves_no_output(tmp_path):
     report = deblur_path(clip, model="srn")
     assert report.done == 0 and [name for name, _ in report.failed] == ["broken.mp4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4", "good.mp4"]
+
+
+def test_truncated_and_fake_videos_are_named_with_the_reason(tmp_path, video_with_audio):
+    good = tmp_path / "good.mp4"
+    video_with_audio(good, frames=12)
+    whole = good.read_bytes()
+    cases = {
+        "cut.mp4": whole[: len(whole) // 2],  # a recording cut off before its index was written
+        "fake.mp4": b"this is a text file with a video extension\n" * 20,
+        "empty.mp4": b"",
+    }
+    with av.open(str(good)) as src, av.open(str(tmp_path / "fast.mp4"), "w", options={"movflags": "faststart"}) as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                dst.mux(packet)
+    fast = (tmp_path / "fast.mp4").read_bytes()  # index first: the cut file opens, then breaks off
+    cases["cut-fast.mp4"] = fast[: len(fast) * 2 // 3]
+    expected = {"cut.mp4": "truncated: its index", "fake.mp4": "not a video", "empty.mp4": "empty file",
+                "cut-fast.mp4": "truncated: "}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        report = deblur_path(tmp_path / name, tmp_path / "out" / name, model="srn-nolstm")
+        assert report.done == 0 and len(report.failed) == 1, name
+        assert report.failed[0][0] == name and expected[name] in report.failed[0][1], report.failed
+        assert "pyav" not in report.failed[0][1]
+    assert "of the 12 frames its header declares" in report.failed[0][1]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.mp4"))
 
 
 def test_bad_arguments_and_empty_folder(tmp_path):

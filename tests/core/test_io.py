@@ -1,3 +1,5 @@
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,9 @@ from deblur_core.io import (
     IMAGE_EXTENSIONS,
     Image,
     VideoWriter,
+    probe_video,
     read_image,
+    read_video,
     read_video_frames,
     to_array,
     to_tensor,
@@ -227,6 +231,17 @@ def test_video_roundtrip(tmp_path):
     assert all(f.shape == (48, 64, 3) and f.dtype == np.uint8 for f in back)
     assert np.abs(back[2].astype(int) - frames[2]).mean() < 10  # lossy, but the same picture
     assert video_fps(path) == pytest.approx(10)
+
+
+def test_video_keeps_irregular_timestamps(tmp_path):
+    path = tmp_path / "vfr.mkv"
+    stamps = [0, 40, 100, 120, 200]  # milliseconds: a variable frame rate
+    with VideoWriter(path, fps=25, time_base=Fraction(1, 1000)) as video:
+        for pts in stamps:
+            video.write(_rgb8(48, 64), pts)
+    info = probe_video(path)
+    assert (info.width, info.height, info.audio) == (64, 48, ())
+    assert [pts * info.time_base * 1000 for _, pts in read_video(path)] == stamps
 
 
 def test_video_odd_size_is_padded(tmp_path):

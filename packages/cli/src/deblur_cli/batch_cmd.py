@@ -30,6 +30,8 @@ def batch(
     batch_size: Annotated[int, typer.Option(help="Consecutive frames of one size deblurred together.")] = 4,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo frames whose output exists (default: skip them, so a rerun resumes).")] = False,
     compare: Annotated[bool, typer.Option("--compare", help="Also write before|after side-by-side images to OUT/_compare/ (for a video: STEM_compare.mp4 beside the output).")] = False,
+    codec: Annotated[str, typer.Option(help="Video only: the ffmpeg encoder of the output's video stream (libx264, libx265, libvpx-vp9 for .webm, mpeg4, ...). Audio streams are copied as they are where the container takes them, else re-encoded to AAC.")] = "libx264",
+    crf: Annotated[int, typer.Option(min=0, max=63, help="Video only: constant rate factor of encoders that have one (x264/x265: 0 lossless, 18 visually lossless, 23 their own default).")] = 18,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar, notes or summary table; failures still go to stderr.")] = False,
     json_summary: Annotated[Path | None, typer.Option("--json-summary", help="Write the summary as JSON to PATH (under torchrun, each rank writes PATH with .rankN before the extension).", show_default=False)] = None,
 ) -> None:
@@ -65,7 +67,7 @@ def batch(
         try:
             report = deblur_path(input, out, model=deb, tile=tile, overlap=tile_overlap, batch_size=batch_size,
                                  overwrite=overwrite, compare=compare, rank=rank, world_size=world_size,
-                                 progress=bar.update)
+                                 progress=bar.update, codec=codec, crf=crf)
         except ValueError as e:
             _fail(str(e), 2)
         except DeblurError as e:

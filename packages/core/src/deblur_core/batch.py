@@ -6,8 +6,9 @@
   output keeps its frame's relative path, file name and format under OUT (default: the sibling folder
   ``<INPUT>_deblurred``). Grayscale, RGBA (alpha copied unchanged) and 16-bit frames come out in the same
   mode and bit depth.
-* A video becomes a new H.264 video with the same frame rate (default: ``<stem>_deblurred.mp4`` beside it).
-  Audio streams are not copied; the report says so.
+* A video becomes a new video (H.264 by default; ``codec``, ``crf``) with the same frame rate and frame
+  timestamps (default: ``<stem>_deblurred.mp4`` beside it). Its audio streams are copied without
+  re-encoding where the output container accepts their codec, else re-encoded to AAC; the report says which.
 
 Pipeline: frames are decoded in reader threads and encoded in writer threads, so IO overlaps the network
 (which releases the GIL). The queues on both sides are bounded in frames and in bytes, so memory stays
@@ -46,7 +47,7 @@ from torch import Tensor
 from .errors import DeblurError, ImageReadError, ImageWriteError
 from .frames import list_images
 from .inference import Deblurrer, deblur_tensor, load_deblurrer
-from .io import IMAGE_EXTENSIONS, Image, VideoWriter, read_image, read_video_frames, to_tensor, video_fps, write_image
+from .io import IMAGE_EXTENSIONS, Image, VideoWriter, probe_video, read_image, read_video, to_tensor, write_image
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -119,8 +120,11 @@ def deblur_path(
     rank: int = 0,
     world_size: int = 1,
     progress: ProgressFn | None = None,
+    codec: str = "libx264",
+    crf: int = 18,
 ) -> BatchReport:
-    """Deblur a folder of frames (:func:`deblur_folder`) or a video file (:func:`deblur_video`).
+    """Deblur a folder of frames (:func:`deblur_folder`) or a video file (:func:`deblur_video`; ``codec`` and
+    ``crf`` apply to videos only).
 
     Raises:
         ValueError: arguments that cannot work (missing input, OUT overlapping INPUT, bad tile sizes, unknown
@@ -133,7 +137,7 @@ def deblur_path(
     if src.is_dir():
         return deblur_folder(src, out, **kwargs)
     if src.is_file() and src.suffix.lower() in VIDEO_EXTENSIONS:
-        return deblur_video(src, out, **kwargs)
+        return deblur_video(src, out, codec=codec, crf=crf, **kwargs)
     if not src.exists():
         raise ValueError(f"input '{src}' does not exist; give a folder of frames or a video file")
     raise ValueError(
@@ -239,15 +243,23 @@ def deblur_video(
     rank: int = 0,
     world_size: int = 1,
     progress: ProgressFn | None = None,
+    codec: str = "libx264",
+    crf: int = 18,
 ) -> BatchReport:
-    """Deblur a video file into a new H.264 video with the same frame rate; audio is dropped (and noted).
+    """Deblur a video file into a new video with the same frame rate, frame timestamps and audio.
 
     ``out`` is the output file if it has a video extension, otherwise a folder that receives
     ``<stem>.mp4``; by default ``<stem>_deblurred.mp4`` beside the input. Frames are 8-bit RGB (what
-    :func:`deblur_core.io.read_video_frames` gives); odd sizes are padded by one edge pixel for H.264.
-    A video that cannot be decoded (or breaks off mid-stream) is reported as failed and no output is left.
-    Only rank 0 processes a video; other ranks return an empty report. Other arguments as for
-    :func:`deblur_folder`.
+    :func:`deblur_core.io.read_video` gives), encoded with ``codec`` at constant rate factor ``crf`` (see
+    :class:`deblur_core.io.VideoWriter`); odd sizes are padded by one edge pixel for yuv420p. Audio streams
+    are copied without re-encoding where the output container accepts their codec, else re-encoded to AAC
+    (the report's notes say which). A video that cannot be decoded (not a video, truncated, or breaking off
+    mid-stream) is reported as failed, with the reason, and no output is left. Only rank 0 processes a
+    video; other ranks return an empty report. Other arguments as for :func:`deblur_folder`.
+
+    Raises:
+        ValueError: as for :func:`deblur_folder`, and an unknown ``codec`` or one the output container
+            cannot hold.
     """
     _check_options(tile, overlap, batch_size, rank, world_size)
     src = Path(input).resolve()
@@ -268,37 +280,43 @@ def deblur_video(
         return report
     side_path = dst.with_name(dst.stem + "_compare.mp4")
     if not overwrite and dst.exists() and (side_path.exists() or not compare):
-        report.skipped = report.total = _probe_video(dst)[0]
-        report.notes.append(f"output '{dst}' exists: skipped (pass overwrite to redo it)")
+        try:
+            report.skipped = report.total = probe_video(dst).frames
+        except ImageReadError:
+            report.skipped = report.total = 0
+        report.notes.append(f"output '{dst}' exists: skipped (--overwrite redoes it)")
         return report
     try:
-        fps = video_fps(src)
-        frames, audio = _probe_video(src)
-        decoded = read_video_frames(src)
+        info = probe_video(src)
+        decoded = read_video(src)
     except ImageReadError as err:
         report.failed.append((src.name, err.reason))
         return report
-    if audio:
-        report.notes.append(f"audio dropped: the input has {audio} audio stream(s); the output video has none")
 
     it, index = iter(decoded), itertools.count()
+    stamps: deque[int | None] = deque()  # timestamps of the frames on their way to the writer, in order
 
     def next_frame(_: object) -> tuple[str, Image] | None:
-        array = next(it, None)  # one decoder thread calls this, so frames arrive in order
-        if array is None:
+        item = next(it, None)  # one decoder thread calls this, so frames arrive in order
+        if item is None:
             return None
+        array, pts = item
+        stamps.append(pts)
         data, _alpha, bit_depth = to_tensor(array)
         return f"{src.name} frame {next(index)}", Image(data=data, bit_depth=bit_depth)
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    run = _Run(report, deb, tile, overlap, batch_size, frames or None, progress, workers=1)
+    run = _Run(report, deb, tile, overlap, batch_size, info.frames or None, progress, workers=1)
+    encoding = dict(fps=info.fps, time_base=info.time_base, codec=codec, crf=crf, audio_from=src)
     try:
-        with _AtomicVideo(dst, fps) as video, _AtomicVideo(side_path if compare else None, fps) as side:
+        with _AtomicVideo(dst, **encoding) as video, \
+                _AtomicVideo(side_path if compare else None, **encoding) as side:
 
             def write(_: str, before: Image, after: Tensor) -> None:  # one encoder thread: in order
-                video.write(after)
+                pts = stamps.popleft()
+                video.write(after, pts)
                 if side.writer is not None:
-                    side.write(_side_by_side(before, after).data)
+                    side.write(_side_by_side(before, after).data, pts)
 
             with run:
                 for item in _ordered_map(next_frame, itertools.repeat(None), workers=1, nbytes=_nbytes):
@@ -310,6 +328,7 @@ def deblur_video(
                 raise ImageWriteError(dst, "not written: " + "; ".join(f"{n}: {r}" for n, r in report.failed))
             if report.done == 0:
                 raise ImageReadError(src, "no video frames could be decoded")
+        report.notes.extend(video.writer.notes)
     except (ImageReadError, ImageWriteError) as err:
         report.failed = [(src.name, err.reason)]
         report.done, report.megapixels = 0, 0.0
@@ -347,18 +366,6 @@ def _nbytes(item: Any) -> int:
     return image.data.nbytes if isinstance(image, Image) else 0
 
 
-def _probe_video(path: Path) -> tuple[int, int]:
-    """(number of video frames the container declares, 0 if it does not; number of audio streams)."""
-    import av  # only videos need PyAV
-
-    try:
-        with av.open(str(path)) as container:
-            video = container.streams.video
-            return (int(video[0].frames) if video else 0), len(container.streams.audio)
-    except (OSError, av.FFmpegError) as err:
-        raise ImageReadError(path, f"{type(err).__name__}: {err}") from err
-
-
 def _side_by_side(before: Image, after: Tensor) -> Image:
     """Input left, output right, in the input's mode and bit depth."""
     alpha = None if before.alpha is None else np.concatenate([before.alpha, before.alpha], axis=1)
@@ -385,13 +392,13 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 class _AtomicVideo:
     """A :class:`VideoWriter` on a hidden temporary file, renamed to ``path`` only if no error occurred."""
 
-    def __init__(self, path: Path | None, fps: float) -> None:
+    def __init__(self, path: Path | None, **encoding: Any) -> None:
         self.path = path
         self.tmp = _partial_name(path) if path is not None else None
-        self.writer = VideoWriter(self.tmp, fps=fps) if path is not None else None
+        self.writer = VideoWriter(self.tmp, **encoding) if path is not None else None
 
-    def write(self, frame: Tensor) -> None:
-        self.writer.write(frame)
+    def write(self, frame: Tensor, pts: int | None) -> None:
+        self.writer.write(frame, pts)
 
     def __enter__(self) -> _AtomicVideo:
         return self
