@@ -96,8 +96,8 @@ timed = [r for r in rows if r["step"] > steps[len(steps) // 2] and "val_psnr" no
 if len(timed) >= 2:
     rate = (timed[-1]["step"] - timed[0]["step"]) / max(1e-6, timed[-1]["elapsed_s"] - timed[0]["elapsed_s"])
 else:  # too few steps logged (a toy rehearsal): the resumed call's whole rate, validation included
-    half = [r for r in rows if "val_psnr" in r][0]["step"]
-    rate = (rows[-1]["step"] - half) / max(1e-6, rows[-1]["elapsed_s"])
+    half = [r for r in rows if "val_psnr" in r][0]
+    rate = (rows[-1]["step"] - half["step"]) / max(1e-6, rows[-1]["elapsed_s"] - half["elapsed_s"])
 info = {"steps_per_s": rate, "val_psnr": rows[-1].get("val_psnr"), "fp16_roundtrip_max_diff": diff,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
 dest.write_text(json.dumps(info, indent=2))

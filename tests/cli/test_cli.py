@@ -84,10 +84,10 @@ def _randomised_checkpoint(path, name="nafnet"):
 def test_eval_json_matches_core_metric_functions(tmp_path):
     ckpt, model = _randomised_checkpoint(tmp_path / "w.safetensors")
     r = runner.invoke(app, ["eval", "--model", "nafnet", "--weights", str(ckpt), "--data", "default",
-                            "--blur", "gaussian", "--val-count", "4", "--device", "cpu", "--json"])
+                            "--blur", "gaussian", "--crops", "--val-count", "4", "--device", "cpu", "--json"])
     assert r.exit_code == 0, r.output
     got = json.loads(r.output)[0]
-    want = evaluate(model.eval(), open_dataset("default", blur="gaussian", val_count=4))
+    want = evaluate(model.eval(), open_dataset("default", blur="gaussian", val_count=4), crops=True)
     assert got["images"] == 4
     for row in ("blurred", "model", "richardson_lucy"):
         for k in ("mse", "psnr", "ssim"):
@@ -95,7 +95,7 @@ def test_eval_json_matches_core_metric_functions(tmp_path):
 
 
 def test_eval_table_and_untrained_note(tmp_path):
-    r = runner.invoke(app, ["eval", "--model", "srn", "--data", "default", "--val-count", "2", "--no-baseline"],
+    r = runner.invoke(app, ["eval", "--model", "srn", "--data", "default", "--crops", "--val-count", "2", "--no-baseline"],
                       env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "blurred input" in r.output and "PSNR" in r.output
@@ -161,3 +161,38 @@ def test_train_tiny_run_and_usage_errors(tmp_path):
     assert r.exit_code == 2 and "loss" in r.output
     r = runner.invoke(app, ["train", "--data", "reds:/nonexistent", "--out", str(tmp_path / "y"), "--quiet"])
     assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def test_eval_scores_every_pair_whole_as_scikit_image_does(tmp_path):
+    """pairs:DIR without a val/ split: every pair is scored whole; the blurred input's figures are the mean
+    of scikit-image's full-image PSNR and SSIM (the field's protocol), with a row per image in --json."""
+    import imageio.v3 as iio
+    import numpy as np
+    from skimage.filters import gaussian
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(0)
+    want_psnr, want_ssim = [], []
+    for i, (h, w) in enumerate([(70, 90), (64, 100), (81, 77), (96, 96), (60, 130)]):
+        sharp = (gaussian(rng.random((h, w, 3)), sigma=1, channel_axis=2) * 255).round().astype(np.uint8)
+        blur = (gaussian(sharp / 255, sigma=1.5 + i / 4, channel_axis=2) * 255).round().astype(np.uint8)
+        for sub, img in (("sharp", sharp), ("blur", blur)):
+            (tmp_path / sub).mkdir(exist_ok=True)
+            iio.imwrite(tmp_path / sub / f"{i:03d}.png", img)
+        want_psnr.append(peak_signal_noise_ratio(sharp, blur, data_range=255))
+        want_ssim.append(structural_similarity(sharp, blur, channel_axis=2, data_range=255, gaussian_weights=True,
+                                               sigma=1.5, use_sample_covariance=False))
+    csv_path = tmp_path / "scores.csv"
+    r = runner.invoke(app, ["eval", "--model", "srn-nolstm", "--data", f"pairs:{tmp_path}", "--device", "cpu",
+                            "--json", "--csv", str(csv_path)])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)[0]
+    assert got["images"] == 5 and got["protocol"] == "whole images"
+    assert got["rows"]["blurred"]["psnr"] == pytest.approx(np.mean(want_psnr), abs=1e-3)
+    assert got["rows"]["blurred"]["ssim"] == pytest.approx(np.mean(want_ssim), abs=1e-4)
+    assert [row["image"] for row in got["per_image"]] == [f"blur/{i:03d}.png" for i in range(5)]
+    assert [row["blurred"]["psnr"] for row in got["per_image"]] == pytest.approx(want_psnr, abs=1e-3)
+    assert len(csv_path.read_text().splitlines()) == 1 + 5 * 2  # header, then blurred and model per image
+    crops = runner.invoke(app, ["eval", "--model", "srn-nolstm", "--data", f"pairs:{tmp_path}", "--device", "cpu",
+                                "--crops", "--val-count", "2", "--json"])
+    assert crops.exit_code == 0 and json.loads(crops.output)[0]["protocol"] == "crops"

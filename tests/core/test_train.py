@@ -98,6 +98,9 @@ def test_resume_after_sigkill_continues_the_loss_curve(tmp_path):
     assert [r["step"] for r in got] == [r["step"] for r in want]
     for a, b in zip(got, want):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-7), (a, b)
+    # the wall-time column continues after the resume instead of restarting at zero
+    elapsed = [r["elapsed_s"] for r in got]
+    assert elapsed == sorted(elapsed), elapsed
     assert load_run_config(run).steps == steps
 
 

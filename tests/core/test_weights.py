@@ -54,4 +54,4 @@ def test_srn_raises_psnr_on_the_bundled_example_pair():
     sharp = torch.stack([read_image(CLIP / "val_sharp" / "000" / f).data for f in frames])
     out = deb(blur)
     before, after = psnr(blur, sharp), psnr(out, sharp)
-    assert (after > before + 0.5).all(), (before, after)
+    assert (after > before + 3.0).all(), (before, after)  # measured: +4.7 and +4.8 dB (MODELS.md)

@@ -496,14 +496,16 @@ def _hold_out(items: list, what: str, root: Path) -> tuple[list, list]:
             [it for i, it in enumerate(items) if i % _HOLD_OUT_EVERY == 0])
 
 
-def _reds(root: Path) -> tuple[list, list]:
+def _reds(root: Path, for_eval: bool = False) -> tuple[list, list]:
     _require_dir(root, "REDS")
-    train = _pair_trees(root / "train" / "train_blur", root / "train" / "train_sharp", "REDS")
     val = _pair_trees(root / "val" / "val_blur", root / "val" / "val_sharp", "REDS")
+    if for_eval:  # a test set needs no training split
+        return val, val
+    train = _pair_trees(root / "train" / "train_blur", root / "train" / "train_sharp", "REDS")
     return train, val
 
 
-def _gopro(root: Path) -> tuple[list, list]:
+def _gopro(root: Path, for_eval: bool = False) -> tuple[list, list]:
     _require_dir(root, "GoPro")
 
     def split(name: str) -> list[_PairFiles]:
@@ -513,14 +515,20 @@ def _gopro(root: Path) -> tuple[list, list]:
             raise DatasetError(f"GoPro: no clip folders under '{base}'")
         return [pair for clip in clips for pair in _pair_trees(clip / "blur", clip / "sharp", "GoPro")]
 
-    return split("train"), split("test")
+    test = split("test")
+    return (test if for_eval else split("train")), test
 
 
-def _pairs(root: Path) -> tuple[list, list]:
+def _pairs(root: Path, for_eval: bool = False) -> tuple[list, list]:
     _require_dir(root, "pairs")
+    if for_eval and (root / "val").is_dir():
+        val = _pair_trees(root / "val" / "blur", root / "val" / "sharp", "pairs")
+        return val, val
     pairs = _pair_trees(root / "blur", root / "sharp", "pairs")
     if (root / "val").is_dir():
         return pairs, _pair_trees(root / "val" / "blur", root / "val" / "sharp", "pairs")
+    if for_eval:  # no split: the whole folder is the test set
+        return pairs, pairs
     return _hold_out(pairs, "pairs", root)
 
 
@@ -586,7 +594,7 @@ def _cifar(root: Path, *, val_count: int, channels: int) -> CifarSource:
                        channels=channels)
 
 
-_PAIRED: dict[str, Callable[[Path], tuple[list, list]]] = {"reds": _reds, "gopro": _gopro, "pairs": _pairs}
+_PAIRED: dict[str, Callable[[Path, bool], tuple[list, list]]] = {"reds": _reds, "gopro": _gopro, "pairs": _pairs}
 
 
 def open_dataset(spec: str, *, blur: str = "mix", val_patch: int = 128, val_count: int = 48, channels: int = 3,
@@ -607,8 +615,9 @@ def open_dataset(spec: str, *, blur: str = "mix", val_patch: int = 128, val_coun
         channels: 3 (gray images are replicated) or 1 (RGB images are averaged).
         patch: when given, also check now that every training image is at least ``patch`` x ``patch``
             (``train_batch`` checks it anyway).
-        for_eval: open a test set rather than a training set: ``pairs:PATH`` without a ``val`` folder
-            then holds out every pair (all of PATH is scored), not every 10th.
+        for_eval: open a test set rather than a training set: only the held-out split must exist
+            (``reds:`` its ``val``, ``gopro:`` its ``test``), and ``pairs:PATH`` without a ``val`` folder
+            holds out every pair (all of PATH is scored), not every 10th.
 
     Returns:
         A :class:`PairSource`.
@@ -640,10 +649,7 @@ def open_dataset(spec: str, *, blur: str = "mix", val_patch: int = 128, val_coun
         source = SyntheticSource(f"folder:{root}", "folder", train, val, blur=blur, val_patch=val_patch,
                                  val_count=val_count, channels=channels)
     else:
-        if fmt == "pairs" and for_eval and not (root / "val").is_dir():
-            train = val = _pair_trees(_require_dir(root, "pairs") / "blur", root / "sharp", "pairs")
-        else:
-            train, val = _PAIRED[fmt](root)
+        train, val = _PAIRED[fmt](root, for_eval)
         source = PairedSource(f"{fmt}:{root}", fmt, train, val, val_patch=val_patch, val_count=val_count,
                               channels=channels)
     if patch is not None:

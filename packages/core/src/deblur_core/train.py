@@ -363,7 +363,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
                 if world > 1:
                     dist.barrier()
             if record and is_main:
-                record["elapsed_s"] = round(time.time() - t0, 2)
+                record["elapsed_s"] = round(prior_seconds + time.time() - t0, 2)  # continues across --resume
                 with open(log_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
             if record:
