@@ -75,6 +75,47 @@ def test_usage_errors_exit_2_and_say_what_to_do(tmp_path):
     assert not (tmp_path / "in" / "out").exists()
 
 
+def test_unwritable_out_and_json_summary_are_usage_errors_before_any_work(tmp_path, monkeypatch):
+    _frames(tmp_path / "in", 2)
+    (tmp_path / "taken.txt").write_text("a file")
+    (tmp_path / "folder").mkdir()
+    cases = [
+        (["--out", str(tmp_path / "taken.txt")], "is a file, not a folder"),
+        (["--json-summary", str(tmp_path / "folder")], "cannot write the JSON summary"),
+        (["--json-summary", str(tmp_path / "taken.txt" / "s.json")], "cannot write the JSON summary"),
+    ]
+    for args, message in cases:
+        r = runner.invoke(app, ["batch", str(tmp_path / "in"), *args], env=WIDE)
+        assert r.exit_code == 2, (args, r.output)
+        assert message in r.output and "Traceback" not in r.output, (args, r.output)
+        assert not isinstance(r.exception, OSError)
+    assert not (tmp_path / "in_deblurred").exists()  # refused before the work
+    mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if "ro" in self.parts:
+            raise OSError(30, "Read-only file system", str(self))
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    r = runner.invoke(app, ["batch", str(tmp_path / "in"), "--out", str(tmp_path / "ro" / "out")], env=WIDE)
+    assert r.exit_code == 2 and "Read-only file system" in r.output and "--out" in r.output
+
+
+def test_a_summary_that_fails_at_the_end_is_an_error_not_a_traceback(tmp_path, monkeypatch):
+    _frames(tmp_path / "in", 2)
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    r = runner.invoke(app, ["batch", str(tmp_path / "in"), "--json-summary", str(tmp_path / "s.json")], env=WIDE)
+    assert r.exit_code == 1 and not isinstance(r.exception, OSError)
+    assert "cannot write the JSON summary" in r.stderr and "No space left on device" in r.stderr
+    assert "done" in r.stdout  # the summary table is still shown
+    assert len(_outputs(tmp_path / "in_deblurred")) == 2
+
+
 def test_empty_folder_says_so_and_exits_1(tmp_path):
     (tmp_path / "empty").mkdir()
     r = runner.invoke(app, ["batch", str(tmp_path / "empty")], env=WIDE)

@@ -1,5 +1,6 @@
 """deblur_core.batch: folders and videos, mirroring, resume, bad frames, modes, tiling, sharding, memory."""
 
+import errno
 import hashlib
 import os
 import subprocess
@@ -17,7 +18,7 @@ from skimage.transform import resize
 from torch import nn
 
 from deblur_core.batch import COMPARE_DIR, deblur_folder, deblur_path, deblur_video
-from deblur_core.errors import DeblurError
+from deblur_core.errors import DeblurError, ImageWriteError
 from deblur_core.frames import list_images
 from deblur_core.inference import Deblurrer, deblur_tensor
 from deblur_core.io import Image, VideoWriter, read_image, read_video_frames, to_tensor, video_fps, write_image
@@ -317,6 +318,53 @@ def test_truncated_and_fake_videos_are_named_with_the_reason(tmp_path, video_wit
         assert "pyav" not in report.failed[0][1]
     assert "of the 12 frames its header declares" in report.failed[0][1]
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.mp4"))
+
+
+def _read_only_under(root: Path, monkeypatch) -> None:
+    """Make creating folders under ``root`` fail as on a read-only filesystem (root ignores permissions)."""
+    mkdir = Path.mkdir
+
+    def refuse(self, *args, **kwargs):
+        if self == root or root in self.parents:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    src = tmp_path / "in"
+    _write_frames(src, ["a/1.png", "2.png"])
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    deb = _recorder()
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        deblur_folder(src, tmp_path / "notes.txt", model=deb)
+    _read_only_under(tmp_path / "ro", monkeypatch)
+    with pytest.raises(ValueError, match="cannot write to the output folder .*Read-only file system"):
+        deblur_folder(src, tmp_path / "ro" / "out", model=deb)
+    with pytest.raises(ValueError, match="cannot write to the output folder .*Read-only file system"):
+        deblur_video(tmp_path / "notes.txt", tmp_path / "ro" / "clip.mp4", model=deb)
+    assert deb.model.calls == []  # refused before the network ran
+
+
+def test_failed_writes_are_reported_even_when_their_cleanup_fails_too(tmp_path, monkeypatch):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _write_frames(src, ["1.png", "sub/2.png"])
+
+    def read_only(path, image):
+        raise ImageWriteError(path, "OSError: [Errno 30] Read-only file system")
+
+    def unlink(self, missing_ok=False):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    # the disk turns read-only once the run has started: writes, removals and new folders all fail
+    monkeypatch.setattr("deblur_core.batch.write_image", read_only)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    _read_only_under(out / "sub", monkeypatch)
+    report = deblur_folder(src, out, model=_recorder())
+    assert report.done == 0
+    assert sorted(name for name, _ in report.failed) == ["1.png", os.path.join("sub", "2.png")]
+    assert all("Read-only file system" in reason for _, reason in report.failed)
 
 
 def test_bad_arguments_and_empty_folder(tmp_path):

@@ -6,6 +6,7 @@ without weights (untrained, hence the identity) and its "untrained" notice are c
 blur-then-deblur, where the "before" image is the blurred upload.
 """
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -106,6 +107,18 @@ def test_corrupt_upload_is_a_clear_error_and_the_server_keeps_serving(client, ex
     assert "Traceback" not in message and "/tmp/" not in message
     (before, after), _, _ = _deblur(client, example)
     assert _pixels(after).shape[:2] == _pixels(str(example)).shape[:2]
+
+
+def test_a_refused_upload_is_one_line_in_the_log_not_a_traceback(client, tmp_path, capfd, caplog):
+    bad = tmp_path / "refused.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 20)
+    capfd.readouterr()
+    with pytest.raises(AppError):
+        _deblur(client, bad)
+    time.sleep(0.5)  # the server writes from its own thread
+    assert "Traceback" not in capfd.readouterr().err
+    lines = [r.getMessage() for r in caplog.records if "refused.png" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0], lines
 
 
 def test_eight_concurrent_clients_are_all_served(url, example):
