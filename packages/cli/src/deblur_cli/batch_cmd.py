@@ -2,8 +2,9 @@
 summary. Under torchrun, the rank and world size come from the environment and each rank takes its shard.
 
 Exit codes: 0 all frames done or skipped; 1 some frame failed (each is named on stderr), the folder holds no
-images, or the run broke off; 2 usage error (missing input, unknown model, bad weights, OUT overlapping
-INPUT, bad tile sizes, no CUDA).
+images, the run broke off, or the JSON summary could not be written at the end; 2 usage error (missing
+input, unknown model, bad weights, OUT overlapping INPUT, OUT a file or not writable, an unwritable
+--json-summary path, bad tile sizes, unknown video codec, no CUDA).
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ def batch(
         if torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     show = not quiet
+    summary_path = None
+    if json_summary is not None:  # checked now, not found unwritable after all the work
+        summary_path = json_summary if world_size == 1 else json_summary.with_name(
+            f"{json_summary.stem}.rank{rank}{json_summary.suffix}")
+        problem = _unwritable(summary_path)
+        if problem:
+            _fail(f"cannot write the JSON summary to '{summary_path}': {problem}; pass --json-summary a writable "
+                  "file path", 2)
     try:
         deb = load_deblurrer(model, weights, device=device)
     except (ValueError, DeblurError) as e:
@@ -72,11 +81,14 @@ def batch(
             _fail(str(e), 2)
         except DeblurError as e:
             _fail(str(e), 1)
-    if json_summary is not None:
-        path = json_summary if world_size == 1 else json_summary.with_name(
-            f"{json_summary.stem}.rank{rank}{json_summary.suffix}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    summary_failed = False
+    if summary_path is not None:
+        try:
+            summary_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+        except OSError as e:
+            err_console.print(f"[bold red]error:[/] cannot write the JSON summary to '{summary_path}': "
+                              f"{e.strerror or e}", soft_wrap=True)
+            summary_failed = True
     if show:
         console.print(_summary_table(report))
         for note in report.notes:
@@ -87,7 +99,24 @@ def batch(
     if report.failed:
         err_console.print(f"[bold red]{len(report.failed)} failed[/] (the others are done; rerun to retry only "
                           "the missing ones)", soft_wrap=True)
+    if report.failed or summary_failed:
         raise typer.Exit(1)
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written, or None. Creates its folder if needed; leaves no new file behind."""
+    if path.is_dir():
+        return "it is a folder"
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a"):  # appending truncates nothing, so an existing summary survives a failed run
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
 
 
 class _ProgressBar:

@@ -30,8 +30,10 @@ With ``compare``, a side-by-side image (input left, output right) per frame goes
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -187,6 +189,7 @@ def deblur_folder(
         raise ValueError(f"output folder '{dst}' is inside the input '{src}'; pass an output folder outside it")
     if dst in src.parents:
         raise ValueError(f"output folder '{dst}' contains the input '{src}'; pass an output folder beside it")
+    _check_output_folder(dst)
     files = list_images(src)
     if not files:
         raise DeblurError(f"no images found under '{src}' (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
@@ -271,6 +274,9 @@ def deblur_video(
         dst = Path(out).resolve()
         if dst.suffix.lower() not in VIDEO_EXTENSIONS:
             dst = dst / (src.stem + ".mp4")
+    if dst.is_dir():
+        raise ValueError(f"output '{dst}' is a folder; pass --out a video file name or a folder to hold one")
+    _check_output_folder(dst.parent)
     if dst == src:
         raise ValueError(f"output '{dst}' is the input video; pass another --out")
     deb = _deblurrer(model, weights, device)
@@ -305,7 +311,6 @@ def deblur_video(
         data, _alpha, bit_depth = to_tensor(array)
         return f"{src.name} frame {next(index)}", Image(data=data, bit_depth=bit_depth)
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
     run = _Run(report, deb, tile, overlap, batch_size, info.frames or None, progress, workers=1)
     encoding = dict(fps=info.fps, time_base=info.time_base, codec=codec, crf=crf, audio_from=src)
     try:
@@ -378,15 +383,42 @@ def _partial_name(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
+def _check_output_folder(folder: Path) -> None:
+    """Create ``folder`` if needed and make sure files can be created in it, before any work is done.
+
+    Raises:
+        ValueError: it is a file, or it (or a folder above it) cannot be created or written to.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output '{folder}' is a file, not a folder; pass --out a folder (new or existing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write to the output folder '{folder}': {err.strerror or err}; pass --out a "
+                         "writable folder") from err
+
+
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _partial_name(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         os.replace(tmp, path)
+    except OSError as err:  # the folder or the rename (write_image raises ImageWriteError itself)
+        _discard(tmp)
+        raise ImageWriteError(path, f"{type(err).__name__}: {err.strerror or err}") from err
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
+
+
+def _discard(path: Path) -> None:
+    # where the write failed (a read-only or full disk), removing its leftover may fail too: the write's
+    # error is the one to report
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 class _AtomicVideo:
@@ -410,12 +442,16 @@ class _AtomicVideo:
             self.writer.close()
         except ImageWriteError:
             if exc_type is None:
-                self.tmp.unlink(missing_ok=True)
+                _discard(self.tmp)
                 raise
         if exc_type is None:
-            os.replace(self.tmp, self.path)
+            try:
+                os.replace(self.tmp, self.path)
+            except OSError as err:
+                _discard(self.tmp)
+                raise ImageWriteError(self.path, f"{type(err).__name__}: {err.strerror or err}") from err
         else:
-            self.tmp.unlink(missing_ok=True)
+            _discard(self.tmp)
 
 
 def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int,

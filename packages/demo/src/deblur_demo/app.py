@@ -11,6 +11,7 @@ wait in a bounded queue and run one at a time.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import tempfile
@@ -43,6 +44,8 @@ QUEUE_SIZE = 32  # requests waiting beyond this are refused instead of piling up
 CONCURRENCY = 1  # one inference at a time: each already uses every core
 _RESULT_TTL_S = 3600  # downloadable results older than this are deleted
 
+_log = logging.getLogger("deblur_demo")
+
 _INTRO = """# deblur
 Upload a blurred photo or pick a bundled one, choose a model and press **Deblur**.
 Drag the slider to compare before and after; download the full-resolution PNG below it.
@@ -65,6 +68,13 @@ def _save_result(result: DeblurResult, stem: str) -> Path:
     path = folder / f"{stem}-deblurred.png"
     write_image(path, result.output)  # full resolution, the input's bit depth and alpha
     return path
+
+
+def _refuse(message: str) -> Exception:
+    """The error a request is refused with: shown to the user, and one line in the server's log (gradio would
+    print a traceback for every refused upload)."""
+    _log.warning("request refused: %s", message)
+    return gr.Error(message, print_exception=False)
 
 
 def _summary(result: DeblurResult) -> str:
@@ -112,11 +122,11 @@ def build_app(
         # Registered with preprocess=False: gradio would otherwise open the upload with Pillow before
         # this runs, and a corrupt file would end in gradio's generic error instead of a clear message.
         if not upload or not upload.get("path"):
-            raise gr.Error("Upload an image or pick an example first.")
+            raise _refuse("Upload an image or pick an example first.")
         if model not in names:
-            raise gr.Error(f"Unknown model '{model}'.")
+            raise _refuse(f"Unknown model '{model}'.")
         if kind not in BLUR_KINDS:
-            raise gr.Error(f"Unknown blur kind '{kind}'; choose one of {', '.join(BLUR_KINDS)}.")
+            raise _refuse(f"Unknown blur kind '{kind}'; choose one of {', '.join(BLUR_KINDS)}.")
 
         def tiles_done(done: int, total: int) -> None:
             progress((done, total), desc="Deblurring", unit="tiles")
@@ -130,11 +140,11 @@ def build_app(
                 result = deblur_image(upload["path"], model, **common)
             saved = _save_result(result, Path(name).stem)
         except ImageReadError as err:  # name the upload, not the server's copy of it
-            raise gr.Error(f"Cannot read '{name}': {err.reason}") from None
+            raise _refuse(f"Cannot read '{name}': {err.reason}") from None
         except DeblurError as err:
-            raise gr.Error(str(err)) from None
+            raise _refuse(str(err)) from None
         except MemoryError:
-            raise gr.Error("Not enough memory for this image: try a smaller one.") from None
+            raise _refuse("Not enough memory for this image: try a smaller one.") from None
         before = to_array(result.input.data, 8, result.input.alpha)
         after = to_array(result.output.data, 8, result.output.alpha)
         return (before, after), str(saved), _summary(result)
