@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -23,7 +24,12 @@ from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported
 
-import gradio as gr  # noqa: E402
+try:
+    import gradio as gr
+except ImportError as _err:  # a plain install: deblur-demo says which extra to install (see main)
+    gr = None
+    _GRADIO_MISSING = (f"deblur-demo needs gradio, which is not installed here ({_err}); install the demo extra: "
+                       "pip install 'deblur[demo]'")
 
 from deblur_core.blur import BLUR_KINDS  # noqa: E402
 from deblur_core.errors import DeblurError, ImageReadError  # noqa: E402
@@ -106,6 +112,8 @@ def build_app(
         max_pixels: the largest image (width x height) accepted.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
     """
+    if gr is None:
+        raise ImportError(_GRADIO_MISSING)
     weights = dict(weights or {})
     choices = model_choices(weights)
     names = {name for _, name in choices}
@@ -209,6 +217,9 @@ def launch(
 
 def main(argv: list[str] | None = None) -> None:
     """``deblur-demo [--host 127.0.0.1] [--port 7860] [--share]``"""
+    if gr is None:  # a plain install, without the demo extra: say so, not a traceback
+        print(f"error: {_GRADIO_MISSING}", file=sys.stderr)
+        raise SystemExit(1)
     parser = argparse.ArgumentParser(prog="deblur-demo", description="Deblur images in the browser.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
