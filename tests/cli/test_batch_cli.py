@@ -59,6 +59,25 @@ def test_batch_writes_outputs_summary_and_json(tmp_path):
     assert json.loads(summary.read_text())["skipped"] == 4
 
 
+def test_summary_says_what_the_weights_were_trained_on_and_warns_about_gaussian_only(tmp_path):
+    from deblur_core.catalog import model_catalog
+
+    trained_on = {r["name"]: r["trained_on"] for r in model_catalog() if r["weights"]}
+    _frames(tmp_path / "in", 2)
+    summary = tmp_path / "s.json"
+    r = runner.invoke(app, ["batch", str(tmp_path / "in"), "--model", "nafnet", "--out", str(tmp_path / "a"),
+                            "--json-summary", str(summary)], env=WIDE)
+    assert r.exit_code == 0, r.output
+    assert trained_on["nafnet"] == "default, gaussian blur"
+    assert "trained on default, gaussian blur" in r.stdout
+    assert "trained on gaussian blur only" in r.stderr and "motion" in r.stderr
+    assert json.loads(summary.read_text())["trained_on"] == "default, gaussian blur"
+    r = runner.invoke(app, ["batch", str(tmp_path / "in"), "--model", "srn", "--out", str(tmp_path / "b")], env=WIDE)
+    assert r.exit_code == 0, r.output
+    assert f"trained on {trained_on['srn']}" in r.stdout and "mix blur" in trained_on["srn"]
+    assert "gaussian blur only" not in r.stderr
+
+
 def test_usage_errors_exit_2_and_say_what_to_do(tmp_path):
     _frames(tmp_path / "in", 1)
     cases = [

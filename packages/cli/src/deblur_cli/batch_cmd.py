@@ -166,7 +166,7 @@ def _summary_table(report):
     rows = [
         ("input", report.input),
         ("output", report.output),
-        ("model", f"{report.model} ({'trained' if report.trained else 'untrained'})"),
+        ("model", f"{report.model} ({_weights(report)})"),
         ("device", report.device),
         ("done", str(report.done)),
         ("skipped", f"{report.skipped} (output exists)"),
@@ -177,3 +177,9 @@ def _summary_table(report):
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def _weights(report) -> str:
+    if not report.trained:
+        return "untrained"
+    return f"trained on {report.trained_on}" if report.trained_on else "trained"

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .catalog import gaussian_only, trained_on
 from .errors import DeblurError, ImageReadError, ImageWriteError
 from .frames import list_images
 from .inference import Deblurrer, deblur_tensor, load_deblurrer
@@ -89,7 +90,8 @@ class BatchReport:
     model_s: float = 0.0  # of which the network ran (the rest of wall_s is IO not hidden behind it)
     rank: int = 0
     world_size: int = 1
-    notes: list[str] = field(default_factory=list)  # e.g. "audio dropped", "untrained network"
+    trained_on: str = ""  # what the weights were trained on, e.g. "default, mix blur" ("" where unknown)
+    notes: list[str] = field(default_factory=list)  # e.g. "audio re-encoded", "untrained network"
 
     @property
     def frames_per_s(self) -> float:
@@ -363,6 +365,12 @@ def _new_report(src: Path, dst: Path, deb: Deblurrer, rank: int, world_size: int
                          device=str(deb.device), rank=rank, world_size=world_size)
     if not deb.trained:
         report.notes.append(f"no trained weights for '{deb.name}': the network is untrained (the identity)")
+    config = deb.meta.get("config", {})
+    report.trained_on = trained_on(config)
+    if deb.trained and gaussian_only(config):
+        report.notes.append(f"the '{deb.name}' weights were trained on gaussian blur only: on motion, camera-shake "
+                            "or video blur they can make frames worse (see MODELS.md); 'srn' is trained on a mix "
+                            "of blurs")
     return report
 
 
