@@ -82,6 +82,15 @@ def test_deblur_image_keeps_size_alpha_and_reports(photo):
     torch.testing.assert_close(result.output.data, result.input.data)  # untrained: the identity
 
 
+def test_precision_is_passed_through_and_checked(photo):
+    result = deblur_image(photo, "srn-nolstm", device="cpu", precision="bf16")
+    assert result.precision == "bf16"
+    torch.testing.assert_close(result.output.data, result.input.data)  # untrained: the identity, in bf16 too
+    assert blur_then_deblur(photo, "srn-nolstm", "gaussian", 0.2, device="cpu", precision="fp32").precision == "fp32"
+    with pytest.raises(DeblurError, match="unknown precision 'half'"):
+        deblur_image(photo, "srn-nolstm", device="cpu", precision="half")
+
+
 def test_grayscale_and_alpha(tmp_path):
     alpha = np.full((20, 24), 200, np.uint8)
     img = Image(data=torch.rand(1, 20, 24), alpha=alpha, bit_depth=16)

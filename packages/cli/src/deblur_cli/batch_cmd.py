@@ -26,6 +26,7 @@ def batch(
     out: Annotated[Path | None, typer.Option(help="Output folder mirroring INPUT's relative paths (default: INPUT_deblurred beside INPUT). For a video: the output video, or a folder for STEM.mp4 (default: STEM_deblurred.mp4 beside it).", show_default=False)] = None,
     weights: Annotated[Path | None, typer.Option(help="A .safetensors checkpoint (default: the weights shipped for the model, if any).", show_default=False)] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (auto: CUDA if available).")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX, else fp32). Outputs keep their format and bit depth.")] = "auto",
     tile: Annotated[int, typer.Option(help="Frames larger than N x N pixels are processed alone in overlapping N x N tiles, so memory stays bounded.")] = 512,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="Pixels shared by neighbouring tiles, blended smoothly (tile must exceed twice this).")] = 32,
     batch_size: Annotated[int, typer.Option(help="Consecutive frames of one size deblurred together.")] = 4,
@@ -64,7 +65,7 @@ def batch(
             _fail(f"cannot write the JSON summary to '{summary_path}': {problem}; pass --json-summary a writable "
                   "file path", 2)
     try:
-        deb = load_deblurrer(model, weights, device=device)
+        deb = load_deblurrer(model, weights, device=device, precision=precision)
     except (ValueError, DeblurError) as e:
         _fail(str(e), 2)
     if show and rank == 0 and not deb.trained:
@@ -167,7 +168,7 @@ def _summary_table(report):
         ("input", report.input),
         ("output", report.output),
         ("model", f"{report.model} ({_weights(report)})"),
-        ("device", report.device),
+        ("device", f"{report.device} ({report.precision})"),
         ("done", str(report.done)),
         ("skipped", f"{report.skipped} (output exists)"),
         ("failed", f"[red]{len(report.failed)}[/]" if report.failed else "0"),

@@ -151,6 +151,7 @@ def evaluate_cmd(
     val_count: Annotated[int, typer.Option(help="With --crops: number of validation crops.")] = 48,
     tile: Annotated[int, typer.Option(help="Whole images: run the model in tiles of this size where larger (bounds memory).")] = 1024,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX, else fp32).")] = "auto",
     baseline: Annotated[bool, typer.Option(help="Also run Richardson-Lucy with the true kernel where known.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (with a row per image).")] = False,
     csv: Annotated[str | None, typer.Option(help="Also write one row per image and method to this CSV file.")] = None,
@@ -167,17 +168,18 @@ def evaluate_cmd(
     from deblur_core.inference import load_deblurrer
 
     try:
-        deb = load_deblurrer(model, weights, device=device)
+        deb = load_deblurrer(model, weights, device=device, precision=precision)
         sources = [open_dataset(spec, blur=blur, val_count=val_count, for_eval=not crops) for spec in data]
         results = []
         for src in sources:
             with err_console.status(f"scoring {src.name}") as status:
-                results.append(evaluate(deb.model, src, device=deb.device, baseline=baseline, crops=crops, tile=tile,
+                results.append(evaluate(deb.model, src, device=deb.device, precision=deb.precision, baseline=baseline,
+                                        crops=crops, tile=tile,
                                         progress=lambda name: status.update(f"scoring {src.name}: {name} done")))
     except (DeblurError, ValueError) as e:
         _fail(str(e), 1)
     for r in results:
-        r.update(model=model, weights=str(deb.weights) if deb.weights else None, blur=blur)
+        r.update(model=model, weights=str(deb.weights) if deb.weights else None, blur=blur, precision=deb.precision)
     if csv:
         _write_eval_csv(csv, results)
     if as_json:
@@ -187,7 +189,7 @@ def evaluate_cmd(
         err_console.print(f"[yellow]note:[/] no trained weights for '{model}': scoring the untrained network")
     for r in results:
         what = "crops" if crops else "whole images"
-        table = Table(title=f"{r['dataset']} ({r['images']} {what}, blur: {blur})")
+        table = Table(title=f"{r['dataset']} ({r['images']} {what}, blur: {blur}, {deb.precision})")
         for col in ("", "MSE", "PSNR (dB)", "SSIM"):
             table.add_column(col, justify="right" if col else "left")
         labels = {"blurred": "blurred input", "model": model, "richardson_lucy": "Richardson-Lucy (true kernel)"}

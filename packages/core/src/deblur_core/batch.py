@@ -81,6 +81,7 @@ class BatchReport:
     model: str
     trained: bool  # False: the network had no weights (the identity, for this project's residual networks)
     device: str
+    precision: str = "fp32"  # the network's arithmetic: fp32, or bf16/fp16 autocast
     total: int = 0  # frames in this rank's share (for a video: frames decoded, or found in the output if skipped)
     done: int = 0  # frames deblurred and written by this run
     skipped: int = 0  # frames whose output already existed
@@ -116,6 +117,7 @@ def deblur_path(
     model: str | Deblurrer = "srn",
     weights: str | Path | None = None,
     device: str | torch.device = "auto",
+    precision: str = "auto",
     tile: int = 512,
     overlap: int = 32,
     batch_size: int = 4,
@@ -136,8 +138,9 @@ def deblur_path(
         DeblurError: a folder without images, or weights that cannot be loaded.
     """
     src = Path(input)
-    kwargs = dict(model=model, weights=weights, device=device, tile=tile, overlap=overlap, batch_size=batch_size,
-                  overwrite=overwrite, compare=compare, rank=rank, world_size=world_size, progress=progress)
+    kwargs = dict(model=model, weights=weights, device=device, precision=precision, tile=tile, overlap=overlap,
+                  batch_size=batch_size, overwrite=overwrite, compare=compare, rank=rank, world_size=world_size,
+                  progress=progress)
     if src.is_dir():
         return deblur_folder(src, out, **kwargs)
     if src.is_file() and src.suffix.lower() in VIDEO_EXTENSIONS:
@@ -157,6 +160,7 @@ def deblur_folder(
     model: str | Deblurrer = "srn",
     weights: str | Path | None = None,
     device: str | torch.device = "auto",
+    precision: str = "auto",
     tile: int = 512,
     overlap: int = 32,
     batch_size: int = 4,
@@ -171,7 +175,10 @@ def deblur_folder(
     Args:
         input: folder of frames, read recursively.
         out: output folder (default: sibling ``<input>_deblurred``); must not overlap ``input``.
-        model: a variant name (loaded with ``weights`` on ``device``) or a ready :class:`Deblurrer`.
+        model: a variant name (loaded with ``weights`` on ``device`` at ``precision``) or a ready
+            :class:`Deblurrer` (which keeps its own device and precision).
+        precision: ``auto`` (bf16 on GPUs and AMX CPUs, else fp32), ``fp32``, ``bf16`` or ``fp16``; see
+            :func:`deblur_core.inference.inference_dtype`. Outputs keep their format and bit depth.
         tile, overlap: frames larger than ``tile`` x ``tile`` run in tiles sharing ``overlap`` pixels.
         batch_size: consecutive frames of one size deblurred together.
         overwrite: redo frames whose output exists (default: skip them, which makes reruns resume).
@@ -195,7 +202,7 @@ def deblur_folder(
     files = list_images(src)
     if not files:
         raise DeblurError(f"no images found under '{src}' (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
-    deb = _deblurrer(model, weights, device)
+    deb = _deblurrer(model, weights, device, precision)
     report = _new_report(src, dst, deb, rank, world_size)
 
     share = [f.relative_to(src) for f in files[rank::world_size]]
@@ -240,6 +247,7 @@ def deblur_video(
     model: str | Deblurrer = "srn",
     weights: str | Path | None = None,
     device: str | torch.device = "auto",
+    precision: str = "auto",
     tile: int = 512,
     overlap: int = 32,
     batch_size: int = 4,
@@ -281,7 +289,7 @@ def deblur_video(
     _check_output_folder(dst.parent)
     if dst == src:
         raise ValueError(f"output '{dst}' is the input video; pass another --out")
-    deb = _deblurrer(model, weights, device)
+    deb = _deblurrer(model, weights, device, precision)
     report = _new_report(src, dst, deb, rank, world_size)
     if rank != 0:
         report.notes.append(f"a video is one output file, so rank 0 processes it; rank {rank} had nothing to do")
@@ -354,15 +362,16 @@ def _check_options(tile: int, overlap: int, batch_size: int, rank: int, world_si
         raise ValueError(f"rank {rank} is not in 0..{world_size - 1} (world size {world_size})")
 
 
-def _deblurrer(model: str | Deblurrer, weights: str | Path | None, device: str | torch.device) -> Deblurrer:
+def _deblurrer(model: str | Deblurrer, weights: str | Path | None, device: str | torch.device,
+               precision: str) -> Deblurrer:
     if isinstance(model, Deblurrer):
         return model
-    return load_deblurrer(model, weights, device=device)
+    return load_deblurrer(model, weights, device=device, precision=precision)
 
 
 def _new_report(src: Path, dst: Path, deb: Deblurrer, rank: int, world_size: int) -> BatchReport:
     report = BatchReport(input=str(src), output=str(dst), model=deb.name, trained=deb.trained,
-                         device=str(deb.device), rank=rank, world_size=world_size)
+                         device=str(deb.device), precision=deb.precision, rank=rank, world_size=world_size)
     if not deb.trained:
         report.notes.append(f"no trained weights for '{deb.name}': the network is untrained (the identity)")
     config = deb.meta.get("config", {})
@@ -539,7 +548,8 @@ class _Run:
         if self.deb.device.type == "cuda":
             x = x.pin_memory()  # lets the host-to-device copy run asynchronously
         t = time.perf_counter()
-        y = deblur_tensor(self.deb.model, x, device=self.deb.device, tile=self.tile, overlap=self.overlap)
+        y = deblur_tensor(self.deb.model, x, device=self.deb.device, precision=self.deb.precision, tile=self.tile,
+                          overlap=self.overlap)
         self.report.model_s += time.perf_counter() - t
         for (name, image, write), after in zip(self.batch, y):
             self._submit(name, write, image, after)

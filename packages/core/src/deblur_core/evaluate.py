@@ -60,15 +60,16 @@ def _scores(pred: Tensor, sharp: Tensor) -> dict[str, list[float]]:
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.device = "cpu", batch_size: int = 8,
-             baseline: bool = True, rl_iterations: int = 30, crops: bool = False, tile: int | None = 1024,
+def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.device = "cpu", precision: str = "auto",
+             batch_size: int = 8, baseline: bool = True, rl_iterations: int = 30, crops: bool = False, tile: int | None = 1024,
              progress=None) -> dict[str, Any]:
     """Mean per-image MSE/PSNR/SSIM of the blurred input, the model (if given) and Richardson-Lucy with
     the true kernel (when the dataset knows its kernels).
 
     By default every held-out image is scored whole, as the field's test protocols (GoPro, REDS) do:
     ``source.test_images()``, the model run in ``tile`` x ``tile`` tiles where larger. ``crops=True``
-    scores the fixed validation crops training reports instead (a quick look).
+    scores the fixed validation crops training reports instead (a quick look). The model runs at
+    ``precision`` (see :func:`deblur_core.inference.inference_dtype`).
 
     Returns:
         ``{"dataset": ..., "images": n, "protocol": "whole images" | "crops", "rows": {"blurred": {...},
@@ -89,7 +90,8 @@ def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.devic
     def score(b, tile_size):
         rows = {"blurred": add("blurred", b.blur, b.sharp)}
         if model is not None:
-            rows["model"] = add("model", deblur_tensor(model, b.blur, device=device, tile=tile_size), b.sharp)
+            rows["model"] = add("model", deblur_tensor(model, b.blur, device=device, precision=precision,
+                                                         tile=tile_size), b.sharp)
         if baseline and b.kernels is not None:
             rows["richardson_lucy"] = add("richardson_lucy", richardson_lucy(
                 b.blur, b.kernels, iterations=rl_iterations, linear_light=b.linear_light), b.sharp)

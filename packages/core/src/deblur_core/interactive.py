@@ -35,7 +35,7 @@ from .blur import convolve as convolve_kernels
 from .catalog import model_catalog, trained_on
 from .checkpoint import pretrained_path, read_metadata
 from .errors import DeblurError, ImageReadError
-from .inference import Deblurrer, load_deblurrer, resolve_device
+from .inference import PRECISIONS, Deblurrer, load_deblurrer, resolve_device
 from .io import IMAGE_EXTENSIONS, Image, read_image, to_tensor
 from .metrics import psnr, ssim
 
@@ -72,6 +72,7 @@ class DeblurResult:
         model: the variant's name.
         trained: False when the variant has no weights (an untrained network here is the identity).
         device: where the network ran, e.g. ``"cpu"`` or ``"cuda"``.
+        precision: its arithmetic: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast.
         seconds: time taken by the network (tiles included, model loading excluded).
         tiles: how many tiles the image was cut into.
         original: the sharp upload, for :func:`blur_then_deblur`; else None.
@@ -86,6 +87,7 @@ class DeblurResult:
     device: str
     seconds: float
     tiles: int = 1
+    precision: str = "fp32"
     original: Image | None = None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -170,16 +172,19 @@ def _resolve_weights(name: str, weights: WeightsArg) -> Path | None:
     return Path(weights) if weights is not None else pretrained_path(name)
 
 
-def _deblurrer(name: str, weights: WeightsArg, device: str) -> Deblurrer:
+def _deblurrer(name: str, weights: WeightsArg, device: str, precision: str) -> Deblurrer:
+    if precision not in PRECISIONS:
+        raise DeblurError(f"unknown precision '{precision}'; expected one of {', '.join(PRECISIONS)}")
     path = _resolve_weights(name, weights)
     stamp = path.stat().st_mtime_ns if path is not None and path.is_file() else None
-    return _cached_deblurrer(name, str(path) if path is not None else None, stamp, str(resolve_device(device)))
+    return _cached_deblurrer(name, str(path) if path is not None else None, stamp, str(resolve_device(device)),
+                             precision)
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_deblurrer(name: str, weights: str | None, stamp: int | None, device: str) -> Deblurrer:
+def _cached_deblurrer(name: str, weights: str | None, stamp: int | None, device: str, precision: str) -> Deblurrer:
     # stamp (the file's mtime) is part of the key only so that replaced weights are reloaded
-    return load_deblurrer(name, weights, device=device)
+    return load_deblurrer(name, weights, device=device, precision=precision)
 
 
 def _run_network(
@@ -187,10 +192,11 @@ def _run_network(
     name: str,
     weights: WeightsArg,
     device: str,
+    precision: str,
     tile: int | None,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[Tensor, Deblurrer, float, int]:
-    deblurrer = _deblurrer(name, weights, device)
+    deblurrer = _deblurrer(name, weights, device, precision)
     gray = x.shape[1] == 1
     if gray:  # the networks are RGB: run on three equal channels, average back
         x = x.expand(-1, 3, -1, -1)
@@ -217,6 +223,7 @@ def deblur_image(
     *,
     weights: WeightsArg = None,
     device: str = "auto",
+    precision: str = "auto",
     tile: int | None = 512,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Callable[[int, int], None] | None = None,
@@ -228,6 +235,8 @@ def deblur_image(
         model: registry name of the variant.
         weights: a checkpoint to use instead of the variant's shipped weights (None: shipped, if any).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
+            :func:`deblur_core.inference.inference_dtype`); the output keeps the input's bit depth.
         tile: tile size for large images (None: the whole image at once).
         max_pixels: refuse images with more pixels than this.
         progress: called with (tiles done, tiles total) as tiles finish.
@@ -239,7 +248,8 @@ def deblur_image(
         DeblurError: unreadable or oversized image, unknown model, bad weight file.
     """
     img = load_image(image, max_pixels=max_pixels)
-    y, deblurrer, seconds, tiles = _run_network(img.data[None], model, weights, device, tile, progress)
+    y, deblurrer, seconds, tiles = _run_network(img.data[None], model, weights, device, precision, tile,
+                                                   progress)
     output = Image(data=y[0], alpha=img.alpha, bit_depth=img.bit_depth)
     return DeblurResult(
         input=img,
@@ -249,6 +259,7 @@ def deblur_image(
         device=str(deblurrer.device),
         seconds=seconds,
         tiles=tiles,
+        precision=deblurrer.precision,
     )
 
 
@@ -288,6 +299,7 @@ def blur_then_deblur(
     *,
     weights: WeightsArg = None,
     device: str = "auto",
+    precision: str = "auto",
     tile: int | None = 512,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Callable[[int, int], None] | None = None,
@@ -314,7 +326,7 @@ def blur_then_deblur(
         raise DeblurError(str(err)) from err
     levels = 255.0 if original.bit_depth == 8 else 65535.0
     blurred = (blurred * levels).round() / levels
-    y, deblurrer, seconds, tiles = _run_network(blurred, model, weights, device, tile, progress)
+    y, deblurrer, seconds, tiles = _run_network(blurred, model, weights, device, precision, tile, progress)
     sharp = original.data[None]
     metrics = {
         name: {"psnr": float(psnr(img, sharp)[0]), "ssim": float(ssim(img, sharp)[0])}
@@ -328,6 +340,7 @@ def blur_then_deblur(
         device=str(deblurrer.device),
         seconds=seconds,
         tiles=tiles,
+        precision=deblurrer.precision,
         original=original,
         metrics=metrics,
     )

@@ -33,6 +33,7 @@ except ImportError as _err:  # a plain install: deblur-demo says which extra to 
 
 from deblur_core.blur import BLUR_KINDS  # noqa: E402
 from deblur_core.errors import DeblurError, ImageReadError  # noqa: E402
+from deblur_core.inference import PRECISIONS  # noqa: E402
 from deblur_core.interactive import (  # noqa: E402
     DEFAULT_MAX_PIXELS,
     DeblurResult,
@@ -86,7 +87,8 @@ def _refuse(message: str) -> Exception:
 def _summary(result: DeblurResult) -> str:
     h, w = result.output.height, result.output.width
     tiles = f", {result.tiles} tiles" if result.tiles > 1 else ""
-    lines = [f"**{result.model}** on **{result.device}**: {result.seconds:.2f} s for {w}x{h} px{tiles}."]
+    lines = [f"**{result.model}** on **{result.device}** ({result.precision}): {result.seconds:.2f} s for "
+             f"{w}x{h} px{tiles}."]
     if not result.trained:
         lines.append(
             f"\n*{result.model} has no trained weights yet: an untrained network is the identity, "
@@ -104,6 +106,7 @@ def build_app(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     device: str = "auto",
+    precision: str = "auto",
 ) -> gr.Blocks:
     """Build the demo (queue configured; launch it with :func:`launch`).
 
@@ -111,6 +114,8 @@ def build_app(
         weights: checkpoints to use instead of the shipped weights, by model name (tests, local runs).
         max_pixels: the largest image (width x height) accepted.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        precision: the networks' arithmetic, ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
+            :func:`deblur_core.inference.inference_dtype`).
     """
     if gr is None:
         raise ImportError(_GRADIO_MISSING)
@@ -139,7 +144,8 @@ def build_app(
         def tiles_done(done: int, total: int) -> None:
             progress((done, total), desc="Deblurring", unit="tiles")
 
-        common = {"weights": weights.get(model), "device": device, "max_pixels": max_pixels, "progress": tiles_done}
+        common = {"weights": weights.get(model), "device": device, "precision": precision, "max_pixels": max_pixels,
+                  "progress": tiles_done}
         name = upload.get("orig_name") or Path(upload["path"]).name
         try:
             if blur_first:
@@ -225,5 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where models run")
+    parser.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                        help="the networks' arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, "
+                             "bf16 on CPUs with AMX, else fp32)")
     args = parser.parse_args(argv)
-    launch(build_app(device=args.device), host=args.host, port=args.port, share=args.share)
+    launch(build_app(device=args.device, precision=args.precision), host=args.host, port=args.port,
+           share=args.share)
