@@ -5,7 +5,8 @@ The suite is outside the default test run (the root ``pyproject.toml`` collects 
 
 ``--profile gpu`` runs the GPU profile: only the tests marked ``gpu_profile``, only on the accelerator
 (CUDA, or the CPU where there is none), the shipped variants at 1280x720 in fp32 and the reduced precision,
-about a second a case, within ``--budget-s`` seconds.
+about half a second of rounds a case, within ``--budget-s`` seconds, the cases the acceptance checks need
+first (see :func:`_profile_order`), so that a run cut by its budget loses only the extras.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import time
 import pytest
 import torch
 
-from harness import (ACCELERATOR, CUDA, THREADS, Sizes, gpu_profile, hardware, machine_name, profile_precisions,
-                     sizes_for)
+from harness import (ACCELERATOR, CUDA, NAIVE_MODEL, THREADS, Sizes, gpu_profile, hardware, machine_name,
+                     profile_precisions, sizes_for)
 
 _GPU_PROFILE_BUDGET_S = 100.0  # leaves the report and Python's start-up room within 2 minutes
 
@@ -79,12 +80,47 @@ def _in_gpu_profile(item: pytest.Item) -> bool:
     return item.originalname == "test_matmul_peak" or params.get("precision", "fp32") in profile_precisions(ACCELERATOR)
 
 
+def _profile_order(items: list[pytest.Item]) -> dict[str, tuple]:
+    """The GPU profile's order, acceptance cases first: the matmul peak at its first size per precision (what
+    "% of peak" divides by), ``srn``'s naive then optimized path, each variant in fp32 then the reduced
+    precision (``srn`` first), the end-to-end ``batch`` case (model-only twin first: the ratio needs it),
+    then the other matmul sizes, and torch.compile last (it can take a minute on a fresh machine)."""
+    def params(item: pytest.Item) -> dict:
+        spec = getattr(item, "callspec", None)
+        return spec.params if spec else {}
+
+    first_size = {}
+    for item in items:
+        if item.originalname == "test_matmul_peak":
+            p = params(item)
+            first_size.setdefault((p["device"], p["precision"]), p["n"])
+    models = list(dict.fromkeys(params(i)["name"] for i in items if i.originalname == "test_model_throughput"))
+    models.sort(key=lambda name: name != NAIVE_MODEL)  # stable: the others keep their order
+
+    def key(item: pytest.Item) -> tuple:
+        p, name = params(item), item.originalname
+        if name == "test_matmul_peak":
+            return (0,) if first_size[p["device"], p["precision"]] == p["n"] else (5,)
+        if name == "test_naive_vs_optimized":
+            return {"naive": (1,), "optimized": (2,)}.get(p["path"], (6,))
+        if name == "test_model_throughput":
+            return 3, models.index(p["name"]), p["precision"] != "fp32"
+        if name in ("test_model_only", "test_batch_folder"):
+            return 4, name == "test_batch_folder"
+        return (5,)
+
+    return {item.nodeid: key(item) for item in items}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if gpu_profile(config):
         deselected = [item for item in items if not _in_gpu_profile(item)]
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = [item for item in items if _in_gpu_profile(item)]
+        order = _profile_order(items)
+        items.sort(key=lambda item: order[item.nodeid])
+        return
     # torch.compile can take a minute on a fresh machine: last, so a time-limited run has the rest
     items.sort(key=lambda item: "compiled" in item.name)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import math
 import os
 import re
 import time
@@ -23,13 +25,16 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from deblur_core.checkpoint import pretrained_path
+from deblur_core.inference import inference_dtype
 from deblur_core.models import list_models
 
 __all__ = [
-    "ACCELERATOR", "CPU_BF16", "CUDA", "FULL", "GPU_PROFILE", "MODELS_720P_CPU", "QUICK", "THREADS", "Sizes",
+    "ACCELERATOR", "CPU_AUTO_BF16", "CPU_BF16", "CUDA", "FULL", "GPU_PROFILE", "MODELS_720P_CPU", "NAIVE_MODEL", "QUICK", "THREADS",
+    "Sizes",
     "autocast", "count_gflop", "cudnn_autotune", "device_params", "gpu_machine_name", "gpu_profile",
     "gpu_profile_params", "hardware", "machine_name", "measure", "model_list", "peak_memory_mb", "peak_params",
-    "precision_params", "profile_precisions", "randomise", "reduced_precision", "sizes_for", "synchronize",
+    "photo_batch", "precision_params", "profile_precisions", "psnr_db", "randomise", "reduced_precision",
+    "sizes_for", "synchronize",
 ]
 
 # All the machine's cores for a real run; OMP_NUM_THREADS overrides (smoke runs beside other work use 1).
@@ -51,6 +56,7 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(__file__).resolve().pa
 
 # the variants benchmarked at 1280x720 on a CPU by default: the heavy ones take 10-80 s a frame there
 MODELS_720P_CPU = ("srn", "srn-nolstm", "nafnet", "resunet1")
+NAIVE_MODEL = "srn"  # the variant of the naive/optimized paths and of the acceptance checks
 
 _PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -73,6 +79,8 @@ def _cpu_has_bf16() -> bool:
 
 
 CPU_BF16 = _cpu_has_bf16()
+# what deblur_core runs at --precision auto on this CPU: bf16 only with AMX (see inference_dtype)
+CPU_AUTO_BF16 = inference_dtype("auto", "cpu") is not None
 
 
 @dataclass(frozen=True)
@@ -102,11 +110,12 @@ FULL = Sizes(small=(256, 256), large=(720, 1280), small_batches=(1, 4), large_ba
 QUICK = Sizes(small=(64, 64), large=(96, 160), small_batches=(1, 4), large_batch=1, e2e_frames=3, e2e_batch=1,
               optimized_batch=2, train_patch=64, train_batch=2, matmul_cpu=(128, 256), matmul_cuda=(512, 1024),
               seconds=0.2, min_rounds=1, max_rounds=3, warmup=1)
-# --profile gpu: the shipped variants at 1280x720 in batches of 4 (deblur_folder's default), about a second a
-# case, so the whole profile fits in 2 minutes on an H100
+# --profile gpu: the shipped variants at 1280x720 in batches of 4 (deblur_folder's default), about half a
+# second of rounds a case, so the whole profile fits in 2 minutes on an H100; the GPU's matmul peak from
+# 4096² and 8192² (16384² added at most 2.4% in the first H100 run, for 1.2 s in fp32)
 GPU_PROFILE = Sizes(small=(256, 256), large=(720, 1280), small_batches=(), large_batch=4, e2e_frames=8,
                     e2e_batch=4, optimized_batch=8, train_patch=256, train_batch=4, matmul_cpu=(1024, 2048),
-                    matmul_cuda=(4096, 8192, 16384), seconds=1.0, min_rounds=3, max_rounds=200, warmup=1)
+                    matmul_cuda=(4096, 8192), seconds=0.5, min_rounds=3, max_rounds=200, warmup=1)
 
 
 def model_list(spec: str) -> list[str]:
@@ -143,9 +152,11 @@ def _setting(device: str, precision: str):
 
 
 def precision_params() -> list:
-    """(device, precision) pairs of the model benchmarks: fp32 only on the CPU (what deblur_core runs there);
-    fp32, fp16 and bf16 autocast on CUDA."""
-    return [_setting(*s) for s in _MARKS if s != ("cpu", "bf16")]
+    """(device, precision) pairs of the model benchmarks: fp32 on the CPU, and bf16 where deblur_core runs
+    it at ``--precision auto`` (a CPU with AMX; skipped elsewhere); fp32, fp16 and bf16 autocast on CUDA."""
+    auto_bf16 = pytest.param("cpu", "bf16", id="cpu-bf16", marks=[pytest.mark.skipif(
+        not CPU_AUTO_BF16, reason="no AMX: deblur_core runs fp32 on this CPU at --precision auto")])
+    return [_setting(*s) if s != ("cpu", "bf16") else auto_bf16 for s in _MARKS]
 
 
 def peak_params() -> list:
@@ -201,6 +212,32 @@ def cudnn_autotune(enabled: bool):
         yield
     finally:
         torch.backends.cudnn.benchmark = before
+
+
+# real photographs bundled with scikit-image: what the networks see matters for the reduced-precision PSNR
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+
+
+@functools.cache
+def _photos(n: int, hw: tuple[int, int]) -> torch.Tensor:
+    import skimage.data
+
+    frames = []
+    for i in range(n):
+        photo = torch.from_numpy(getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()).permute(2, 0, 1)[None].float()
+        frames.append(torch.nn.functional.interpolate(photo / 255, size=hw, mode="bilinear", antialias=True))
+    return torch.cat(frames).clamp_(0, 1)
+
+
+def photo_batch(n: int, hw: tuple[int, int], device: str = "cpu") -> torch.Tensor:
+    """``n`` photographs resized to ``hw`` (H, W), (n, 3, H, W) float in [0, 1], channels_last on ``device``."""
+    return _photos(n, hw).to(device).contiguous(memory_format=torch.channels_last)
+
+
+def psnr_db(x: torch.Tensor, reference: torch.Tensor) -> float:
+    """PSNR of ``x`` against ``reference`` (both clamped to [0, 1]) from the MSE of the whole batch, in dB."""
+    mse = (x.float().clamp(0, 1) - reference.float().clamp(0, 1)).pow(2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
 def randomise(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from deblur_core.inference import Deblurrer, deblur_tensor, load_deblurrer
+from deblur_core.inference import Deblurrer, deblur_tensor, inference_dtype, load_deblurrer, precision_name
 from harness import count_gflop, device_params, measure, randomise
 
 try:
@@ -108,4 +108,5 @@ def test_batch_folder(benchmark, sizes, frames_dir, tmp_path, device):
 
 
 def _precision(device: str) -> str:
-    return "fp16" if device == "cuda" else "fp32"  # deblur_core.inference autocasts to fp16 on CUDA
+    # what deblur_core runs at --precision auto: bf16 on GPUs that have it and on AMX CPUs, else fp32
+    return precision_name(inference_dtype("auto", device))
