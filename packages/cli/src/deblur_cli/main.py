@@ -279,7 +279,6 @@ def export(
                           "and returns its input unchanged; pass --weights.", soft_wrap=True)
 
 
-
 from .batch_cmd import batch  # noqa: E402  (its own module; it imports this one lazily, so no cycle)
 
 app.command()(batch)
