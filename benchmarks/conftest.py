@@ -83,8 +83,8 @@ def _in_gpu_profile(item: pytest.Item) -> bool:
 def _profile_order(items: list[pytest.Item]) -> dict[str, tuple]:
     """The GPU profile's order, acceptance cases first: the matmul peak at its first size per precision (what
     "% of peak" divides by), ``srn``'s naive then optimized path, each variant in fp32 then the reduced
-    precision (``srn`` first), the end-to-end ``batch`` case (model-only twin first: the ratio needs it),
-    then the other matmul sizes, and torch.compile last (it can take a minute on a fresh machine)."""
+    precision (``srn`` first), the end-to-end ``batch`` case (model-only twin first: the ratio needs it) and
+    the IO pipeline alone, then the other matmul sizes, and torch.compile last (it can take a minute on a fresh machine)."""
     def params(item: pytest.Item) -> dict:
         spec = getattr(item, "callspec", None)
         return spec.params if spec else {}
@@ -107,6 +107,8 @@ def _profile_order(items: list[pytest.Item]) -> dict[str, tuple]:
             return 3, models.index(p["name"]), p["precision"] != "fp32"
         if name in ("test_model_only", "test_batch_folder"):
             return 4, name == "test_batch_folder"
+        if name == "test_io_pipeline":  # the codec's bound on batch, beside it
+            return 4, 2, p["workers"]
         return (5,)
 
     return {item.nodeid: key(item) for item in items}
