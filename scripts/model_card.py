@@ -1,17 +1,24 @@
 """Write MODELS.md: the model card of every variant whose weights ship in the package.
 
-For each shipped model it runs the same evaluation as ``deblur-cli eval --model NAME --data default
---blur KIND`` for each blur kind (blurred input, the model, Richardson-Lucy with the true kernel), reads
-how the weights were trained from their metadata, and draws a before/after grid of validation crops into
-``docs/models/NAME.png``. Run from the repository root: ``python scripts/model_card.py``.
+For each shipped model and each blur kind it was trained for, it runs what
+``deblur-cli eval --model NAME --data folder:data/photos --blur KIND --json`` runs: every held-out photo
+of the photo set scored whole (blurred input, the model, Richardson-Lucy with the true kernel). It also
+scores the bundled clip (``--data reds:examples/reds``), reads how the weights were trained from their
+metadata, and draws the pictures under ``docs/``. Run from the repository root, after building the photo
+set (``python scripts/build_photos.py --out data/photos``): ``python scripts/model_card.py``.
+
+Whole-image evaluations are slow on a CPU (a 2-megapixel photo through ``srn`` takes ~15 s), so each
+result is cached in ``runs/model_card/`` under the weights' hash: rerunning after changing one model's
+weights re-scores that model only.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from deblur_core.blur import BLUR_KINDS
@@ -20,38 +27,56 @@ from deblur_core.checkpoint import pretrained_path, read_metadata
 from deblur_core.data import open_dataset
 from deblur_core.evaluate import evaluate
 from deblur_core.inference import deblur_tensor, load_deblurrer
-from deblur_core.io import write_image
+from deblur_core.io import read_image, write_image
 from deblur_core.models import list_models, profile_model
+from deblur_core.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-VAL_COUNT = 48
+PHOTOS = "folder:data/photos"
+CLIP = "reds:examples/reds"
+CACHE = ROOT / "runs" / "model_card"
 
-# What the metadata cannot say: how a run's schedule was changed when it was resumed.
+# Where each training run ran (by its --out), when not on this project's 2-core CPU machine.
+MACHINES = {
+    "runs/gpu-srn": "one NVIDIA H100 80GB HBM3 (the GPU machine), bf16 autocast",
+    "runs/gpu-srn2": "one NVIDIA H100 80GB HBM3 (the GPU machine), bf16 autocast",
+}
+
+# What the metadata cannot say.
 NOTES = {
-    "srn": "The run started with `--steps 9000`; it was resumed with `--resume runs/srn-mix --steps 15000` at "
-           "step 1500 and with `--steps 13000` at step 6000, which reshaped the rest of its cosine learning-rate "
-           "schedule (the command above, run in one go, follows a single schedule). It was stopped at step 11740, "
-           "its learning rate already down to 3e-5; the shipped weights are its best validation checkpoint. A further "
-           "fine-tune from them (`--init shipped --lr 2e-4 --steps 2000`, 10.5 minutes with both cores) moved every "
-           "row below by 0.03 dB or less, and one on 128-pixel patches (`--init shipped --patch 128 --batch-size 4 "
-           "--lr 3e-4 --steps 1400 --seed 1`, 7 minutes with both cores) by 0.05 dB or less (gaussian -0.04, the "
-           "other kinds +0.04 to +0.05), so neither was shipped. A fresh run of the command above with both cores "
-           "(`--steps 20000 --val-every 1000 --max-minutes 116 --out runs/srn-mix-2c`, one schedule, resumed once after "
-           "an interruption without changing it, 20000 steps in 100 minutes) reached 27.39 dB on "
-           "the mixed validation crops against the shipped 27.26 dB, but per kind gaussian -0.10, motion +0.12, shake "
-           "+0.03 and video +0.06 dB: not shipped either. This network has plateaued on this budget.",
+    "srn": "Both stages ran inside `scripts/gpu_train.sh`'s window on the GPU machine: stage 1 is the script's "
+           "training phase (`OUT=... MINUTES=4.0 scripts/gpu_train.sh`, which sized the run to 4782 steps from its "
+           "smoke phase's 21.4 steps/s), stage 2 a fine-tune from stage 1's last weights run by hand on the same "
+           "machine with the remaining minutes. 20.8 steps/s of 32 crops of 256x256: 8682 steps, 7.0 minutes of "
+           "training in all (12.9 minutes of GPU-machine time with start-up, smoke, benchmarks and the first "
+           "attempt, which stopped at a resume bug in its smoke phase).",
+    "srn-small": "Trained as `srn` before that name moved to the larger network (same weights and command, "
+                 "`--model srn` then). The run started with `--steps 9000`; it was resumed with `--steps 15000` at "
+                 "step 1500 and with `--steps 13000` at step 6000, which reshaped the rest of its cosine schedule. "
+                 "Later CPU fine-tunes and a fresh 100-minute run moved no figure by more than 0.12 dB: this network "
+                 "plateaued on the CPU budget.",
     "caessc-d30-f64": "The run trained 900 steps with `--steps 900`, then was resumed with "
                       "`--resume runs/caessc-d30-f64-gauss --steps 1800` and later with `--steps 3600`: each a warm "
                       "restart of the cosine schedule (the command above, run in one go, follows a single schedule).",
 }
 
+_ALWAYS = ("model", "data", "blur", "steps", "batch_size", "patch", "lr", "loss", "seed", "out")
+_NEVER = ("device", "max_minutes", "model_kwargs", "workers", "init")
+
 
 def _command(cfg: dict) -> str:
-    init = f" --init {cfg['init']}" if cfg.get("init") else ""
-    return (f"deblur-cli train --model {cfg['model']} --data {cfg['data']} --blur {cfg['blur']} "
-            f"--steps {cfg['steps']} --batch-size {cfg['batch_size']} --patch {cfg['patch']} --lr {cfg['lr']} "
-            f"--loss {cfg['loss']} --val-every {cfg['val_every']} --val-count {cfg['val_count']} --seed {cfg['seed']}"
-            f" --out {cfg['out']}{init}")
+    """The ``deblur-cli train`` line of a config: the fields every run names, and any other that differs from
+    the default."""
+    defaults = dataclasses.asdict(TrainConfig())
+    parts = ["deblur-cli train"]
+    for key, value in cfg.items():
+        if key in _NEVER or key not in defaults or (key not in _ALWAYS and value == defaults[key]):
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} {value}")
+    if cfg.get("init"):
+        parts.append(f"--init {cfg['init']}")
+    return " ".join(parts)
 
 
 def _training_lines(meta: dict) -> list[str]:
@@ -61,76 +86,181 @@ def _training_lines(meta: dict) -> list[str]:
     lines = []
     for i, st in enumerate(stages, 1):
         label = f"stage {i}: " if len(stages) > 1 else ""
-        lines.append(f"- trained with ({label}{st['step']} steps, {st['train_seconds'] / 60:.0f} minutes of wall time "
-                     f"on this 2-core CPU machine): `{_command(st['config'])}`")
+        where = MACHINES.get(st["config"].get("out"), "this 2-core CPU machine")
+        lines.append(f"- trained with ({label}{st['step']} steps, {st['train_seconds'] / 60:.1f} minutes of wall time "
+                     f"on {where}): `{_command(st['config'])}`")
     total = sum(st["train_seconds"] for st in stages)
-    lines.append(f"- training in all: {sum(st['step'] for st in stages)} steps, {total / 60:.0f} minutes "
+    lines.append(f"- training in all: {sum(st['step'] for st in stages)} steps, {total / 60:.1f} minutes "
                  "(a run stopped and resumed with `--resume RUN_DIR` counts once)")
     return lines
 
 
+_BASELINES: dict[tuple[str, str], dict] = {}  # Richardson-Lucy's row per (data, blur): the same for every model
+
+
+def _scores(name: str, spec: str, kind: str) -> dict:
+    """``deblur-cli eval --json``'s record for (model, data, blur), cached under the weights' hash.
+
+    Richardson-Lucy, as slow as the network on a CPU and independent of it, runs once per (data, blur).
+    """
+    digest = hashlib.sha256(pretrained_path(name).read_bytes()).hexdigest()[:12]
+    path = CACHE / f"{name}-{spec.replace(':', '_').replace('/', '_')}-{kind}-{digest}.json"
+    if path.is_file():
+        r = json.loads(path.read_text())
+        if "richardson_lucy" in r["rows"]:
+            _BASELINES[spec, kind] = r["rows"]["richardson_lucy"]
+        elif (spec, kind) in _BASELINES:
+            r["rows"]["richardson_lucy"] = _BASELINES[spec, kind]
+        return r
+    deb = load_deblurrer(name, device="cpu")
+    known = _BASELINES.get((spec, kind))
+    r = evaluate(deb.model, open_dataset(spec, blur=kind, for_eval=True), device="cpu", baseline=known is None)
+    if known is not None:
+        r["rows"]["richardson_lucy"] = known
+    elif "richardson_lucy" in r["rows"]:
+        _BASELINES[spec, kind] = r["rows"]["richardson_lucy"]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(r, indent=2))
+    return r
+
+
 def _grid(deb, name: str, kinds: tuple[str, ...]) -> Path:
+    """Crops of held-out photos (a look; the figures come from whole photos): blurred, output, sharp."""
     rows = []
     for kind in kinds:
-        b = next(open_dataset("default", blur=kind, val_count=VAL_COUNT).val_batches(3))
+        b = next(open_dataset(PHOTOS, blur=kind, val_count=48).val_batches(3))
         out = deblur_tensor(deb.model, b.blur, device=deb.device)
         row = [torch.cat([bl, o, s], dim=-1) for bl, o, s in zip(b.blur, out, b.sharp)]
         rows.append(torch.cat(row, dim=-2))
-    grid = torch.cat(rows, dim=-1)
     path = ROOT / "docs" / "models" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_image(path, grid)
+    write_image(path, torch.cat(rows, dim=-1))
     return path
+
+
+def _pictures() -> list[str]:
+    """Before/after pictures of real and bundled blur: the clip's first frame and clock_motion.png."""
+    from deblur_core.interactive import example_images
+
+    deb = load_deblurrer("srn", device="cpu")
+    small = load_deblurrer("srn-small", device="cpu")
+    frame = read_image(ROOT / "examples" / "reds" / "val" / "val_blur" / "000" / "00000000.png").data[None]
+    out = deblur_tensor(deb.model, frame, device="cpu", tile=1024)
+    h, w = frame.shape[-2:]
+    # left half blurred, right half deblurred, so the seam shows the difference on the same scene
+    split = torch.cat([frame[..., : w // 2], out[..., w // 2 :]], dim=-1)
+    write_image(ROOT / "docs" / "example_before_after.png", split[0])
+    clock = read_image(next(p for p in example_images() if p.name == "clock_motion.png")).data[None]
+    clock = clock.expand(-1, 3, -1, -1) if clock.shape[1] == 1 else clock
+    row = torch.cat([clock, deblur_tensor(small.model, clock, device="cpu"), deblur_tensor(deb.model, clock, device="cpu")], -1)
+    write_image(ROOT / "docs" / "models" / "clock_motion.png", row[0])
+    return ["## Pictures", "",
+            "A frame of the bundled clip (`examples/reds`, a simulated camera pan): left half as blurred, right half "
+            "deblurred by `srn`:", "", "![bundled clip frame: blurred left, srn right](docs/example_before_after.png)", "",
+            "scikit-image's `clock_motion.png`, a photograph with real motion blur (no sharp original exists): as "
+            "taken, `srn-small`, `srn`:", "", "![clock_motion: input, srn-small, srn](docs/models/clock_motion.png)", ""]
+
+
+def _curve(meta: dict) -> list[str]:
+    """The training curve of GPU-trained weights, stages joined, if their run folders are at hand."""
+    runs = [ROOT / st["config"]["out"] for st in meta.get("init", [])] + [ROOT / meta["config"]["out"]]
+    logs = [r / "metrics.jsonl" for r in runs]
+    if not all(p.is_file() for p in logs):
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    offset = 0
+    for i, p in enumerate(logs, 1):
+        rows = [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+        tr = [r for r in rows if "loss" in r]
+        va = [r for r in rows if "val_psnr" in r]
+        a1.plot([offset + r["step"] for r in tr], [r["loss"] for r in tr], label=f"stage {i}")
+        a2.plot([offset + r["step"] for r in va], [r["val_psnr"] for r in va], marker="o", label=f"stage {i}")
+        if va:
+            a2.axhline(va[0]["input_psnr"], color="gray", ls="--")
+        offset += rows[-1]["step"]
+    a1.set(xlabel="step", ylabel="training loss (L1 + 0.1 FFT, 3 scales)", yscale="log")
+    a2.set(xlabel="step", ylabel="validation PSNR (dB), 256 px crops", title="dashed: blurred input")
+    a1.legend()
+    a2.legend()
+    fig.tight_layout()
+    path = ROOT / "docs" / "models" / f"{meta['model']}-curve.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return [f"![{meta['model']} training curve](docs/models/{path.name})", ""]
 
 
 def main() -> None:
     # the default model first, then registry order
     shipped = sorted((n for n in list_models() if pretrained_path(n) is not None), key=lambda n: n != "srn")
-    summary = ["## Summary", "", "Validation PSNR (dB), mean over the crops; the gain is the model's over the blurred input.", "",
+    photos = open_dataset(PHOTOS).describe()
+    summary = ["## Summary", "",
+               f"PSNR (dB) on the {photos['val_images']} held-out photos, each scored whole, mean over the photos; the gain "
+               "is the model's over the blurred input.", "",
                "| model | trained on | blur | blurred input | Richardson-Lucy, true kernel | model | gain |",
                "|---|---|---|---:|---:|---:|---:|"]
     lines = [
         "# Model card",
         "",
-        "Every figure below was measured on this project's CPU machine with the commands shown; rerun",
-        "`python scripts/model_card.py` to regenerate this file and the pictures.",
+        "Every figure below was measured on this project's 2-core CPU machine with the commands shown; rerun",
+        "`python scripts/model_card.py` (after `python scripts/build_photos.py --out data/photos`) to regenerate this",
+        "file and the pictures.",
         "",
-        "Quality is measured on the held-out validation photographs of the `default` data (scikit-image's",
-        "`coffee`, `rocket` and the right image of `stereo_motorcycle`, never seen in training): "
-        f"{VAL_COUNT} fixed 128x128 crops per blur kind,",
-        "mean per-image MSE, PSNR (dB) and SSIM (gaussian window 11, sigma 1.5). Richardson-Lucy (30",
-        "iterations) is given the *true* kernel, which a real deblurring task never has.",
-        "",
-        "Wall times are from this 2-core machine while two trainings ran side by side with one thread each",
-        "(`OMP_NUM_THREADS=1`); `srn`'s last stretch and `caessc-d30-f64`'s last stage had both cores.",
+        "Quality is measured on **whole held-out photographs**, as GoPro's and REDS's test protocols do: the",
+        f"{photos['val_images']} photos of `data/photos/val` (listed under *Data*; never seen in training), each blurred "
+        "by the project's",
+        "synthesis of the blur kind (`deblur-cli eval --data folder:data/photos --blur KIND`), mean per-image MSE, PSNR",
+        "(dB) and SSIM (gaussian window 11, sigma 1.5). Richardson-Lucy (30 iterations) is given the *true* kernel,",
+        "which a real deblurring task never has.",
         "",
     ]
-    if not shipped:
-        lines.append("No trained weights ship yet.")
-    sections: list[str] = []  # one per model, after the summary table that their evaluations fill
+    sections: list[str] = []
+    clip_rows = ["## The bundled clip", "",
+                 "`deblur-cli eval --model NAME --data reds:examples/reds`: the 6 frames of the example clip (1280x720, a "
+                 "camera pan simulated over a scikit-image photograph), scored whole against their sharp frames.", "",
+                 "| model | blurred input PSNR | model PSNR | gain | blurred SSIM | model SSIM |", "|---|---:|---:|---:|---:|---:|"]
     for name in shipped:
         meta = read_metadata(pretrained_path(name))
-        cfg, metrics = meta["config"], meta["metrics"]
+        cfg = meta["config"]
         prof = profile_model(name)
         deb = load_deblurrer(name, device="cpu")
         sections += [f"## `{name}`", "", f"- parameters: {prof.params / 1e6:.2f} M; {prof.gflops_per_mp:.1f} GFLOP per megapixel",
-                     *_training_lines(meta), *([f"- {NOTES[name]}"] if name in NOTES else []), "", "| blur | input | MSE | PSNR | SSIM |", "|---|---|---:|---:|---:|"]
+                     *_training_lines(meta), *([f"- {NOTES[name]}"] if name in NOTES else []), "",
+                     *_curve(meta), "| blur | input | MSE | PSNR | SSIM |", "|---|---|---:|---:|---:|"]
         kinds = ("gaussian",) if cfg["blur"] == "gaussian" else BLUR_KINDS
         for kind in kinds:
-            r = evaluate(deb.model, open_dataset("default", blur=kind, val_count=VAL_COUNT), device="cpu")
+            r = _scores(name, PHOTOS, kind)
             for row, label in (("blurred", "blurred input"), ("richardson_lucy", "Richardson-Lucy, true kernel"),
                                ("model", f"**{name}**")):
                 v = r["rows"][row]
                 sections.append(f"| {kind} | {label} | {v['mse']:.5f} | {v['psnr']:.2f} | {v['ssim']:.4f} |")
-            print(name, kind, json.dumps(r["rows"]))
+            print(name, kind, json.dumps(r["rows"]), flush=True)
             b, rl, m = (r["rows"][k]["psnr"] for k in ("blurred", "richardson_lucy", "model"))
             summary.append(f"| `{name}` | {trained_on(cfg)} | {kind} | {b:.2f} | {rl:.2f} | {m:.2f} | {m - b:+.2f} |")
-        sections += ["", f"Reproduce a row: `deblur-cli eval --model {name} --data default --blur KIND`.", ""]
+        if cfg["blur"] != "gaussian":
+            c = _scores(name, CLIP, "mix")["rows"]
+            clip_rows.append(f"| `{name}` | {c['blurred']['psnr']:.2f} | {c['model']['psnr']:.2f} | "
+                             f"{c['model']['psnr'] - c['blurred']['psnr']:+.2f} | {c['blurred']['ssim']:.4f} | "
+                             f"{c['model']['ssim']:.4f} |")
+        sections += ["", f"Reproduce a row: `deblur-cli eval --model {name} --data folder:data/photos --blur KIND`.", ""]
         grid = _grid(deb, name, kinds)
         sections += [f"![{name}: blurred, deblurred, sharp](docs/models/{grid.name})", "",
-                     "Each row of three: blurred input, output, sharp original; one group of columns per blur kind.", ""]
-    if shipped:
-        lines += [*summary, "", *sections]
+                     "Each row of three: blurred input, output, sharp original (crops of held-out photos); one group of "
+                     "columns per blur kind.", ""]
+    sources = ROOT / "data" / "photos" / "SOURCES.md"
+    data = ["## Data", "",
+            "Training and evaluation photographs: `python scripts/build_photos.py --out data/photos` builds them "
+            "reproducibly from four Debian packages (`apt-get download` + `dpkg -x`, nothing installed) and "
+            "scikit-image's bundled photos; no other photo source is used. Debian photos are shrunk 2x (Lanczos) and "
+            "stored as JPEG quality 95. `srn-small` and the gaussian-trained models were trained on `--data default` "
+            "(scikit-image's photos only; coffee, rocket and motorcycle_right held out, as here).", ""]
+    if sources.is_file():
+        data += sources.read_text().splitlines() + [""]
+    lines += [*summary, "", *clip_rows, "", *_pictures(), *sections, *data]
     (ROOT / "MODELS.md").write_text("\n".join(lines) + "\n")
 
 

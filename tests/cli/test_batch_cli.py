@@ -39,6 +39,7 @@ def test_help_describes_every_option():
     for opt in ("--model", "--out", "--weights", "--device", "--tile", "--tile-overlap", "--batch-size",
                 "--overwrite", "--compare", "--codec", "--crf", "--quiet", "--json-summary"):
         assert opt in r.output
+    assert "179 megapixels" in r.output and "memory budget" in r.output  # why large frames are refused, how tiled
     assert "batch" in runner.invoke(app, ["--help"]).output
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from deblur_core.batch import COMPARE_DIR, deblur_folder, deblur_path, deblur_video
 from deblur_core.errors import DeblurError, ImageWriteError
 from deblur_core.frames import list_images
-from deblur_core.inference import Deblurrer, deblur_tensor
+from deblur_core.inference import CPU_MEMORY_BUDGET, Deblurrer, TilePlan, deblur_tensor, load_deblurrer, plan_batch
 from deblur_core.io import Image, VideoWriter, read_image, read_video_frames, to_tensor, video_fps, write_image
 from deblur_core.metrics import psnr
 from deblur_core.models import get_model
@@ -190,6 +190,40 @@ def test_frames_larger_than_the_tile_run_alone_in_tiles(tmp_path):
     assert report.done == 2
     assert {shape for shape, _ in deb.model.calls} == {(1, 3, 64, 64)}
     assert len(deb.model.calls) == 2 * 2 * 2  # two frames of 2 x 2 tiles
+
+
+def test_frames_run_whole_and_batched_within_the_memory_budget_else_in_tiles(tmp_path, monkeypatch):
+    src = tmp_path / "in"
+    _write_frames(src, [f"{i}.png" for i in range(4)], h=64, w=80)
+    monkeypatch.setattr(Deblurrer, "bytes_per_pixel", property(lambda self: 1000.0))
+    # two 64x80 frames (5.1 MB each at 1000 bytes a pixel) fit in 11 MB: batches of 2, not of batch_size 4
+    monkeypatch.setattr("deblur_core.batch.memory_budget", lambda device: 11_000_000)
+    deb = _recorder()
+    report = deblur_folder(src, tmp_path / "a", model=deb, batch_size=4)
+    assert [shape for shape, _ in deb.model.calls] == [(2, 3, 64, 80)] * 2
+    assert report.done == 4 and not [n for n in report.notes if "tiles" in n]
+    # one frame does not fit in 3 MB: each runs alone, in overlapping tiles of at most 3000 pixels
+    monkeypatch.setattr("deblur_core.batch.memory_budget", lambda device: 3_000_000)
+    deb = _recorder()
+    report = deblur_folder(src, tmp_path / "b", model=deb, batch_size=4, overlap=8)
+    shapes = {shape for shape, _ in deb.model.calls}
+    assert all(b == 1 and h * w <= 3000 for b, _, h, w in shapes), shapes
+    per_frame = plan_batch(64, 80, bytes_per_pixel=1000, budget=3_000_000, batch_size=4, overlap=8).tiles(64, 80, 8)
+    assert len(deb.model.calls) == 4 * per_frame and per_frame > 1
+    assert any("80x64 frames ran in" in n and "tiles" in n for n in report.notes), report.notes
+    assert report.done == 4
+
+
+def test_a_720p_frame_of_srn_runs_whole_and_an_8k_one_in_few_tiles():
+    bpp = load_deblurrer("srn", device="cpu").bytes_per_pixel
+    assert 1000 < bpp < 2000  # 924 bytes of activations a pixel, counted, times 1.5
+    plan = plan_batch(720, 1280, bytes_per_pixel=bpp, budget=CPU_MEMORY_BUDGET, batch_size=4, overlap=32)
+    assert plan == TilePlan(frames=1, tile=None)  # whole: the default --tile 512 cut it into 6 tiles
+    plan = plan_batch(4320, 7680, bytes_per_pixel=bpp, budget=CPU_MEMORY_BUDGET, batch_size=4, overlap=32)
+    th, tw = plan.tile
+    assert th * tw * bpp <= CPU_MEMORY_BUDGET and th % 16 == tw % 16 == 0
+    assert plan.tiles(4320, 7680, 32) * th * tw < 1.1 * 4320 * 7680  # < 10% overlap (512-pixel tiles: 30%)
+    assert plan_batch(360, 640, bytes_per_pixel=bpp, budget=CPU_MEMORY_BUDGET, batch_size=4, overlap=32).frames == 4
 
 
 def test_tiled_output_matches_untiled_output():

@@ -1,3 +1,5 @@
+import struct
+import zlib
 from fractions import Fraction
 
 import numpy as np
@@ -6,6 +8,7 @@ import torch
 from PIL import Image as PILImage
 from skimage import data
 
+from deblur_core import io
 from deblur_core.errors import ImageReadError, ImageWriteError
 from deblur_core.io import (
     IMAGE_EXTENSIONS,
@@ -206,6 +209,26 @@ def test_text_named_jpg_missing_dir_and_extension(tmp_path):
     _assert_read_error(tmp_path / "image.xyz")
     (tmp_path / "garbage.tif").write_bytes(b"II*\x00" + RNG.bytes(100))
     _assert_read_error(tmp_path / "garbage.tif")
+
+
+def _png_header_only(path, width: int, height: int) -> None:
+    """A PNG that declares width x height RGB pixels and holds none: its header alone says how large it is."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+                     + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))
+
+
+def test_images_above_the_pixel_limit_are_refused_from_the_header_in_every_format(tmp_path, monkeypatch):
+    _png_header_only(tmp_path / "bomb.png", 20000, 10000)  # 200 megapixels declared in a 57-byte file
+    with pytest.raises(ImageReadError, match="20000x10000 = 200 megapixels, above the 179-megapixel limit"):
+        read_image(tmp_path / "bomb.png")
+    monkeypatch.setattr(io, "MAX_PIXELS", 1000)  # every format obeys the one limit
+    for name, image in [("a.png", Image(torch.rand(3, 40, 48))), ("b.png", Image(torch.rand(3, 40, 48), bit_depth=16)),
+                        ("c.tif", Image(torch.rand(3, 40, 48), bit_depth=16)), ("d.jpg", Image(torch.rand(1, 40, 48)))]:
+        write_image(tmp_path / name, image)
+        with pytest.raises(ImageReadError, match="48x40 = 0 megapixels, above the"):
+            read_image(tmp_path / name)
 
 
 def test_write_errors_name_the_file(tmp_path):

@@ -5,6 +5,7 @@ import torch
 
 from deblur_core.models import (
     DeblurModel,
+    activation_bytes_per_pixel,
     count_parameters,
     get_model,
     gflops_per_megapixel,
@@ -127,6 +128,17 @@ def test_flop_counts_scale_with_architecture():
     half = gflops_per_megapixel(get_model("caessc-d22-f128-half"))
     full = gflops_per_megapixel(get_model("caessc-d22-f128-half", half=False))
     assert 0.2 < half / full < 0.3
+
+
+def test_activation_bytes_count_the_tensors_alive_at_once():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3, padding=1))
+    # at the ReLU the input (3 channels), the first convolution's output (8) and the ReLU's (8) are alive
+    assert activation_bytes_per_pixel(net) == 4 * (3 + 8 + 8)
+    net[1].inplace = True  # in place: no new tensor
+    assert activation_bytes_per_pixel(net) == 4 * (3 + 8 + 4)
+    # the networks are fully convolutional: the count per pixel does not depend on the size
+    srn = get_model("srn")
+    assert activation_bytes_per_pixel(srn, 128) == activation_bytes_per_pixel(srn, 256) == pytest.approx(924, abs=1)
 
 
 def test_pad_to_multiple():

@@ -240,6 +240,45 @@ def blur(
         raise typer.Exit(1)
 
 
+@app.command()
+def export(
+    model: Annotated[str, typer.Option(help="Model variant to export (see 'deblur-cli models').", show_default=False)],
+    out: Annotated[str, typer.Option(help="The file to write (its folder is created).", show_default=False)],
+    weights: Annotated[str | None, typer.Option(help="A .safetensors checkpoint (default: the weights shipped for the model, if any).", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", help="onnx (the only format so far).")] = "onnx",
+    opset: Annotated[int, typer.Option(help="ONNX opset, 18 or newer (srn's antialiased downscaling needs 18).")] = 18,
+) -> None:
+    """Export a model to ONNX for runtimes without PyTorch: input 'blurred', output 'sharp', float32
+    (batch, C, height, width) in [0, 1], any batch, height and width.
+
+    Needs the export extra (pip install 'deblur\\[export]'); with onnxruntime installed the file is
+    checked against torch.
+    """
+    from rich.markup import escape
+
+    from deblur_core.errors import CheckpointError, DeblurError
+    from deblur_core.export import export_model
+
+    # messages may hold brackets ("pip install 'deblur[export]'"), which rich would take for markup
+    try:
+        with err_console.status(f"exporting {model} (about half a minute)"):
+            result = export_model(model, out, weights=weights, format=fmt, opset=opset)
+    except (ValueError, CheckpointError) as e:
+        _fail(escape(str(e)), 2)
+    except DeblurError as e:
+        _fail(escape(str(e)), 1)
+    size_mb = result.path.stat().st_size / 1e6
+    weights_note = f"weights {result.weights.name}" if result.weights else "untrained"
+    console.print(f"wrote {result.path} ({model}, {weights_note}, ONNX opset {result.opset}, {size_mb:.1f} MB)")
+    if result.max_abs_diff is None:
+        console.print("not checked: onnxruntime is not installed")
+    else:
+        console.print(f"onnxruntime matches torch to {result.max_abs_diff:.1e} on a 67x93 input")
+    if not result.weights:
+        err_console.print(f"[yellow]note:[/] no trained weights for '{model}': the exported network is untrained "
+                          "and returns its input unchanged; pass --weights.", soft_wrap=True)
+
+
 from .batch_cmd import batch  # noqa: E402  (its own module; it imports this one lazily, so no cycle)
 
 app.command()(batch)

@@ -12,8 +12,10 @@
 
 Pipeline: frames are decoded in reader threads and encoded in writer threads, so IO overlaps the network
 (which releases the GIL). The queues on both sides are bounded in frames and in bytes, so memory stays
-bounded whatever the frame size. Consecutive frames of one size are deblurred as one batch; a frame larger
-than the tile is run alone, in overlapping tiles (:func:`deblur_core.inference.deblur_tensor`).
+bounded whatever the frame size. Memory for the network is bounded too: consecutive frames of one size are
+deblurred as one batch, as many as fit in a memory budget (:func:`deblur_core.inference.plan_batch`), and a
+frame that does not fit alone runs in the fewest pixels of overlapping tiles that do
+(:func:`deblur_core.inference.deblur_tensor`); ``tile`` sets square tiles instead.
 
 Safety: nothing is ever written inside INPUT, and no input is modified. Each output is written to a hidden
 temporary file in its own folder (``.<stem>.partial<ext>``) and renamed over the final name, so a killed run
@@ -49,7 +51,7 @@ from torch import Tensor
 from .catalog import gaussian_only, trained_on
 from .errors import DeblurError, ImageReadError, ImageWriteError
 from .frames import list_images
-from .inference import Deblurrer, deblur_tensor, load_deblurrer
+from .inference import Deblurrer, TilePlan, deblur_tensor, load_deblurrer, memory_budget, plan_batch
 from .io import IMAGE_EXTENSIONS, Image, VideoWriter, probe_video, read_image, read_video, to_tensor, write_image
 
 __all__ = [
@@ -118,7 +120,7 @@ def deblur_path(
     weights: str | Path | None = None,
     device: str | torch.device = "auto",
     precision: str = "auto",
-    tile: int = 512,
+    tile: int | None = None,
     overlap: int = 32,
     batch_size: int = 4,
     overwrite: bool = False,
@@ -161,7 +163,7 @@ def deblur_folder(
     weights: str | Path | None = None,
     device: str | torch.device = "auto",
     precision: str = "auto",
-    tile: int = 512,
+    tile: int | None = None,
     overlap: int = 32,
     batch_size: int = 4,
     overwrite: bool = False,
@@ -179,7 +181,9 @@ def deblur_folder(
             :class:`Deblurrer` (which keeps its own device and precision).
         precision: ``auto`` (bf16 on GPUs and AMX CPUs, else fp32), ``fp32``, ``bf16`` or ``fp16``; see
             :func:`deblur_core.inference.inference_dtype`. Outputs keep their format and bit depth.
-        tile, overlap: frames larger than ``tile`` x ``tile`` run in tiles sharing ``overlap`` pixels.
+        tile, overlap: frames larger than ``tile`` x ``tile`` run alone in tiles of that size sharing
+            ``overlap`` pixels; None (default): whole frames, batched, where they fit the memory budget of
+            :func:`deblur_core.inference.memory_budget`, else the grid of tiles that fits it best.
         batch_size: consecutive frames of one size deblurred together.
         overwrite: redo frames whose output exists (default: skip them, which makes reruns resume).
         compare: also write side-by-side before/after images under ``out/_compare/``.
@@ -248,7 +252,7 @@ def deblur_video(
     weights: str | Path | None = None,
     device: str | torch.device = "auto",
     precision: str = "auto",
-    tile: int = 512,
+    tile: int | None = None,
     overlap: int = 32,
     batch_size: int = 4,
     overwrite: bool = False,
@@ -350,10 +354,10 @@ def deblur_video(
     return report
 
 
-def _check_options(tile: int, overlap: int, batch_size: int, rank: int, world_size: int) -> None:
+def _check_options(tile: int | None, overlap: int, batch_size: int, rank: int, world_size: int) -> None:
     if overlap < 0:
         raise ValueError(f"tile overlap must be >= 0, got {overlap}")
-    if tile <= 2 * overlap:
+    if tile is not None and tile <= 2 * overlap:
         raise ValueError(f"tile ({tile}) must be larger than twice the tile overlap ({overlap}); "
                          f"use a tile of at least {2 * overlap + 1} or a smaller overlap")
     if batch_size < 1:
@@ -501,10 +505,12 @@ class _Run:
     Everything here runs in the caller's thread; only the ``write`` functions run in writer threads.
     """
 
-    def __init__(self, report: BatchReport, deb: Deblurrer, tile: int, overlap: int, batch_size: int,
+    def __init__(self, report: BatchReport, deb: Deblurrer, tile: int | None, overlap: int, batch_size: int,
                  todo: int | None, progress: ProgressFn | None, *, workers: int) -> None:
         self.report, self.deb = report, deb
         self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
+        self.budget = memory_budget(deb.device) if tile is None else 0
+        self.plans: dict[tuple[int, ...], TilePlan] = {}  # frame shape -> how such frames run
         self.todo, self.progress = todo, progress
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="deblur-write")
         self.writes: deque[tuple[Future, str, float, int]] = deque()  # (future, name, megapixels, bytes)
@@ -532,10 +538,26 @@ class _Run:
         if self.batch and self.batch[0][1].data.shape != image.data.shape:
             self._flush()
         self.batch.append((name, image, write))
-        # a frame larger than the tile is processed alone, so memory stays bounded at any resolution
-        large = max(image.height, image.width) > self.tile
-        if len(self.batch) >= (1 if large else self.batch_size):
+        if len(self.batch) >= self._plan(image).frames:
             self._flush()
+
+    def _plan(self, image: Image) -> TilePlan:
+        """How frames of this size run: whole and batched, or alone in tiles, so memory stays bounded."""
+        shape = tuple(image.data.shape)
+        if shape not in self.plans:
+            h, w = image.height, image.width
+            if self.tile is not None:  # frames larger than the tile run alone, in tiles of it
+                large = max(h, w) > self.tile
+                plan = TilePlan(frames=1, tile=(self.tile, self.tile)) if large else TilePlan(self.batch_size)
+            else:
+                plan = plan_batch(h, w, bytes_per_pixel=self.deb.bytes_per_pixel, budget=self.budget,
+                                  batch_size=self.batch_size, overlap=self.overlap)
+                if plan.tile is not None:
+                    self.report.notes.append(
+                        f"{w}x{h} frames ran in {plan.tiles(h, w, self.overlap)} tiles of {plan.tile[1]}x{plan.tile[0]}"
+                        f" to keep the network within {self.budget / 2**30:.1f} GiB (--tile sets the tiles)")
+            self.plans[shape] = plan
+        return self.plans[shape]
 
     def fail(self, name: str, reason: str) -> None:
         self.report.failed.append((name, reason))
@@ -544,11 +566,13 @@ class _Run:
     def _flush(self) -> None:
         if not self.batch:
             return
-        x = torch.stack([image.data for _, image, _ in self.batch])
+        plan = self._plan(self.batch[0][1])
+        images = [image.data for _, image, _ in self.batch]
+        x = images[0][None] if len(images) == 1 else torch.stack(images)  # one frame: no copy (8K: 400 MB)
         if self.deb.device.type == "cuda":
             x = x.pin_memory()  # lets the host-to-device copy run asynchronously
         t = time.perf_counter()
-        y = deblur_tensor(self.deb.model, x, device=self.deb.device, precision=self.deb.precision, tile=self.tile,
+        y = deblur_tensor(self.deb.model, x, device=self.deb.device, precision=self.deb.precision, tile=plan.tile,
                           overlap=self.overlap)
         self.report.model_s += time.perf_counter() - t
         for (name, image, write), after in zip(self.batch, y):

@@ -17,13 +17,27 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import load_model, pretrained_path
-from .models import get_model
+from .models import activation_bytes_per_pixel, get_model
 
 __all__ = ["PRECISIONS", "Deblurrer", "resolve_device", "cpu_has_amx_bf16", "inference_dtype", "precision_name",
-           "load_deblurrer", "deblur_tensor", "tile_starts"]
+           "load_deblurrer", "deblur_tensor", "tile_starts",
+           "CPU_MEMORY_BUDGET", "TilePlan", "memory_budget", "plan_batch"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+# Memory: a batch of whole frames, or one tile, may take this many bytes of network activations. On a CPU a
+# fixed budget: with it a 1280x720 frame of srn (1.28 GB) runs whole, and the whole run on an 8K frame stays
+# under 4 GB (the frame's own copies take about 50 bytes a pixel besides). On a GPU, half its free memory.
+CPU_MEMORY_BUDGET = 1536 * 2**20
+# Activations are counted on the meta device (models.activation_bytes_per_pixel); the resident memory of a
+# CPU forward pass rose by 1.0-1.5x the count (oneDNN's buffers, memory the allocator keeps), so plan with 1.5x.
+_MEASURED_OVER_COUNTED = 1.5
+# What a network that cannot be counted is assumed to take: red30's count, the heaviest variant here.
+_UNCOUNTED_BYTES_PER_PIXEL = 8716 * _MEASURED_OVER_COUNTED
+_TILE_MULTIPLE = 16  # tile sides are multiples of every network's stride here, so tiles need no padding
+_counted: dict[str, float] = {}  # architecture (the module's repr) -> bytes per pixel
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -95,6 +109,18 @@ class Deblurrer:
     def trained(self) -> bool:
         return self.weights is not None
 
+    @property
+    def bytes_per_pixel(self) -> float:
+        """Memory the network takes per input pixel at its peak: counted activations x 1.5 (see
+        :data:`CPU_MEMORY_BUDGET`); counted once per architecture, in a fraction of a second."""
+        key = repr(self.model)  # the architecture: weights do not change the activations
+        if key not in _counted:
+            try:
+                _counted[key] = activation_bytes_per_pixel(self.model) * _MEASURED_OVER_COUNTED
+            except (RuntimeError, NotImplementedError):  # a network that cannot run on the meta device
+                _counted[key] = _UNCOUNTED_BYTES_PER_PIXEL
+        return _counted[key]
+
     def __call__(self, x: Tensor, **kwargs) -> Tensor:
         return deblur_tensor(self.model, x, device=self.device, precision=self.precision, **kwargs)
 
@@ -136,6 +162,79 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
+def memory_budget(device: str | torch.device) -> int:
+    """Bytes of network activations one batch (or tile) may take on ``device``: :data:`CPU_MEMORY_BUDGET` on a
+    CPU, half of the memory free on a GPU."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return free // 2
+    return CPU_MEMORY_BUDGET
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How frames of one size run: ``frames`` whole frames per batch, or (``frames`` = 1) one frame in tiles
+    of ``tile`` = (height, width)."""
+
+    frames: int
+    tile: tuple[int, int] | None = None
+
+    def tiles(self, height: int, width: int, overlap: int) -> int:
+        """How many tiles a height x width frame is cut into (1: none)."""
+        if self.tile is None:
+            return 1
+        return len(tile_starts(height, self.tile[0], overlap)) * len(tile_starts(width, self.tile[1], overlap))
+
+
+def plan_batch(height: int, width: int, *, bytes_per_pixel: float, budget: float, batch_size: int,
+               overlap: int) -> TilePlan:
+    """Run frames of ``height`` x ``width`` within ``budget`` bytes of activations.
+
+    A frame that fits runs whole, batched with as many others (up to ``batch_size``) as fit; tiles only cost
+    time (they overlap, and each runs the network's fixed work again). A frame that does not fit runs alone,
+    in the grid of tiles that fit which processes the fewest pixels in all (sides multiples of 16, the
+    frame's own where that is smaller).
+
+    Example:
+        >>> plan_batch(720, 1280, bytes_per_pixel=1386, budget=1536 * 2**20, batch_size=4, overlap=32)
+        TilePlan(frames=1, tile=None)
+        >>> plan_batch(4320, 7680, bytes_per_pixel=1386, budget=1536 * 2**20, batch_size=4, overlap=32)
+        TilePlan(frames=1, tile=(1104, 992))
+    """
+    max_pixels = max(1, int(budget // bytes_per_pixel))
+    padded = _round_up(height, _TILE_MULTIPLE) * _round_up(width, _TILE_MULTIPLE)  # the networks pad to their stride
+    if padded <= max_pixels:
+        return TilePlan(frames=max(1, min(batch_size, max_pixels // padded)))
+    smallest = 2 * overlap + _TILE_MULTIPLE  # a tile must exceed twice the overlap
+    best: tuple[tuple[int, int], tuple[int, int]] | None = None
+    for rows in range(1, max(1, height // max(1, smallest - overlap)) + 2):
+        th = _tile_side(height, rows, overlap)
+        if th < min(height, smallest):
+            break
+        widest = min(width, max_pixels // th // _TILE_MULTIPLE * _TILE_MULTIPLE)
+        if widest < min(width, smallest):
+            continue
+        cols = 1 if widest >= width else -(-(width - overlap) // (widest - overlap))
+        tw = _tile_side(width, cols, overlap)
+        plan = TilePlan(frames=1, tile=(th, tw))
+        cost = (plan.tiles(height, width, overlap) * th * tw, plan.tiles(height, width, overlap))
+        if best is None or cost < best[0]:
+            best = (cost, (th, tw))
+    return TilePlan(frames=1, tile=best[1] if best else (min(height, smallest), min(width, smallest)))
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _tile_side(length: int, count: int, overlap: int) -> int:
+    """The shortest tile side (a multiple of 16, or ``length``) that covers ``length`` in ``count`` tiles."""
+    if count <= 1:
+        return length
+    return min(length, _round_up(-(-(length + (count - 1) * overlap) // count), _TILE_MULTIPLE))
+
+
 def _ramp(size: int, overlap: int, taper_start: bool, taper_end: bool) -> Tensor:
     # strictly positive weights, rising over the overlap on sides that have a neighbouring tile
     w = torch.ones(size)
@@ -162,7 +261,7 @@ def deblur_tensor(
     *,
     device: torch.device | str | None = None,
     precision: str = "auto",
-    tile: int | None = None,
+    tile: int | tuple[int, int] | None = None,
     overlap: int = 32,
     progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
@@ -173,24 +272,26 @@ def deblur_tensor(
         device: where to run; defaults to the model's device.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` autocast (see :func:`inference_dtype`); the
             result is float32 whatever the arithmetic.
-        tile: process frames larger than ``tile`` x ``tile`` in overlapping tiles (None: whole frames).
+        tile: process frames larger than ``tile`` x ``tile`` (or ``tile`` = (height, width)) in overlapping
+            tiles of that size (None: whole frames; :func:`plan_batch` picks one from a memory budget).
         overlap: pixels shared by neighbouring tiles, blended with linear ramps.
         progress: called with (tiles done, tiles total) after each tile.
     """
     if x.ndim != 4:
         raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
-    if tile is not None and tile <= 2 * overlap:
+    tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile or (0, 0)
+    if tile is not None and min(tile_h, tile_w) <= 2 * overlap:
         raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap})")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     dtype = inference_dtype(precision, dev)
     b, c, h, w = x.shape
-    if tile is None or (h <= tile and w <= tile):
+    if tile is None or (h <= tile_h and w <= tile_w):
         y = _run(model, x, dev, dtype).cpu()
         if progress:
             progress(1, 1)
         return y
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
-    th, tw = min(tile, h), min(tile, w)
+    ys, xs = tile_starts(h, tile_h, overlap), tile_starts(w, tile_w, overlap)
+    th, tw = min(tile_h, h), min(tile_w, w)
     out = torch.zeros(b, c, h, w)
     weight = torch.zeros(1, 1, h, w)
     total, done = len(ys) * len(xs), 0

@@ -5,12 +5,13 @@ Importing the family modules registers their variants; the list is explicit, not
 
 from . import caessc, eddensenet, nafnet, resunet, srn  # noqa: F401  (imported to register)
 from .base import DeblurModel, pad_to_multiple
-from .profile import ModelProfile, count_parameters, gflops_per_megapixel, profile_model
+from .profile import ModelProfile, activation_bytes_per_pixel, count_parameters, gflops_per_megapixel, profile_model
 from .registry import get_model, list_models, register_model
 
 __all__ = [
     "DeblurModel",
     "ModelProfile",
+    "activation_bytes_per_pixel",
     "count_parameters",
     "get_model",
     "gflops_per_megapixel",

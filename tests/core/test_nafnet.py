@@ -1,0 +1,143 @@
+"""NAFNet's CPU inference path (in place, in strips, folded weights) computes what the plain forward did.
+
+``reference_forward`` is NAFNet's forward as it was before that path existed, kept here verbatim in its
+arithmetic (LayerNorm as mean/var/sqrt, SimpleGate, channel attention and residual scales as separate
+passes) and run on the same module's parameters.
+"""
+
+import pytest
+import torch
+
+import deblur_core.models.nafnet as nafnet_module
+from deblur_core.checkpoint import load_checkpoint, load_model, pretrained_path
+from deblur_core.models import get_model, pad_to_multiple
+
+TOLERANCE = 1e-4
+
+
+def _layer_norm(norm, x):
+    mu = x.mean(1, keepdim=True)
+    var = (x - mu).pow(2).mean(1, keepdim=True)
+    y = (x - mu) / torch.sqrt(var + norm.eps)
+    return y * norm.weight[:, None, None] + norm.bias[:, None, None]
+
+
+def _gate(x):
+    a, b = x.chunk(2, dim=1)
+    return a * b
+
+
+def _block(blk, x):
+    y = _gate(blk.dwconv(blk.conv1(_layer_norm(blk.norm1, x))))
+    y = blk.conv2(y * blk.sca(y))
+    x = x + blk.beta * y
+    y = blk.ffn2(_gate(blk.ffn1(_layer_norm(blk.norm2, x))))
+    return x + blk.gamma * y
+
+
+def reference_forward(model, x):
+    """NAFNet's forward before the CPU inference path, padding and crop included (3-channel input)."""
+    h, w = x.shape[-2:]
+    x = pad_to_multiple(x, model.stride)
+    y = model.intro(x)
+    skips = []
+    for enc, down in zip(model.encoders, model.downs):
+        for blk in enc:
+            y = _block(blk, y)
+        skips.append(y)
+        y = down(y)
+    for blk in model.middle:
+        y = _block(blk, y)
+    for up, dec, skip in zip(model.ups, model.decoders, reversed(skips)):
+        y = up(y) + skip
+        for blk in dec:
+            y = _block(blk, y)
+    return (x + model.ending(y))[..., :h, :w]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    path = pretrained_path("nafnet")
+    assert path is not None, "nafnet's weights ship with the package"
+    return load_model(path, expect="nafnet")[0]
+
+
+def _random_nafnet(seed=0, **kwargs):
+    model = get_model("nafnet", **kwargs).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():  # the residual scales and last layer start at zero: give them values
+            p.copy_(p + torch.randn(p.shape, generator=g) * 0.1)
+    return model
+
+
+def test_shipped_weights_load_unchanged(shipped):
+    tensors, _ = load_checkpoint(pretrained_path("nafnet"))
+    state = shipped.state_dict()
+    assert state.keys() == tensors.keys()
+    assert all(torch.equal(state[k], tensors[k]) for k in tensors)
+
+
+@pytest.mark.parametrize("strip_elements", [2**11, nafnet_module._STRIP_ELEMENTS])
+@pytest.mark.parametrize("shape", [(1, 3, 96, 160), (2, 3, 37, 53), (1, 3, 5, 7)])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_inference_matches_reference(shipped, monkeypatch, strip_elements, shape, channels_last):
+    # small strips: many of them, one-row strips and halo rows at every strip edge
+    monkeypatch.setattr(nafnet_module, "_STRIP_ELEMENTS", strip_elements)
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    model = shipped.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    before = x.clone()
+    with torch.inference_mode():
+        out = model(x)
+        ref = reference_forward(model, x)
+    assert torch.equal(x, before), "the input must not be modified"
+    assert out.shape == x.shape
+    assert (out - ref).abs().max().item() <= TOLERANCE
+
+
+def test_inference_matches_reference_on_a_photo(shipped):
+    from skimage import data
+
+    x = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].float().div(255)
+    with torch.no_grad():
+        diff = (shipped(x) - reference_forward(shipped, x)).abs().max().item()
+    assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"in_channels": 1, "width": 8, "enc_blocks": (1, 2), "dec_blocks": (2, 1),
+                                         "middle_blocks": 1}])
+def test_every_path_matches_reference_with_random_weights(monkeypatch, kwargs):
+    monkeypatch.setattr(nafnet_module, "_STRIP_ELEMENTS", 2**12)
+    model = _random_nafnet(**kwargs)
+    x = torch.rand(2, model.in_channels, 41, 67, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = reference_forward(model, x)
+        inplace = model(x)
+    plain = model(x)  # autograd on: the plain forward
+    assert plain.requires_grad
+    assert (inplace - ref).abs().max().item() <= TOLERANCE
+    assert (plain.detach() - ref).abs().max().item() <= TOLERANCE
+
+
+def test_block_forward_inplace_overwrites_its_input_only():
+    block = _random_nafnet().encoders[0][0]
+    x = torch.rand(2, 16, 19, 23).contiguous(memory_format=torch.channels_last)
+    expected = block(x).detach()
+    result = block.forward_(x)
+    assert result is x
+    assert (x - expected).abs().max().item() <= TOLERANCE
+    with pytest.raises(ValueError, match="channels_last"):
+        block.forward_(torch.rand(1, 16, 8, 8))
+
+
+def test_inference_path_only_where_it_applies():
+    x = torch.rand(1, 3, 8, 8)
+    assert not nafnet_module._eager_cpu_inference(x)  # autograd on
+    with torch.no_grad():
+        assert nafnet_module._eager_cpu_inference(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not nafnet_module._eager_cpu_inference(x)
+    with torch.inference_mode():
+        assert nafnet_module._eager_cpu_inference(x)
