@@ -40,6 +40,7 @@ GPU_COMMAND = ("PYTHONPATH=packages/core/src timeout -s INT 110 python -m pytest
 TARGET_SPEEDUP = {"cpu": 2.0, "cuda": 5.0}  # optimized path (or compiled, if faster) over the naive path
 TARGET_PEAK_PCT = 75.0  # model-only GFLOP/s as % of the fp32 matmul peak (CPU)
 TARGET_E2E = 0.85  # end-to-end frames/s over model-only frames/s
+TARGET_TILING = 0.95  # batch's frames/s with its default tiling over tile=4096 (whole frames), issue 15
 TARGET_REDUCED, TARGET_REDUCED_PSNR = 2.0, 45.0  # bf16 over fp32 on an AMX CPU; its output's PSNR vs fp32
 CHECK_MODEL, CHECK_RES = "srn", "1280x720"
 
@@ -99,6 +100,8 @@ class Row:
         if self.kind in ("e2e", "model-only"):
             what = "batch end-to-end" if self.kind == "e2e" else "model only"
             return f"{i['model']} {i['resolution']} {what} ({i['frames']} frames, b{i['batch']})"
+        if self.kind == "tiling":
+            return f"{i['model']} {i['resolution']} batch, tile {i['tile']} ({i['frames']} frames, b{i['batch']})"
         if self.kind == "io":
             return f"PNG decode + encode {i['resolution']}, {i['workers']} worker thread(s)"
         if self.kind == "training":
@@ -242,6 +245,11 @@ def _checks(run: Run) -> list[str]:
         e2e = run.find(kind="e2e", device=device, model=CHECK_MODEL)
         lines.append(_check(f"`batch` end-to-end over model-only frames/s (`{CHECK_MODEL}`, {name})",
                             run.e2e_ratio(e2e) if e2e else None, TARGET_E2E, "x"))
+        default = run.find(kind="tiling", tile="default", device=device, model=CHECK_MODEL)
+        tiled_res = default.info["resolution"] if default else CHECK_RES
+        lines.append(_check(f"`batch` with its default tiling over `--tile 4096` frames/s (`{CHECK_MODEL}` "
+                            f"{tiled_res}, {name})", default.info.get("default_over_tile_4096") if default else None,
+                            TARGET_TILING, "x"))
     io = sorted((r for r in run.rows if r.kind == "io"), key=lambda r: r.info["workers"])
     if io:
         cores = io[0].info.get("cores", 0)
@@ -382,7 +390,7 @@ def _psnr_vs_fp32(row: Row) -> float | None:
 
 def _group_order(group: str, rows: list[Row]) -> tuple:
     # the ceiling, the per-model sweeps from the smallest frames up, then the naive path, e2e and training
-    order = ["peak", "inference", "naive-vs-optimized", "e2e", "io-pipeline", "training"]
+    order = ["peak", "inference", "naive-vs-optimized", "e2e", "io-pipeline", "tiling", "training"]
     rank = order.index(group) if group in order else order.index("inference")
     return rank, min(r.info.get("megapixels", 0) / max(1, r.info.get("frames", 1)) for r in rows), group
 
@@ -391,6 +399,7 @@ _TITLES = {
     "peak": "Machine ceiling (square matmul)",
     "naive-vs-optimized": "Naive path vs optimized path",
     "e2e": "End-to-end `batch` vs model only",
+    "tiling": "`batch` with its default tiling vs whole frames (`tile=4096`)",
     "io-pipeline": "IO pipeline alone: PNG decode + encode in worker threads (no network)",
     "training": "Training throughput (samples/s = frames/s)",
 }

@@ -25,6 +25,7 @@ cannot be read is refused with the reason: empty, not a video, truncated, or wit
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from .errors import ImageReadError, ImageWriteError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_PIXELS",
     "Image",
     "read_image",
     "write_image",
@@ -71,6 +73,10 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+# Images with more pixels are refused, from their header, in every format: Pillow's decompression-bomb limit
+# (2 x Image.MAX_IMAGE_PIXELS), kept on purpose. Tiling bounds the network's memory, but an image's own copies
+# (decoded, float tensor, result, tile accumulators, encoding) take about 50 bytes a pixel: 9 GB at this size.
+MAX_PIXELS = 178_956_970
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour type -> PyAV pixel format for 16-bit samples (0 gray, 2 RGB, 4 gray+alpha, 6 RGBA).
@@ -233,6 +239,7 @@ def read_image(path: str | Path) -> Image:
     if not path.is_file():
         raise ImageReadError(path, "not a regular file")
     try:
+        _check_pixels(path, *_header_size(path, ext))
         if ext == ".png":
             array = _read_png(path)
         elif ext in (".tif", ".tiff"):
@@ -245,6 +252,42 @@ def read_image(path: str | Path) -> Image:
     except _CODEC_ERRORS as err:
         raise ImageReadError(path, f"{type(err).__name__}: {err}") from err
     return Image(data=data, alpha=alpha, bit_depth=bit_depth)
+
+
+def _header_size(path: Path, ext: str) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    if ext == ".png":
+        with path.open("rb") as f:
+            header = f.read(24)
+        if len(header) == 24 and header[:8] == _PNG_SIGNATURE and header[12:16] == b"IHDR":
+            return struct.unpack(">II", header[16:24])
+        return 0, 0  # not a PNG: _read_png says so
+    if ext in (".tif", ".tiff"):
+        with tifffile.TiffFile(path) as tif:
+            if not len(tif.pages):
+                return 0, 0  # no image at all: _read_tiff says so
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    try:
+        with _pillow_open(path) as im:
+            return im.size
+    except PILImage.DecompressionBombError as err:  # Pillow refuses to open it at all: its size is unknown
+        raise ImageReadError(path, f"{err} Images above {MAX_PIXELS / 1e6:.0f} megapixels are refused: split or "
+                                   "downscale it first") from err
+
+
+def _pillow_open(path: Path):
+    # Pillow warns from 89 megapixels and refuses above twice that; MAX_PIXELS is this module's own limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        return PILImage.open(path)
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageReadError(path, f"{width}x{height} = {width * height / 1e6:.0f} megapixels, above the "
+                                   f"{MAX_PIXELS / 1e6:.0f}-megapixel limit (its own copies in memory would take "
+                                   f"~{width * height * 50 / 1e9:.0f} GB); split or downscale it first")
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -313,7 +356,8 @@ def _read_tiff(path: Path) -> np.ndarray:
 def _read_pillow(path: Path) -> np.ndarray:
     # Pillow raises OSError("image file is truncated") on a short file as long as
     # ImageFile.LOAD_TRUNCATED_IMAGES is False (its default), which this module relies on and never sets.
-    with PILImage.open(path) as im:
+    with _pillow_open(path) as im, warnings.catch_warnings():
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
         im.load()
         if im.mode == "PA" or (im.mode in ("P", "RGB", "L") and "transparency" in im.info):
             im = im.convert("LA" if im.mode == "L" else "RGBA")
