@@ -120,9 +120,11 @@ def test_srn_paper_matches_official_parameter_counts():
 
 def test_flop_counts_scale_with_architecture():
     paper = gflops_per_megapixel(get_model("srn-paper"))
-    light = gflops_per_megapixel(get_model("srn"))
-    # ~2.5 TFLOP and ~0.2 TFLOP per 1280x720 frame
+    default = gflops_per_megapixel(get_model("srn"))
+    light = gflops_per_megapixel(get_model("srn-small"))
+    # ~2.5, ~0.78 and ~0.2 TFLOP per 1280x720 frame
     assert paper * 0.9216 == pytest.approx(2527, rel=0.05)
+    assert default * 0.9216 == pytest.approx(782, rel=0.05)
     assert light * 0.9216 == pytest.approx(197, rel=0.05)
     # half-resolution inner layers cost about a quarter of the full-resolution chain
     half = gflops_per_megapixel(get_model("caessc-d22-f128-half"))
