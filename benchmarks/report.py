@@ -257,8 +257,8 @@ def _checks(run: Run) -> list[str]:
         rates = ", ".join(f"{r.info['workers']}: {_fmt(r.fps, 1)}" for r in io)
         rising = all(b.fps > a.fps for a, b in zip(upto, upto[1:]))
         lines.append(f"- **{'pass' if rising else 'FAIL'}** IO pipeline alone (PNG decode + encode, "
-                     f"{io[0].info['resolution']}) rises with worker threads up to the {cores} cores: frames/s "
-                     f"by workers {rates}")
+                     f"{io[0].info['resolution']}) rises with worker threads ({cores} cores): frames/s by "
+                     f"workers {rates}")
     return lines
 
 
