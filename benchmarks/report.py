@@ -245,6 +245,7 @@ def _checks(run: Run) -> list[str]:
         e2e = run.find(kind="e2e", device=device, model=CHECK_MODEL)
         lines.append(_check(f"`batch` end-to-end over model-only frames/s (`{CHECK_MODEL}`, {name})",
                             run.e2e_ratio(e2e) if e2e else None, TARGET_E2E, "x"))
+        lines += _e2e_bound(run, e2e)
         default = run.find(kind="tiling", tile="default", device=device, model=CHECK_MODEL)
         tiled_res = default.info["resolution"] if default else CHECK_RES
         lines.append(_check(f"`batch` with its default tiling over `--tile 4096` frames/s (`{CHECK_MODEL}` "
@@ -260,6 +261,23 @@ def _checks(run: Run) -> list[str]:
                      f"{io[0].info['resolution']}) rises with worker threads ({cores} cores): frames/s by "
                      f"workers {rates}")
     return lines
+
+
+def _e2e_bound(run: Run, e2e: Row | None) -> list[str]:
+    """``batch`` against the smaller of its two bounds measured in the same run: the model alone, and the IO
+    pipeline alone with as many threads as ``batch``'s readers and writers (issue 17's GPU check)."""
+    model = e2e and run.find(kind="model-only", device=e2e.device, model=e2e.info.get("model"),
+                             frames=e2e.info.get("frames"))
+    threads = e2e.info.get("io_threads") or 0 if e2e else 0
+    io = [r for r in run.rows if r.kind == "io" and r.info["workers"] <= threads]
+    if not (model and io):
+        return []
+    io = max(io, key=lambda r: r.info["workers"])
+    bound, which = min((model.fps, "the model"), (io.fps, f"the IO pipeline ({io.info['workers']} threads)"))
+    return [_check(f"`batch` over the smaller of model-only ({_fmt(model.fps, 2)}) and IO-alone with "
+                   f"{io.info['workers']} threads ({_fmt(io.fps, 2)}) frames/s, bound by {which} "
+                   f"(`{e2e.info.get('model')}`, {'CPU' if e2e.device == 'cpu' else 'GPU'})", e2e.fps / bound,
+                   TARGET_E2E, "x")]
 
 
 def _hardware_lines(run: Run) -> list[str]:
