@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from .checkpoint import atomic_path, load_checkpoint, pretrained_path, read_metadata, save_checkpoint
 from .data import open_dataset
 from .errors import DeblurError
-from .inference import resolve_device
+from .inference import PRECISIONS, inference_dtype, resolve_device
 from .metrics import psnr, ssim
 from .models import get_model
 
@@ -90,7 +90,6 @@ def _charbonnier(x: Tensor, y: Tensor, eps: float = 1e-3) -> Tensor:
 
 
 LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": _charbonnier}
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def fft_l1(x: Tensor, y: Tensor) -> Tensor:
@@ -120,15 +119,13 @@ def multiscale_loss(outputs: Tensor | list[Tensor], sharp: Tensor, loss: str = "
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of a training run, or None for plain fp32.
 
-    ``auto`` is bf16 on GPUs that support it (no loss scaling needed), fp16 on older GPUs, and fp32 on
-    CPUs: bf16 runs ~140x slower than fp32 on CPUs without native support, and on those with it (AMX)
-    its effect on training has not been measured here.
+    Inference's rule (:func:`deblur_core.inference.inference_dtype`: on GPUs bf16 where native, else
+    fp16), except that ``auto`` trains in fp32 on every CPU: bf16 runs ~140x slower than fp32 on CPUs
+    without native support, and on those with it (AMX) its effect on training has not been measured here.
     """
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+    if precision == "auto" and device.type != "cuda":
         return None
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return inference_dtype(precision, device)
 
 
 @torch.no_grad()
