@@ -283,3 +283,17 @@ def test_unreadable_video(tmp_path):
         video_fps(tmp_path / "bad.mp4")
     with pytest.raises(ImageReadError, match="none.mp4"):
         read_video_frames(tmp_path / "none.mp4")
+
+
+def test_image_size_reads_the_header_only(tmp_path):
+    from deblur_core.io import image_size
+
+    path = tmp_path / "wide.png"
+    write_image(path, Image(data=torch.zeros(3, 5, 9)))
+    assert image_size(path) == (5, 9)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png at all")
+    with pytest.raises(ImageReadError, match="bad.png.*header"):
+        image_size(bad)
+    with pytest.raises(ImageReadError, match="no such file"):
+        image_size(tmp_path / "missing.jpg")

@@ -45,7 +45,7 @@ from .batches import DeviceBatches
 from .blur import BLUR_KINDS, pad_kernels, quantize_8bit, seed_gaussian_blur, synth_blur
 from .errors import DatasetError
 from .frames import list_images
-from .io import read_image
+from .io import image_size, read_image
 
 __all__ = [
     "Batch",
@@ -189,23 +189,6 @@ class _PairFiles:
     @property
     def short_side(self) -> int:
         return min(self.height, self.width)
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header, without decoding the pixels."""
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(path) as tif:
-                page = tif.pages[0]
-                return int(page.imagelength), int(page.imagewidth)
-        from PIL import Image as PILImage
-
-        with PILImage.open(path) as im:
-            return im.height, im.width
-    except (OSError, ValueError, IndexError, SyntaxError) as e:
-        raise DatasetError(f"cannot read the header of '{path}': {e}") from None
 
 
 def _require_dir(path: Path, what: str) -> Path:
@@ -465,7 +448,7 @@ class PairedSource:
 
 
 def _image_files(paths: Sequence[Path]) -> list[_ImageFile]:
-    return [_ImageFile(p, *_image_size(p)) for p in paths]
+    return [_ImageFile(p, *image_size(p)) for p in paths]
 
 
 def _pair_trees(blur_root: Path, sharp_root: Path, what: str) -> list[_PairFiles]:
@@ -481,7 +464,7 @@ def _pair_trees(blur_root: Path, sharp_root: Path, what: str) -> list[_PairFiles
         s = sharp_root / b.relative_to(blur_root)
         if not s.is_file():
             raise DatasetError(f"{what}: '{b}' has no sharp twin (expected '{s}')")
-        bsize, ssize = _image_size(b), _image_size(s)
+        bsize, ssize = image_size(b), image_size(s)
         if bsize != ssize:
             raise DatasetError(f"{what}: size mismatch between '{b}' ({bsize[0]}x{bsize[1]}) and '{s}' "
                                f"({ssize[0]}x{ssize[1]})")

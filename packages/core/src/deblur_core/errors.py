@@ -6,7 +6,8 @@ Everything that goes wrong because of user input (a file, a dataset, a weight fi
 
 from __future__ import annotations
 
-__all__ = ["DeblurError", "ImageReadError", "ImageWriteError", "CheckpointError", "DatasetError"]
+__all__ = ["DeblurError", "ImageReadError", "ImageWriteError", "CheckpointError", "DatasetError",
+           "ImageTooLargeError"]
 
 
 class DeblurError(Exception):
@@ -37,3 +38,7 @@ class CheckpointError(DeblurError):
 
 class DatasetError(DeblurError):
     """A dataset on disk does not have the layout its format requires."""
+
+
+class ImageTooLargeError(DeblurError):
+    """An image has more pixels than a front end's limit allows (checked before decoding)."""

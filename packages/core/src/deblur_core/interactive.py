@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import math
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,23 +26,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image as PILImage
 from torch import Tensor
 
 from .blur import BLUR_KINDS, gaussian_blur, motion_blur, pan_blur, shake_kernels
 from .blur import convolve as convolve_kernels
 from .catalog import model_catalog, trained_on
 from .checkpoint import pretrained_path, read_metadata
-from .errors import DeblurError, ImageReadError
+from .errors import DeblurError, ImageTooLargeError
 from .inference import PRECISIONS, Deblurrer, load_deblurrer, resolve_device
-from .io import IMAGE_EXTENSIONS, Image, read_image, to_tensor
+from .io import Image, image_size, read_image, to_tensor
 from .metrics import psnr, ssim
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DeblurResult",
-    "ImageTooLargeError",
-    "image_size",
     "load_image",
     "deblur_image",
     "blur_image",
@@ -56,10 +52,6 @@ DEFAULT_MAX_PIXELS = 4096 * 4096  # 16.8 MP: any real photo; far below what woul
 _MIN_SIDE = 11  # SSIM's window; smaller images cannot be scored
 
 WeightsArg = str | Path | None
-
-
-class ImageTooLargeError(DeblurError):
-    """An image has more pixels than the limit allows."""
 
 
 @dataclass
@@ -90,43 +82,6 @@ class DeblurResult:
     precision: str = "fp32"
     original: Image | None = None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image file from its header, without decoding the pixels.
-
-    Raises:
-        ImageReadError: missing file, or not an image format this project reads.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(path, "no such file")
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns (and above 2x its own limit raises) on huge headers; the caller checks the size
-            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            with PILImage.open(path) as im:
-                return im.size
-    except PILImage.DecompressionBombError as err:
-        raise ImageTooLargeError(f"'{path.name}' is far too large to process: {err}") from err
-    except (OSError, ValueError, SyntaxError) as err:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            return _tiff_size(path)
-        raise ImageReadError(
-            path, f"not a readable image ({type(err).__name__}); supported: {', '.join(IMAGE_EXTENSIONS)}"
-        ) from err
-
-
-def _tiff_size(path: Path) -> tuple[int, int]:
-    # float and other TIFFs Pillow cannot open: tifffile reads the page shape from the header
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            return int(page.imagewidth), int(page.imagelength)
-    except (OSError, ValueError, IndexError) as err:
-        raise ImageReadError(path, f"not a readable TIFF ({type(err).__name__}: {err})") from err
 
 
 def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
@@ -163,7 +118,7 @@ def load_image(source: str | Path | np.ndarray | Image, *, max_pixels: int = DEF
             raise DeblurError(str(err)) from err
         return Image(data=data, alpha=alpha, bit_depth=bit_depth)
     path = Path(source)
-    width, height = image_size(path)
+    height, width = image_size(path)
     _check_pixels(width, height, max_pixels, f"'{path.name}'")
     return read_image(path)
 

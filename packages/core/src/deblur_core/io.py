@@ -60,6 +60,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
     "Image",
+    "image_size",
     "read_image",
     "write_image",
     "to_tensor",
@@ -216,6 +217,35 @@ def _alpha_as(alpha: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.round(unit * max_value).astype(dtype)
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding the pixels.
+
+    Raises:
+        ImageReadError: missing file, unknown extension, or a header that cannot be read.
+    """
+    path = _check_image_path(path)
+    try:
+        width, height = _header_size(path, path.suffix.lower())
+    except ImageReadError:
+        raise
+    except _CODEC_ERRORS as err:
+        raise ImageReadError(path, f"not a readable image header ({type(err).__name__}: {err})") from err
+    if width * height == 0:
+        raise ImageReadError(path, f"not a readable {path.suffix.lower().lstrip('.').upper()} image header")
+    return height, width
+
+
+def _check_image_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise ImageReadError(path, f"unsupported extension '{path.suffix}' (expected one of {IMAGE_EXTENSIONS})")
+    if not path.exists():
+        raise ImageReadError(path, "no such file")
+    if not path.is_file():
+        raise ImageReadError(path, "not a regular file")
+    return path
+
+
 def read_image(path: str | Path) -> Image:
     """Read an 8- or 16-bit PNG, JPEG, TIFF, BMP or WEBP file.
 
@@ -230,14 +260,8 @@ def read_image(path: str | Path) -> Image:
         ImageReadError: the file is missing, a directory, has an unknown extension, or is corrupt or
             truncated. The message names the file.
     """
-    path = Path(path)
+    path = _check_image_path(path)
     ext = path.suffix.lower()
-    if ext not in IMAGE_EXTENSIONS:
-        raise ImageReadError(path, f"unsupported extension '{path.suffix}' (expected one of {IMAGE_EXTENSIONS})")
-    if not path.exists():
-        raise ImageReadError(path, "no such file")
-    if not path.is_file():
-        raise ImageReadError(path, "not a regular file")
     try:
         _check_pixels(path, *_header_size(path, ext))
         if ext == ".png":
