@@ -41,11 +41,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .batches import DeviceBatches
-from .blur import BLUR_KINDS, pad_kernels, quantize_8bit, seed_gaussian_blur, synth_blur
-from .errors import DatasetError
-from .frames import list_images
-from .io import image_size, read_image
+from ..batches import DeviceBatches
+from ..blur import BLUR_KINDS, pad_kernels, quantize_8bit, seed_gaussian_blur, synth_blur
+from ..errors import DatasetError
+from ..frames import list_images
+from ..io import image_size, read_image
 
 __all__ = [
     "Batch",
