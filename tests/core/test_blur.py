@@ -4,6 +4,7 @@ import torch
 from deblur_core.blur import (
     BLUR_KINDS,
     average_frames,
+    check_kind,
     gaussian_blur,
     gaussian_kernels,
     motion_kernels,
@@ -125,6 +126,36 @@ def test_pan_blur_with_zero_shift_is_identity():
     blurred, k = pan_blur(x, paths=torch.zeros(2, 9, 2))
     assert torch.allclose(blurred, x, atol=1e-4)
     assert k[:, k.shape[1] // 2, k.shape[2] // 2].allclose(torch.ones(2))
+
+
+@pytest.mark.parametrize("kind", BLUR_KINDS)
+def test_strength_runs_from_mild_to_strong(kind):
+    x = torch.rand(1, 3, 48, 48, generator=g(8))
+    mild, strong = (float((synth_blur(x, kind, g(1), strength=s).blurred - x).abs().mean()) for s in (0.0, 1.0))
+    assert 0 < mild < strong
+    assert torch.equal(synth_blur(x, kind, g(3), strength=0.5).blurred, synth_blur(x, kind, g(3), strength=0.5).blurred)
+
+
+def test_strength_sets_the_size_not_the_generator():
+    x = torch.rand(3, 3, 48, 48, generator=g(8))
+    # gaussian: sigma 0.5 + 3.5 * strength, the same for every sample whatever the generator
+    k = synth_blur(x, "gaussian", g(1), strength=1.0).kernels
+    assert k.shape[-1] == opencv_gaussian_ksize(4.0) and torch.equal(k[0], k[2])
+    torch.testing.assert_close(k[:1], gaussian_kernels(torch.tensor([4.0])))
+    # motion: length 3 + 28 * strength px; only the direction is drawn
+    assert synth_blur(x, "motion", g(1), strength=1.0).kernels.shape[-1] == 33
+    assert synth_blur(x, "shake", g(1), strength=0.0).kernels.shape[-1] == 7
+    assert synth_blur(x, "shake", g(1), strength=1.0).kernels.shape[-1] == 41
+
+
+def test_bad_strength_and_kind_checks():
+    with pytest.raises(ValueError, match="strength must be in"):
+        synth_blur(torch.rand(1, 3, 16, 16), "motion", strength=2.0)
+    check_kind("mix")
+    with pytest.raises(ValueError, match=r"unknown blur kind 'mix'; expected one of \('gaussian'"):
+        check_kind("mix", mix=False)
+    with pytest.raises(ValueError, match="unknown blur kind 'zoom'"):
+        check_kind("zoom")
 
 
 def test_bad_inputs_raise():
