@@ -140,7 +140,7 @@ def _grid(deb, name: str, kinds: tuple[str, ...]) -> Path:
 
 def _pictures() -> list[str]:
     """Before/after pictures of real and bundled blur: the clip's first frame and clock_motion.png."""
-    from deblur_core.interactive import example_images
+    from deblur_core.single import example_images
 
     deb = load_deblurrer("srn", device="cpu")
     small = load_deblurrer("srn-small", device="cpu")

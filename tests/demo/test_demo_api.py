@@ -16,8 +16,8 @@ import torch
 from PIL import Image as PILImage
 
 from deblur_core.checkpoint import save_checkpoint
-from deblur_core.interactive import example_images
 from deblur_core.models import get_model
+from deblur_core.single import example_images
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402

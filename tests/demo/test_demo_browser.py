@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from deblur_core.interactive import example_images
+from deblur_core.single import example_images
 
 pytestmark = pytest.mark.browser
 

@@ -1,6 +1,6 @@
 """The Gradio web demo: upload a blurred photo (or pick a bundled one), choose a model, deblur.
 
-All the work is done by :mod:`deblur_core.interactive`; this module lays out the page, turns the
+All the work is done by :mod:`deblur_core.single`; this module lays out the page, turns the
 results into widgets, and turns :class:`~deblur_core.errors.DeblurError` into ``gr.Error`` messages.
 
 Safe defaults: the server binds to 127.0.0.1 and makes no public share link unless asked; uploads are
@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ except ImportError as _err:  # a plain install: deblur-demo says which extra to 
 from deblur_core.blur import BLUR_KINDS  # noqa: E402
 from deblur_core.errors import DeblurError, ImageReadError  # noqa: E402
 from deblur_core.inference import PRECISIONS  # noqa: E402
-from deblur_core.interactive import (  # noqa: E402
+from deblur_core.io import to_array, write_image  # noqa: E402
+from deblur_core.single import (  # noqa: E402
     DEFAULT_MAX_PIXELS,
     DeblurResult,
     blur_then_deblur,
@@ -42,7 +43,6 @@ from deblur_core.interactive import (  # noqa: E402
     example_images,
     model_choices,
 )
-from deblur_core.io import to_array, write_image  # noqa: E402
 
 __all__ = ["build_app", "launch", "main", "MAX_FILE_SIZE", "QUEUE_SIZE"]
 
@@ -121,7 +121,23 @@ def build_app(
         raise ImportError(_GRADIO_MISSING)
     weights = dict(weights or {})
     choices = model_choices(weights)
-    names = {name for _, name in choices}
+    run = _handler(weights, {name for _, name in choices}, max_pixels=max_pixels, device=device,
+                   precision=precision)
+    with gr.Blocks(title="deblur", analytics_enabled=False, delete_cache=(_RESULT_TTL_S, _RESULT_TTL_S)) as demo:
+        gr.Markdown(_INTRO)
+        with gr.Row():
+            inputs, run_button = _input_column(choices)
+            outputs = _output_column()
+        # preprocess=False: gradio would otherwise open the upload with Pillow before run sees it, and a
+        # corrupt file would end in gradio's generic error instead of a clear message
+        run_button.click(run, inputs=inputs, outputs=outputs, api_name="deblur", preprocess=False)
+    return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+
+
+def _handler(weights: dict[str, str | Path], names: set[str], *, max_pixels: int, device: str,
+             precision: str) -> Callable[..., tuple]:
+    """The request handler: check the widgets' values, call core, present its result (before/after pair,
+    download path, summary) or refuse with a message."""
 
     def run(
         upload: dict[str, Any] | None,
@@ -132,8 +148,6 @@ def build_app(
         seed: float,
         progress: gr.Progress = gr.Progress(),
     ):
-        # Registered with preprocess=False: gradio would otherwise open the upload with Pillow before
-        # this runs, and a corrupt file would end in gradio's generic error instead of a clear message.
         if not upload or not upload.get("path"):
             raise _refuse("Upload an image or pick an example first.")
         if model not in names:
@@ -163,40 +177,40 @@ def build_app(
         after = to_array(result.output.data, 8, result.output.alpha)
         return (before, after), str(saved), _summary(result)
 
-    with gr.Blocks(title="deblur", analytics_enabled=False, delete_cache=(_RESULT_TTL_S, _RESULT_TTL_S)) as demo:
-        gr.Markdown(_INTRO)
-        with gr.Row():
-            with gr.Column():
-                image = gr.Image(
-                    label="Blurred image",
-                    type="filepath",
-                    image_mode=None,
-                    format="png",
-                    sources=["upload"],
-                    elem_id="input-image",
-                )
-                gr.Examples([[str(p)] for p in example_images()], inputs=[image], label="Bundled blurred samples")
-                model = gr.Dropdown(choices=choices, value=choices[0][1], label="Model")
-                with gr.Accordion("Try it on a sharp photo", open=False):
-                    blur_first = gr.Checkbox(
-                        False, label="Blur the upload first, then score blurred and deblurred against it"
-                    )
-                    kind = gr.Radio(list(BLUR_KINDS), value="motion", label="Blur kind")
-                    strength = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Strength (mild to strong)")
-                    seed = gr.Number(0, precision=0, label="Seed (blur direction and path)")
-                run_button = gr.Button("Deblur", variant="primary")
-            with gr.Column():
-                slider = gr.ImageSlider(label="Before / after", format="png", elem_id="result-slider")
-                download = gr.File(label="Full-resolution result (PNG)")
-                info = gr.Markdown(label="Details")
-        run_button.click(
-            run,
-            inputs=[image, model, blur_first, kind, strength, seed],
-            outputs=[slider, download, info],
-            api_name="deblur",
-            preprocess=False,
+    return run
+
+
+def _input_column(choices: list[tuple[str, str]]) -> tuple[list, gr.Button]:
+    """The upload, model and blur widgets (in the order the handler takes them) and the run button."""
+    with gr.Column():
+        image = gr.Image(
+            label="Blurred image",
+            type="filepath",
+            image_mode=None,
+            format="png",
+            sources=["upload"],
+            elem_id="input-image",
         )
-    return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+        gr.Examples([[str(p)] for p in example_images()], inputs=[image], label="Bundled blurred samples")
+        model = gr.Dropdown(choices=choices, value=choices[0][1], label="Model")
+        with gr.Accordion("Try it on a sharp photo", open=False):
+            blur_first = gr.Checkbox(
+                False, label="Blur the upload first, then score blurred and deblurred against it"
+            )
+            kind = gr.Radio(list(BLUR_KINDS), value="motion", label="Blur kind")
+            strength = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Strength (mild to strong)")
+            seed = gr.Number(0, precision=0, label="Seed (blur direction and path)")
+        run_button = gr.Button("Deblur", variant="primary")
+    return [image, model, blur_first, kind, strength, seed], run_button
+
+
+def _output_column() -> list:
+    """The before/after slider, the download and the summary (in the order the handler returns them)."""
+    with gr.Column():
+        slider = gr.ImageSlider(label="Before / after", format="png", elem_id="result-slider")
+        download = gr.File(label="Full-resolution result (PNG)")
+        info = gr.Markdown(label="Details")
+    return [slider, download, info]
 
 
 def launch(

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from deblur_core.blur import BLUR_KINDS
+from deblur_core.blur import gaussian_blur
 from deblur_core.checkpoint import has_pretrained, save_checkpoint
 from deblur_core.errors import DeblurError, ImageReadError, ImageTooLargeError
-from deblur_core.interactive import (
-    blur_image,
+from deblur_core.single import (
     blur_then_deblur,
     deblur_image,
     example_images,
@@ -97,19 +96,33 @@ def test_grayscale_and_alpha(tmp_path):
     np.testing.assert_array_equal(result.output.alpha, alpha)
 
 
-@pytest.mark.parametrize("kind", BLUR_KINDS)
-def test_blur_image_grows_with_strength(kind):
-    x = torch.rand(1, 3, 48, 48)
-    mild, strong = (float((blur_image(x, kind, s, seed=1) - x).abs().mean()) for s in (0.0, 1.0))
-    assert 0 < mild < strong
-    torch.testing.assert_close(blur_image(x, kind, 0.5, seed=3), blur_image(x, kind, 0.5, seed=3))
+def _deblur(img, blur_first):
+    if blur_first:
+        return blur_then_deblur(img, "nafnet", "motion", 0.5, seed=2, device="cpu", precision="fp32")
+    return deblur_image(img, "nafnet", device="cpu", precision="fp32")
 
 
-def test_blur_image_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="kind"):
-        blur_image(torch.rand(1, 3, 16, 16), "zoom", 0.5)
-    with pytest.raises(ValueError, match="strength"):
-        blur_image(torch.rand(1, 3, 16, 16), "motion", 2.0)
+@pytest.mark.parametrize("blur_first", [False, True])
+def test_grayscale_runs_as_three_equal_channels_averaged_back(blur_first):
+    # the RGB networks see a gray image as three equal channels (models.base); the result is their mean.
+    # A smooth image in [0.25, 0.75]: on noise the network overshoots [0, 1], and clamping each channel
+    # before or after the mean would differ there
+    noise = torch.rand(1, 1, 40, 48, generator=torch.Generator().manual_seed(0))
+    gray = 0.25 + 0.5 * gaussian_blur(noise, 2.0)[0]
+    out_gray = _deblur(Image(data=gray, alpha=None, bit_depth=16), blur_first)
+    out_rgb = _deblur(Image(data=gray.expand(3, -1, -1), alpha=None, bit_depth=16), blur_first)
+    assert out_gray.output.data.shape == (1, 40, 48)
+    torch.testing.assert_close(out_gray.input.data, out_rgb.input.data[:1])
+    torch.testing.assert_close(out_gray.output.data, out_rgb.output.data.mean(dim=0, keepdim=True),
+                               atol=1e-3, rtol=0)
+    assert (out_gray.output.data - out_gray.input.data).abs().mean() > 1e-3  # the trained network did work
+
+
+def test_blur_then_deblur_refuses_bad_blur_arguments(photo):
+    with pytest.raises(DeblurError, match="kind"):
+        blur_then_deblur(photo, "srn-nolstm", "mix", 0.5, device="cpu")  # one kind per photo
+    with pytest.raises(DeblurError, match="strength"):
+        blur_then_deblur(photo, "srn-nolstm", "motion", 2.0, device="cpu")
 
 
 def test_blur_then_deblur_scores_both(photo):

@@ -1,13 +1,15 @@
-"""Deblurring one image at a time, for interactive front ends (the web demo).
+"""Deblurring one image per call (folders and videos are :mod:`deblur_core.batch`'s job).
 
-Everything a front end needs sits here, so the demo only parses and presents:
+Everything a front end working on one image at a time (the web demo) needs sits here, so it only parses
+and presents:
 
 * :func:`load_image` reads an upload safely: the pixel count is checked from the file header *before*
   the image is decoded (a small compressed file can expand to gigabytes: a decompression bomb).
 * :func:`deblur_image` runs a model on an image, tiled so memory stays bounded, and reports time, device
   and whether the model has trained weights.
-* :func:`blur_then_deblur` blurs a sharp photo with a chosen synthetic blur first, so the result can be
-  scored (PSNR/SSIM of the blurred and of the deblurred image against the original).
+* :func:`blur_then_deblur` blurs a sharp photo with a chosen synthetic blur first (:func:`deblur_core.blur.
+  synth_blur` at a given strength), so the result can be scored (PSNR/SSIM of the blurred and of the
+  deblurred image against the original).
 * :func:`model_choices` and :func:`example_images` list the models (trained first) and bundled samples.
 
 Loaded models are kept in a small LRU cache keyed on the weight file and its modification time, so a
@@ -28,8 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .blur import BLUR_KINDS, gaussian_blur, motion_blur, pan_blur, shake_kernels
-from .blur import convolve as convolve_kernels
+from .blur import check_kind, synth_blur
 from .catalog import model_catalog, trained_on
 from .checkpoint import pretrained_path, read_metadata
 from .errors import DeblurError, ImageTooLargeError
@@ -42,7 +43,6 @@ __all__ = [
     "DeblurResult",
     "load_image",
     "deblur_image",
-    "blur_image",
     "blur_then_deblur",
     "model_choices",
     "example_images",
@@ -56,7 +56,7 @@ WeightsArg = str | Path | None
 
 @dataclass
 class DeblurResult:
-    """What one interactive run produced and how.
+    """What one run produced and how.
 
     Attributes:
         input: the image the network saw (the upload, or the upload blurred by :func:`blur_then_deblur`).
@@ -123,21 +123,19 @@ def load_image(source: str | Path | np.ndarray | Image, *, max_pixels: int = DEF
     return read_image(path)
 
 
-def _resolve_weights(name: str, weights: WeightsArg) -> Path | None:
-    return Path(weights) if weights is not None else pretrained_path(name)
-
-
-def _deblurrer(name: str, weights: WeightsArg, device: str, precision: str) -> Deblurrer:
+def _cached_deblurrer(name: str, weights: WeightsArg, device: str, precision: str) -> Deblurrer:
+    """The deblurrer for these arguments, loaded once and reused while its weight file stays the same."""
     if precision not in PRECISIONS:
         raise DeblurError(f"unknown precision '{precision}'; expected one of {', '.join(PRECISIONS)}")
-    path = _resolve_weights(name, weights)
+    path = Path(weights) if weights is not None else pretrained_path(name)
     stamp = path.stat().st_mtime_ns if path is not None and path.is_file() else None
-    return _cached_deblurrer(name, str(path) if path is not None else None, stamp, str(resolve_device(device)),
-                             precision)
+    return _load_deblurrer_once(name, str(path) if path is not None else None, stamp,
+                                str(resolve_device(device)), precision)
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_deblurrer(name: str, weights: str | None, stamp: int | None, device: str, precision: str) -> Deblurrer:
+def _load_deblurrer_once(name: str, weights: str | None, stamp: int | None, device: str,
+                         precision: str) -> Deblurrer:
     # stamp (the file's mtime) is part of the key only so that replaced weights are reloaded
     return load_deblurrer(name, weights, device=device, precision=precision)
 
@@ -151,10 +149,8 @@ def _run_network(
     tile: int | None,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[Tensor, Deblurrer, float, int]:
-    deblurrer = _deblurrer(name, weights, device, precision)
-    gray = x.shape[1] == 1
-    if gray:  # the networks are RGB: run on three equal channels, average back
-        x = x.expand(-1, 3, -1, -1)
+    # a grayscale x needs nothing here: the networks replicate it to RGB and average back (models.base)
+    deblurrer = _cached_deblurrer(name, weights, device, precision)
     tiles = [1]
 
     def report(done: int, total: int) -> None:
@@ -166,10 +162,22 @@ def _run_network(
     y = deblurrer(x, tile=tile, progress=report)
     if deblurrer.device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    if gray:
-        y = y.mean(dim=1, keepdim=True)
-    return y, deblurrer, seconds, tiles[0]
+    return y, deblurrer, time.perf_counter() - start, tiles[0]
+
+
+def _result(image: Image, output: Tensor, model: str, deblurrer: Deblurrer, seconds: float, tiles: int,
+            **extra) -> DeblurResult:
+    return DeblurResult(
+        input=image,
+        output=Image(data=output, alpha=image.alpha, bit_depth=image.bit_depth),
+        model=model,
+        trained=deblurrer.trained,
+        device=str(deblurrer.device),
+        seconds=seconds,
+        tiles=tiles,
+        precision=deblurrer.precision,
+        **extra,
+    )
 
 
 def deblur_image(
@@ -204,45 +212,20 @@ def deblur_image(
     """
     img = load_image(image, max_pixels=max_pixels)
     y, deblurrer, seconds, tiles = _run_network(img.data[None], model, weights, device, precision, tile,
-                                                   progress)
-    output = Image(data=y[0], alpha=img.alpha, bit_depth=img.bit_depth)
-    return DeblurResult(
-        input=img,
-        output=output,
-        model=model,
-        trained=deblurrer.trained,
-        device=str(deblurrer.device),
-        seconds=seconds,
-        tiles=tiles,
-        precision=deblurrer.precision,
-    )
+                                                progress)
+    return _result(img, y[0], model, deblurrer, seconds, tiles)
 
 
-def blur_image(x: Tensor, kind: str, strength: float, seed: int = 0) -> Tensor:
-    """Blur a (B, C, H, W) batch in [0, 1] with a synthetic blur whose size follows ``strength``.
-
-    ``strength`` in [0, 1] runs from mild to strong: gaussian sigma 0.5 to 4 px; linear motion 3 to 31 px
-    long; camera shake within a 7 to 41 px kernel; a camera pan of up to 3 to 31 px averaged in linear
-    light (``video``). Directions and paths are drawn from ``seed``.
-
-    Raises:
-        ValueError: unknown kind or strength outside [0, 1].
-    """
-    if kind not in BLUR_KINDS:
-        raise ValueError(f"unknown blur kind '{kind}'; expected one of {BLUR_KINDS}")
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be in [0, 1], got {strength}")
-    g = torch.Generator().manual_seed(int(seed))
-    b = x.shape[0]
-    if kind == "gaussian":
-        return gaussian_blur(x, 0.5 + 3.5 * strength)
-    if kind == "motion":
-        angle = 180.0 * torch.rand(b, generator=g)
-        return motion_blur(x, 3.0 + 28.0 * strength, angle).clamp(0, 1)
-    if kind == "shake":
-        size = 2 * round(3 + 17 * strength) + 1
-        return convolve_kernels(x, shake_kernels(b, size, g, extent=(0.9, 1.0))).clamp(0, 1)
-    return pan_blur(x, g, max_shift=3.0 + 28.0 * strength)[0].clamp(0, 1)
+def _blur_as_saved(original: Image, kind: str, strength: float, seed: int) -> Tensor:
+    """(1, C, H, W): ``original`` blurred at ``strength`` and rounded to its bit depth's levels."""
+    try:
+        check_kind(kind, mix=False)  # one kind per photo: a mix of one sample is just a random kind
+        blurred = synth_blur(original.data[None], kind, torch.Generator().manual_seed(int(seed)),
+                             strength=strength).blurred
+    except ValueError as err:
+        raise DeblurError(str(err)) from err
+    levels = 255.0 if original.bit_depth == 8 else 65535.0
+    return (blurred * levels).round() / levels
 
 
 def blur_then_deblur(
@@ -259,10 +242,12 @@ def blur_then_deblur(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Callable[[int, int], None] | None = None,
 ) -> DeblurResult:
-    """Blur a sharp photo (see :func:`blur_image`), deblur it, and score both against the photo.
+    """Blur a sharp photo, deblur it, and score both against the photo.
 
-    The blurred image is quantised to the photo's bit depth first, as a saved photo would be, so the
-    network sees what it would see in a file.
+    ``strength`` in [0, 1] runs from mild to strong blur of ``kind`` (``gaussian``, ``motion``, ``shake`` or
+    ``video``; see :func:`deblur_core.blur.synth_blur`); directions and paths are drawn from ``seed``. The
+    blurred image is quantised to the photo's bit depth first, as a saved photo would be, so the network
+    sees what it would see in a file.
 
     Returns:
         A :class:`DeblurResult` with ``original`` set and ``metrics`` =
@@ -275,30 +260,15 @@ def blur_then_deblur(
     original = load_image(image, max_pixels=max_pixels)
     if min(original.height, original.width) < _MIN_SIDE:
         raise DeblurError(f"the image must be at least {_MIN_SIDE}x{_MIN_SIDE} pixels to be scored")
-    try:
-        blurred = blur_image(original.data[None], kind, strength, seed)
-    except ValueError as err:
-        raise DeblurError(str(err)) from err
-    levels = 255.0 if original.bit_depth == 8 else 65535.0
-    blurred = (blurred * levels).round() / levels
+    blurred = _blur_as_saved(original, kind, strength, seed)
     y, deblurrer, seconds, tiles = _run_network(blurred, model, weights, device, precision, tile, progress)
     sharp = original.data[None]
     metrics = {
         name: {"psnr": float(psnr(img, sharp)[0]), "ssim": float(ssim(img, sharp)[0])}
         for name, img in (("blurred", blurred), ("deblurred", y))
     }
-    return DeblurResult(
-        input=Image(data=blurred[0], alpha=original.alpha, bit_depth=original.bit_depth),
-        output=Image(data=y[0], alpha=original.alpha, bit_depth=original.bit_depth),
-        model=model,
-        trained=deblurrer.trained,
-        device=str(deblurrer.device),
-        seconds=seconds,
-        tiles=tiles,
-        precision=deblurrer.precision,
-        original=original,
-        metrics=metrics,
-    )
+    blurred_image = Image(data=blurred[0], alpha=original.alpha, bit_depth=original.bit_depth)
+    return _result(blurred_image, y[0], model, deblurrer, seconds, tiles, original=original, metrics=metrics)
 
 
 def model_choices(weights: Mapping[str, str | Path] | None = None) -> list[tuple[str, str]]:
