@@ -9,11 +9,11 @@ the peak memory of one call and, once timed, its rates (frames/s, MP/s, GFLOP/s)
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import math
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +21,14 @@ from typing import Any, Callable
 
 import pytest
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from deblur_core.checkpoint import pretrained_path
 from deblur_core.inference import inference_dtype
 from deblur_core.models import list_models
+from deblur_core.models.profile import count_gflop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from helpers import randomise  # noqa: E402  the tests' helper: one way to give a network random weights
 
 __all__ = [
     "ACCELERATOR", "CPU_AUTO_BF16", "CPU_BF16", "CUDA", "FULL", "GPU_PROFILE", "MODELS_720P_CPU", "NAIVE_MODEL", "QUICK", "THREADS",
@@ -238,33 +240,6 @@ def psnr_db(x: torch.Tensor, reference: torch.Tensor) -> float:
     """PSNR of ``x`` against ``reference`` (both clamped to [0, 1]) from the MSE of the whole batch, in dB."""
     mse = (x.float().clamp(0, 1) - reference.float().clamp(0, 1)).pow(2).mean().item()
     return math.inf if mse == 0 else 10 * math.log10(1 / mse)
-
-
-def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give the zero-initialised output layers small random weights: an untrained network here is the
-    identity, and a comparison of two paths must see the whole network compute."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if torch.count_nonzero(p) == 0:
-                p.copy_((torch.randn(p.shape, generator=g) * 0.01).to(p.device, p.dtype))
-    return model
-
-
-def count_gflop(model: nn.Module, shape: tuple[int, ...], *, backward: bool = False) -> float:
-    """FLOPs (a multiply-add counts 2) of one forward, or forward + backward, pass on ``shape``, in GFLOP.
-
-    Counted on the meta device (shapes only, no arithmetic) like ``deblur_core.models.gflops_per_megapixel``,
-    but at the benchmark's own shape, so padding to the network's stride is included.
-    """
-    meta = copy.deepcopy(model).to("meta").train(backward)
-    x = torch.empty(shape, device="meta")
-    with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(backward):
-        out = meta(x)
-        if backward:
-            outs = out if isinstance(out, list) else [out]
-            sum(o.sum() for o in outs).backward()
-    return counter.get_total_flops() / 1e9
 
 
 def _status_kb(key: str) -> int:

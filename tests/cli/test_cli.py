@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import imageio.v3 as iio
 from typer.testing import CliRunner
 
@@ -14,6 +13,8 @@ from deblur_core.checkpoint import has_pretrained, save_checkpoint
 from deblur_core.data import open_dataset
 from deblur_core.evaluate import evaluate, richardson_lucy
 from deblur_core.models import count_parameters, get_model, list_models
+
+from helpers import randomise
 
 runner = CliRunner()
 
@@ -73,11 +74,7 @@ def test_models_table_fits_a_standard_terminal(columns):
 
 
 def _randomised_checkpoint(path, name="nafnet"):
-    torch.manual_seed(0)
-    model = get_model(name)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
+    model = randomise(get_model(name))
     return save_checkpoint(path, model, name=name), model
 
 
@@ -94,11 +91,14 @@ def test_eval_json_matches_core_metric_functions(tmp_path):
             assert got["rows"][row][k] == pytest.approx(want["rows"][row][k], rel=1e-5)
 
 
-def test_eval_table_and_untrained_note(tmp_path):
-    r = runner.invoke(app, ["eval", "--model", "srn", "--data", "default", "--crops", "--val-count", "2", "--no-baseline"],
+@pytest.mark.parametrize("name", ["srn", "srn-nolstm"])  # shipped weights, none
+def test_eval_table_and_untrained_note(name):
+    r = runner.invoke(app, ["eval", "--model", name, "--data", "default", "--crops", "--val-count", "2", "--no-baseline"],
                       env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
-    assert "blurred input" in r.output and "PSNR" in r.output
+    assert "blurred input" in r.stdout and "PSNR" in r.stdout
+    untrained = f"no trained weights for '{name}': scoring the untrained network"
+    assert (untrained in r.stderr) == (not has_pretrained(name))
 
 
 def test_richardson_lucy_with_the_true_kernel_sharpens():

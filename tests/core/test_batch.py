@@ -25,7 +25,7 @@ from deblur_core.io import Image, VideoWriter, read_image, read_video_frames, to
 from deblur_core.metrics import psnr
 from deblur_core.models import get_model
 
-from test_models import _randomise
+from helpers import randomise
 
 
 def _frame(h=40, w=48, c=3, bits=8, alpha=False, seed=0) -> Image:
@@ -229,7 +229,7 @@ def test_a_720p_frame_of_srn_runs_whole_and_an_8k_one_in_few_tiles():
 def test_tiled_output_matches_untiled_output():
     # An untrained network is the identity: randomise it so that the tiles' context really matters.
     torch.manual_seed(0)
-    model = _randomise(get_model("srn")).eval().to(memory_format=torch.channels_last)
+    model = randomise(get_model("srn")).eval().to(memory_format=torch.channels_last)
     photo = resize(skdata.astronaut(), (1024, 1024), anti_aliasing=True).astype(np.float32)
     x = torch.from_numpy(photo).permute(2, 0, 1)[None].contiguous()
     whole = deblur_tensor(model, x)

@@ -8,19 +8,16 @@ from safetensors.torch import save_file
 
 from deblur_core.checkpoint import load_model, read_metadata, save_checkpoint
 from deblur_core.errors import CheckpointError, DeblurError
-from deblur_core.models import get_model
+from deblur_core.models import get_model, list_models
+
+from helpers import randomise
 
 
 def _trained_like(name, **kwargs):
-    torch.manual_seed(1)
-    model = get_model(name, **kwargs)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.01)
-    return model.eval()
+    return randomise(get_model(name, **kwargs), seed=1).eval()
 
 
-@pytest.mark.parametrize("name", ["srn", "resunet1", "nafnet"])
+@pytest.mark.parametrize("name", list_models())
 def test_save_load_is_bit_identical(tmp_path, name):
     model = _trained_like(name, in_channels=1)
     path = save_checkpoint(tmp_path / "m.safetensors", model, name=name, kwargs={"in_channels": 1},

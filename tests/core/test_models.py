@@ -14,22 +14,13 @@ from deblur_core.models import (
     register_model,
 )
 
+from helpers import randomise
+
 ALL = list_models()
 SEED_VARIANTS = {
     "resunet1", "resunet3", "eddensenet", "caessc-d22-f128-half", "caessc-d22-f128-half-nosigmoid",
     "caessc-d30-f64", "red30", "srn", "srn-paper", "srn-nolstm", "nafnet",
 }
-
-
-def _randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give the zero-initialised output layers small random weights, so the test exercises the whole
-    network instead of the identity it starts as."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if torch.count_nonzero(p) == 0:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.01)
-    return model
 
 
 def test_every_variant_is_registered():
@@ -47,7 +38,7 @@ def test_registry_refuses_duplicates_and_unknown_names():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_forward_keeps_shape_on_odd_sizes(name, channels):
     torch.manual_seed(0)
-    model = _randomise(get_model(name, in_channels=channels)).eval()
+    model = randomise(get_model(name, in_channels=channels)).eval()
     x = torch.rand(2, channels, 37, 53)
     with torch.no_grad():
         y = model(x)
@@ -69,7 +60,7 @@ def test_untrained_model_is_identity(name):
 @pytest.mark.parametrize("name", ALL)
 def test_backward_gives_finite_gradients(name):
     torch.manual_seed(0)
-    model = _randomise(get_model(name)).train()
+    model = randomise(get_model(name)).train()
     x = torch.rand(2, 3, 33, 35)
     out = model(x)
     outs = out if isinstance(out, list) else [out]
@@ -83,7 +74,7 @@ def test_backward_gives_finite_gradients(name):
 
 @pytest.mark.parametrize("channels_in, channels_model", [(1, 3), (3, 1)])
 def test_channel_adaptation(channels_in, channels_model):
-    model = _randomise(get_model("resunet1", in_channels=channels_model)).eval()
+    model = randomise(get_model("resunet1", in_channels=channels_model)).eval()
     x = torch.rand(1, channels_in, 40, 40)
     with torch.no_grad():
         y = model(x)

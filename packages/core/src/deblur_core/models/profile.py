@@ -3,7 +3,7 @@ per pixel (the peak of the tensors alive during a forward pass)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -14,27 +14,47 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .registry import get_model
 
-__all__ = ["ModelProfile", "activation_bytes_per_pixel", "count_parameters", "gflops_per_megapixel", "profile_model"]
+__all__ = [
+    "ModelProfile", "activation_bytes_per_pixel", "count_gflop", "count_parameters", "gflops_per_megapixel",
+    "profile_model",
+]
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def count_gflop(model: nn.Module, shape: tuple[int, ...], *, backward: bool = False) -> float:
+    """FLOPs of one eval-mode forward pass, or one train-mode forward + backward pass, on an input of
+    ``shape`` (B, C, H, W), in GFLOP.
+
+    A multiply-add counts as two FLOPs (FlopCounterMode's convention); padding to the network's stride
+    counts, as it is computed. The pass runs on a copy of ``model`` on the meta device: shapes only, no
+    arithmetic, so even the heaviest variant at 1280x720 is counted in milliseconds.
+
+    Example:
+        >>> count_gflop(torch.nn.Conv2d(3, 16, 3, padding=1), (1, 3, 1000, 1000))  # 2 x 3 x 16 x 9 x 10^6
+        0.864
+    """
+    meta = _to_meta(model).train(backward)
+    x = torch.empty(shape, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(backward):
+        out = meta(x)
+        if backward:
+            outs = out if isinstance(out, list) else [out]
+            sum(o.sum() for o in outs).backward()
+    return counter.get_total_flops() / 1e9
+
+
 def gflops_per_megapixel(model: nn.Module, size: int = 256, in_channels: int | None = None) -> float:
     """FLOPs of one eval-mode forward pass, per million input pixels, in GFLOP.
 
-    Counted on a ``size`` x ``size`` input that is a multiple of every model's stride, so padding adds
-    nothing; the networks are fully convolutional, so the count scales with the pixel count. A
-    multiply-add counts as two FLOPs (FlopCounterMode's convention). The pass runs on the meta device:
-    shapes only, no arithmetic, so even the heaviest variant is counted in milliseconds.
+    Counted by :func:`count_gflop` on a ``size`` x ``size`` input that is a multiple of every model's
+    stride, so padding adds nothing; the networks are fully convolutional, so the count scales with the
+    pixel count.
     """
     c = in_channels if in_channels is not None else getattr(model, "in_channels", 3)
-    meta = _to_meta(model)
-    x = torch.empty(1, c, size, size, device="meta")
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        meta(x)
-    return counter.get_total_flops() / (size * size) * 1e6 / 1e9
+    return count_gflop(model, (1, c, size, size)) / (size * size) * 1e6
 
 
 def activation_bytes_per_pixel(model: nn.Module, size: int = 256, in_channels: int | None = None) -> float:
@@ -96,9 +116,6 @@ class ModelProfile:
     name: str
     params: int
     gflops_per_mp: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def profile_model(name: str) -> ModelProfile:
