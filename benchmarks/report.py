@@ -7,8 +7,8 @@ Usage::
 Each JSON is one run (``--benchmark-json=PATH``, or a file pytest-benchmark autosaved under
 ``.benchmarks/``; with no argument, the newest autosaved one). The report gives, per benchmark, frames/s,
 megapixels/s, achieved GFLOP/s, that rate as a percentage of the same run's measured matmul peak for the
-device and precision (the best round of the best matmul size), the speed-up over the naive path, the
-end-to-end/model-only ratio, peak memory, and the change against the previous run of the same machine. The
+device and precision (the best round of the best matmul size), the speed-up over the naive path (and
+``nafnet``'s over its former forward), the end-to-end/model-only ratio, peak memory, and the change against the previous run of the same machine. The
 CPU model, its instruction sets and the GPU head the report; runs on different hardware are never compared.
 
 The previous run is kept beside the report: ``<machine>.json`` is the run the report shows and
@@ -42,6 +42,7 @@ TARGET_PEAK_PCT = 75.0  # model-only GFLOP/s as % of the fp32 matmul peak (CPU)
 TARGET_E2E = 0.85  # end-to-end frames/s over model-only frames/s
 TARGET_TILING = 0.95  # batch's frames/s with its default tiling over tile=4096 (whole frames), issue 15
 TARGET_REDUCED, TARGET_REDUCED_PSNR = 2.0, 45.0  # bf16 over fp32 on an AMX CPU; its output's PSNR vs fp32
+TARGET_FORMER = 2.5  # nafnet's forward today over its former forward, CPU, model only (issue 15)
 CHECK_MODEL, CHECK_RES = "srn", "1280x720"
 
 
@@ -94,6 +95,8 @@ class Row:
             return f"matmul {i['matmul']}x{i['matmul']}"
         if self.kind == "inference":
             return f"{i['model']} {i['resolution']} b{i['batch']}"
+        if self.kind == "former":
+            return f"{i['model']} {i['resolution']} {i['forward']} forward"
         if self.kind == "path":
             compile_s = f"; compiling took {i['compile_s']:.0f} s" if "compile_s" in i else ""
             return f"{i['model']} {i['resolution']} {i['path']} ({i['frames']} frames{compile_s})"
@@ -155,6 +158,12 @@ class Run:
         return 100 * row.gflops / peak if peak and counted and row.kind != "peak" else None
 
     def speedup(self, row: Row) -> float | None:
+        """A path's frames/s over the naive path's, or today's nafnet forward's over its former one's (the
+        former forward's time over today's)."""
+        if row.kind == "former":
+            former = self.find(kind="former", forward="former", device=row.device, model=row.info.get("model"),
+                               resolution=row.info.get("resolution"))
+            return row.fps / former.fps if row.info.get("forward") != "former" and former and former.fps else None
         if row.kind != "path":
             return None
         naive = self.find(kind="path", path="naive", device=row.device, model=row.info.get("model"),
@@ -251,6 +260,11 @@ def _checks(run: Run) -> list[str]:
         lines.append(_check(f"`batch` with its default tiling over `--tile 4096` frames/s (`{CHECK_MODEL}` "
                             f"{tiled_res}, {name})", default.info.get("default_over_tile_4096") if default else None,
                             TARGET_TILING, "x"))
+    if run.data.get("deblur", {}).get("profile") != "gpu":  # a CPU case, outside the GPU profile
+        current = run.find(kind="former", forward="current", device="cpu")
+        res = current.info["resolution"] if current else CHECK_RES
+        lines.append(_check(f"`nafnet` {res} model only, today's forward over its former one (CPU)",
+                            run.speedup(current) if current else None, TARGET_FORMER, "x"))
     io = sorted((r for r in run.rows if r.kind == "io"), key=lambda r: r.info["workers"])
     if io:
         cores = io[0].info.get("cores", 0)
@@ -387,7 +401,7 @@ def render_markdown(run: Run, prev: Run | None, chart: Path) -> str:
                 out.append(f"| {r.label} | {r.device} | {r.precision} | {_fmt(r.gflops, 1)} | "
                            f"{_fmt(r.best_gflops, 1)} | {used} | {r.rounds} | {_delta(r, prev)} |")
         else:
-            out += ["| benchmark | device | precision | frames/s | MP/s | GFLOP/s | % of peak | speed-up vs naive | "
+            out += ["| benchmark | device | precision | frames/s | MP/s | GFLOP/s | % of peak | speed-up vs naive/former | "
                     "e2e/model | PSNR vs fp32 (dB) | peak mem (MiB) | rounds | Δ frames/s vs previous |",
                     "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
             for r in rows:
@@ -407,8 +421,8 @@ def _psnr_vs_fp32(row: Row) -> float | None:
 
 
 def _group_order(group: str, rows: list[Row]) -> tuple:
-    # the ceiling, the per-model sweeps from the smallest frames up, then the naive path, e2e and training
-    order = ["peak", "inference", "naive-vs-optimized", "e2e", "io-pipeline", "tiling", "training"]
+    # the ceiling, the per-model sweeps from the smallest frames up, then the naive path, nafnet against its former forward, e2e and training
+    order = ["peak", "inference", "naive-vs-optimized", "nafnet-former-vs-current", "e2e", "io-pipeline", "tiling", "training"]
     rank = order.index(group) if group in order else order.index("inference")
     return rank, min(r.info.get("megapixels", 0) / max(1, r.info.get("frames", 1)) for r in rows), group
 
@@ -416,6 +430,7 @@ def _group_order(group: str, rows: list[Row]) -> tuple:
 _TITLES = {
     "peak": "Machine ceiling (square matmul)",
     "naive-vs-optimized": "Naive path vs optimized path",
+    "nafnet-former-vs-current": "`nafnet`: its former forward vs today's (CPU inference path)",
     "e2e": "End-to-end `batch` vs model only",
     "tiling": "`batch` with its default tiling vs whole frames (`tile=4096`)",
     "io-pipeline": "IO pipeline alone: PNG decode + encode in worker threads (no network)",

@@ -14,6 +14,10 @@ Groups (one table each in the report):
   cuDNN autotuning; bf16 autocast on CUDA, fp16 where the GPU has no bf16; ``--compile`` adds
   torch.compile). Each benchmark checks its output against the naive one (and records its PSNR against it,
   ``psnr_vs_naive_db``); ``test_optimized_matches_naive`` checks that the fp32 paths agree to 1e-3.
+* ``nafnet-former-vs-current``: ``nafnet`` at 1280x720 on the CPU, model only, on its shipped weights: its
+  forward before the CPU inference path (``nafnet_former.py``) and today's, whose output must match the
+  former one to 1e-4. Issue #15 asks today's to take at most 1/2.5 of the former's time; the report shows
+  the ratio.
 """
 
 from __future__ import annotations
@@ -29,12 +33,16 @@ from deblur_core.models import get_model
 from harness import (CUDA, MODELS_720P_CPU, NAIVE_MODEL, autocast, count_gflop, cudnn_autotune, device_params,
                      gpu_profile, gpu_profile_params, measure, model_list, peak_params, photo_batch, precision_params,
                      psnr_db, randomise, reduced_precision, sizes_for, synchronize)
+from nafnet_former import former_forward
 
 TOLERANCE = 1e-3  # largest absolute difference allowed between the optimized and the naive output ...
 TOLERANCE_REDUCED = 2e-2  # ... when the optimized one runs under fp16/bf16 autocast
+TOLERANCE_FORMER = 1e-4  # largest absolute difference allowed between nafnet's current and former forward
 
 # (model, device, H, W, batch) -> the fp32 output of test_model_throughput, the reference of the reduced precision
 _fp32_outputs: dict[tuple, torch.Tensor] = {}
+# (H, W) -> the output of nafnet's former forward in test_nafnet_former_vs_current, the reference of today's
+_former_outputs: dict[tuple[int, int], torch.Tensor] = {}
 
 
 def _label(hw: tuple[int, int]) -> str:
@@ -225,6 +233,36 @@ def test_optimized_matches_naive(sizes, use_compile, device):
         assert not torch.equal(reference, frames), "the randomised network should change its input"
         diff = (out.float() - reference).abs().max().item()
         assert diff <= TOLERANCE, f"optimized{' (compiled)' if compiled else ''} output differs by {diff:.2e}"
+
+
+@pytest.mark.parametrize("forward", ["former", "current"])
+def test_nafnet_former_vs_current(benchmark, sizes, forward):
+    """``nafnet`` at the large size on the CPU, model only (channels_last, ``torch.inference_mode``, the
+    shipped weights, one photograph): its former forward, then today's, which must compute the same to
+    1e-4. The report gives today's speed over the former one's."""
+    benchmark.group = "nafnet-former-vs-current"
+    model = load_deblurrer("nafnet", device="cpu").model  # shipped weights, channels_last
+    x = photo_batch(1, sizes.large)
+    forward_fn = functools.partial(former_forward, model) if forward == "former" else model
+
+    def run():
+        with torch.inference_mode():
+            return forward_fn(x)
+
+    h, w = sizes.large
+    out = measure(benchmark, run, sizes, device="cpu", frames=1, megapixels=h * w / 1e6,
+                  gflop=count_gflop(model, tuple(x.shape)), kind="former", forward=forward, model="nafnet",
+                  precision="fp32", resolution=_label(sizes.large), batch=1)
+    if forward == "former":
+        _former_outputs[sizes.large] = out
+        return
+    reference = _former_outputs.get(sizes.large)
+    if reference is None:  # the former case did not run (deselected): one call of the former forward
+        with torch.inference_mode():
+            reference = former_forward(model, x)
+    diff = (out - reference).abs().max().item()
+    benchmark.extra_info["max_abs_diff_vs_former"] = diff
+    assert diff <= TOLERANCE_FORMER, f"nafnet's output differs from its former forward's by {diff:.2e}"
 
 
 @pytest.mark.parametrize("precision", [

@@ -1,58 +1,26 @@
 """NAFNet's CPU inference path (in place, in strips, folded weights) computes what the plain forward did.
 
-``reference_forward`` is NAFNet's forward as it was before that path existed, kept here verbatim in its
-arithmetic (LayerNorm as mean/var/sqrt, SimpleGate, channel attention and residual scales as separate
-passes) and run on the same module's parameters.
+The reference is ``former_forward`` of ``benchmarks/nafnet_former.py``: NAFNet's forward as it was before
+that path existed, verbatim in its arithmetic, run on the same module's parameters (the benchmark suite
+times the two).
 """
+
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import deblur_core.models.nafnet as nafnet_module
 from deblur_core.checkpoint import load_checkpoint, load_model, pretrained_path
-from deblur_core.models import get_model, pad_to_multiple
+from deblur_core.models import get_model
+
+from helpers import randomise
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from nafnet_former import former_forward  # noqa: E402
 
 TOLERANCE = 1e-4
-
-
-def _layer_norm(norm, x):
-    mu = x.mean(1, keepdim=True)
-    var = (x - mu).pow(2).mean(1, keepdim=True)
-    y = (x - mu) / torch.sqrt(var + norm.eps)
-    return y * norm.weight[:, None, None] + norm.bias[:, None, None]
-
-
-def _gate(x):
-    a, b = x.chunk(2, dim=1)
-    return a * b
-
-
-def _block(blk, x):
-    y = _gate(blk.dwconv(blk.conv1(_layer_norm(blk.norm1, x))))
-    y = blk.conv2(y * blk.sca(y))
-    x = x + blk.beta * y
-    y = blk.ffn2(_gate(blk.ffn1(_layer_norm(blk.norm2, x))))
-    return x + blk.gamma * y
-
-
-def reference_forward(model, x):
-    """NAFNet's forward before the CPU inference path, padding and crop included (3-channel input)."""
-    h, w = x.shape[-2:]
-    x = pad_to_multiple(x, model.stride)
-    y = model.intro(x)
-    skips = []
-    for enc, down in zip(model.encoders, model.downs):
-        for blk in enc:
-            y = _block(blk, y)
-        skips.append(y)
-        y = down(y)
-    for blk in model.middle:
-        y = _block(blk, y)
-    for up, dec, skip in zip(model.ups, model.decoders, reversed(skips)):
-        y = up(y) + skip
-        for blk in dec:
-            y = _block(blk, y)
-    return (x + model.ending(y))[..., :h, :w]
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +30,9 @@ def shipped():
     return load_model(path, expect="nafnet")[0]
 
 
-def _random_nafnet(seed=0, **kwargs):
-    model = get_model("nafnet", **kwargs).eval()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():  # the residual scales and last layer start at zero: give them values
-            p.copy_(p + torch.randn(p.shape, generator=g) * 0.1)
-    return model
+def _random_nafnet(**kwargs):
+    # the residual scales, norm biases and last layer start at zero: give them values
+    return randomise(get_model("nafnet", **kwargs).eval(), std=0.1)
 
 
 def test_shipped_weights_load_unchanged(shipped):
@@ -91,7 +55,7 @@ def test_inference_matches_reference(shipped, monkeypatch, strip_elements, shape
     before = x.clone()
     with torch.inference_mode():
         out = model(x)
-        ref = reference_forward(model, x)
+        ref = former_forward(model, x)
     assert torch.equal(x, before), "the input must not be modified"
     assert out.shape == x.shape
     assert (out - ref).abs().max().item() <= TOLERANCE
@@ -102,7 +66,7 @@ def test_inference_matches_reference_on_a_photo(shipped):
 
     x = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].float().div(255)
     with torch.no_grad():
-        diff = (shipped(x) - reference_forward(shipped, x)).abs().max().item()
+        diff = (shipped(x) - former_forward(shipped, x)).abs().max().item()
     assert diff <= TOLERANCE
 
 
@@ -113,7 +77,7 @@ def test_every_path_matches_reference_with_random_weights(monkeypatch, kwargs):
     model = _random_nafnet(**kwargs)
     x = torch.rand(2, model.in_channels, 41, 67, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        ref = reference_forward(model, x)
+        ref = former_forward(model, x)
         inplace = model(x)
     plain = model(x)  # autograd on: the plain forward
     assert plain.requires_grad

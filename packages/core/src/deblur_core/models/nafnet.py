@@ -19,8 +19,8 @@ the same result to float rounding:
   the residual sums accumulate into the stream (``addmm_``);
 - the upsampling's PixelShuffle is a view, added into the skip connection in place.
 
-tests/core/test_nafnet.py checks it against the forward as it was before (to 1e-4), and
-benchmarks/nafnet_before_after.py times the two.
+tests/core/test_nafnet.py checks it against the forward as it was before (``benchmarks/nafnet_former.py``,
+to 1e-4), and the benchmark suite times the two (``test_nafnet_former_vs_current``).
 """
 
 from __future__ import annotations

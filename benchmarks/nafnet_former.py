@@ -1,0 +1,60 @@
+"""NAFNet's forward as it was before its CPU inference path (``afa4298``), the yardstick of issue #15.
+
+Kept verbatim in its arithmetic (LayerNorm as mean/var/sqrt, SimpleGate, channel attention and residual
+scales as separate passes) and run on a current ``NAFNet``'s own modules and parameters, so both forwards
+use the same weights. ``test_inference.py::test_nafnet_former_vs_current`` times it beside today's forward;
+``tests/core/test_nafnet.py`` checks today's paths against it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from deblur_core.models import pad_to_multiple
+from deblur_core.models.nafnet import NAFBlock, NAFNet
+
+__all__ = ["former_forward"]
+
+
+def _layer_norm(norm, x: Tensor) -> Tensor:
+    mu = x.mean(1, keepdim=True)
+    var = (x - mu).pow(2).mean(1, keepdim=True)
+    y = (x - mu) / torch.sqrt(var + norm.eps)
+    return y * norm.weight[:, None, None] + norm.bias[:, None, None]
+
+
+def _gate(x: Tensor) -> Tensor:
+    a, b = x.chunk(2, dim=1)
+    return a * b
+
+
+def _block(blk: NAFBlock, x: Tensor) -> Tensor:
+    y = _gate(blk.dwconv(blk.conv1(_layer_norm(blk.norm1, x))))
+    y = blk.conv2(y * blk.sca(y))
+    x = x + blk.beta * y
+    y = blk.ffn2(_gate(blk.ffn1(_layer_norm(blk.norm2, x))))
+    return x + blk.gamma * y
+
+
+def former_forward(model: NAFNet, x: Tensor) -> Tensor:
+    """``model``'s forward before the CPU inference path, padding and crop included.
+
+    Shape: (B, C, H, W) -> (B, C, H, W), C = ``model.in_channels``.
+    """
+    h, w = x.shape[-2:]
+    x = pad_to_multiple(x, model.stride)
+    y = model.intro(x)
+    skips = []
+    for enc, down in zip(model.encoders, model.downs):
+        for blk in enc:
+            y = _block(blk, y)
+        skips.append(y)
+        y = down(y)
+    for blk in model.middle:
+        y = _block(blk, y)
+    for up, dec, skip in zip(model.ups, model.decoders, reversed(skips)):
+        y = up(y) + skip
+        for blk in dec:
+            y = _block(blk, y)
+    return (x + model.ending(y))[..., :h, :w]
