@@ -7,7 +7,7 @@ from kornia.filters import gaussian_blur2d
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from deblur_core.metrics import evaluate_pair, mse, psnr, ssim
+from deblur_core.metrics import mse, psnr, ssim
 
 
 def _photo(name: str, size: int = 96, top: int = 100, left: int = 150) -> torch.Tensor:
@@ -63,16 +63,6 @@ def test_identical_images():
     assert psnr(x, x).item() == math.inf
     assert ssim(x, x).item() == pytest.approx(1.0, abs=1e-6)
     assert mse(x, x).item() == 0.0
-
-
-def test_evaluate_pair():
-    sharp = torch.stack([_photo("astronaut"), _photo("coffee")])
-    degraded = _noisy(sharp, 0.03)
-    result = evaluate_pair(degraded, sharp)
-    assert set(result) == {"mse", "psnr", "ssim"}
-    assert result["psnr"] == pytest.approx(psnr(degraded, sharp).mean().item())
-    assert result["ssim"] == pytest.approx(ssim(degraded, sharp).mean().item())
-    assert result["mse"] == pytest.approx(mse(degraded, sharp).mean().item())
 
 
 @pytest.mark.parametrize("metric", [mse, psnr, ssim])

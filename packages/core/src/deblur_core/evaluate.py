@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .blur import linear_to_srgb, srgb_to_linear
-from .metrics import psnr, ssim
+from .metrics import mse, psnr, ssim
 
 __all__ = ["richardson_lucy", "evaluate"]
 
@@ -53,7 +53,7 @@ def richardson_lucy(blur: Tensor, kernels: Tensor, *, iterations: int = 30, line
 
 def _scores(pred: Tensor, sharp: Tensor) -> dict[str, list[float]]:
     return {
-        "mse": (pred - sharp).pow(2).mean(dim=(1, 2, 3)).tolist(),
+        "mse": mse(pred, sharp).tolist(),
         "psnr": psnr(pred, sharp).tolist(),
         "ssim": ssim(pred, sharp).tolist(),
     }
@@ -61,7 +61,7 @@ def _scores(pred: Tensor, sharp: Tensor) -> dict[str, list[float]]:
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.device = "cpu", precision: str = "auto",
-             batch_size: int = 8, baseline: bool = True, rl_iterations: int = 30, crops: bool = False, tile: int | None = 1024,
+             batch_size: int = 8, baseline: bool = True, crops: bool = False, tile: int | None = 1024,
              progress=None) -> dict[str, Any]:
     """Mean per-image MSE/PSNR/SSIM of the blurred input, the model (if given) and Richardson-Lucy with
     the true kernel (when the dataset knows its kernels).
@@ -94,7 +94,7 @@ def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.devic
                                                          tile=tile_size), b.sharp)
         if baseline and b.kernels is not None:
             rows["richardson_lucy"] = add("richardson_lucy", richardson_lucy(
-                b.blur, b.kernels, iterations=rl_iterations, linear_light=b.linear_light), b.sharp)
+                b.blur, b.kernels, linear_light=b.linear_light), b.sharp)
         return rows
 
     n = 0

@@ -11,7 +11,7 @@ import kornia
 import torch
 from torch import Tensor
 
-__all__ = ["mse", "psnr", "ssim", "evaluate_pair"]
+__all__ = ["mse", "psnr", "ssim"]
 
 
 def _as_batch(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -101,23 +101,3 @@ def ssim(x: Tensor, y: Tensor, window_size: int = 11, max_val: float = 1.0) -> T
     if min(x.shape[-2:]) < window_size:
         raise ValueError(f"images must be at least {window_size}x{window_size} for SSIM, got {tuple(x.shape)}")
     return kornia.metrics.ssim(x, y, window_size, max_val=max_val, padding="valid").mean(dim=(1, 2, 3))
-
-
-def evaluate_pair(x: Tensor, y: Tensor) -> dict[str, float]:
-    """MSE, PSNR and SSIM of a batch of restored images against their references.
-
-    Args:
-        x: restored images in [0, 1].
-        y: reference (sharp) images, same shape as ``x``.
-
-    Returns:
-        ``{"mse": ..., "psnr": ..., "ssim": ...}``: the batch means of the per-image values.
-
-    Shape:
-        x, y: (B, C, H, W) or (C, H, W).
-    """
-    return {
-        "mse": float(mse(x, y).mean()),
-        "psnr": float(psnr(x, y).mean()),
-        "ssim": float(ssim(x, y).mean()),
-    }
