@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -20,6 +22,7 @@ from harness import CPU_BF16, gpu_machine_name, model_list  # noqa: E402
 from report import GPU_COMMAND  # noqa: E402
 
 
+@pytest.mark.slow
 def test_quick_benchmark_run_and_report(tmp_path):
     out = tmp_path / "quick.json"
     run = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--quick", "--benchmark-enable",
@@ -42,6 +45,7 @@ def test_quick_benchmark_run_and_report(tmp_path):
     assert cells[5] == cells[6] == "–"  # no counted GFLOP, so no share of the matmul peak
 
 
+@pytest.mark.slow
 def test_gpu_profile_command_on_the_cpu(tmp_path):
     """The command the GPU machine runs, here: only the profile's cases, on the CPU (the accelerator here),
     and a report under $OUT with the peak per precision, the hardware, and the naive/optimized paths."""

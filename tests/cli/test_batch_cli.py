@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -172,6 +173,7 @@ def test_video_keeps_its_sound_and_a_truncated_one_is_named(tmp_path, video_with
     assert r.exit_code == 2 and "unknown video codec 'nope'" in r.output
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     rels = _frames(src, 30, h=128, w=160, clips=2)
@@ -198,6 +200,7 @@ def test_resume_after_sigkill(tmp_path):
     assert all((out / rel).stat().st_mtime_ns == t for rel, t in mtimes.items())
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_shard_the_frames(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     rels = _frames(src, 9, clips=3)

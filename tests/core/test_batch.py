@@ -226,6 +226,7 @@ def test_a_720p_frame_of_srn_runs_whole_and_an_8k_one_in_few_tiles():
     assert plan_batch(360, 640, bytes_per_pixel=bpp, budget=CPU_MEMORY_BUDGET, batch_size=4, overlap=32).frames == 4
 
 
+@pytest.mark.slow
 def test_tiled_output_matches_untiled_output():
     # An untrained network is the identity: randomise it so that the tiles' context really matters.
     torch.manual_seed(0)
@@ -238,6 +239,7 @@ def test_tiled_output_matches_untiled_output():
     assert psnr(tiled, whole) >= 45  # ... and the tiles agree with the whole frame: no seams
 
 
+@pytest.mark.slow
 def test_two_ranks_split_the_frames_disjointly_and_completely(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     rels = [f"{clip}/{i}.png" for clip in ("1", "2", "10") for i in range(3)]
@@ -258,6 +260,7 @@ def _streams(path: Path) -> tuple[list[float], Fraction, list[str]]:
         return times, video.average_rate, [s.codec_context.name for s in container.streams.audio]
 
 
+@pytest.mark.slow
 def test_video_keeps_its_frames_rate_timestamps_and_sound(tmp_path, video_with_audio):
     clip = tmp_path / "clip.mp4"
     video_with_audio(clip, frames=10)
@@ -294,6 +297,7 @@ def test_audio_the_container_cannot_hold_is_reencoded_to_aac(tmp_path, video_wit
     assert (len(times), rate, audio) == (8, 25, ["aac"])
 
 
+@pytest.mark.slow
 def test_codec_and_crf_choose_the_video_encoding(tmp_path, video_with_audio):
     clip = tmp_path / "clip.mp4"
     video_with_audio(clip, frames=6)

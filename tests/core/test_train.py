@@ -40,6 +40,7 @@ def test_config_rejects_bad_values():
         TrainConfig(steps=0)
 
 
+@pytest.mark.slow
 def test_short_srn_run_learns_on_default_data(tmp_path):
     """A small budget on the bundled photographs: validation loss falls and PSNR rises above the input."""
     # 8 crops of 128 px: smaller crops make the mean PSNR hinge on a few near-flat crops (sky at ~50 dB)
@@ -73,6 +74,7 @@ def _train_cmd(run: Path, steps: int, *extra: str) -> list[str]:
             "--seed", "3", "--quiet", *extra]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_the_loss_curve(tmp_path):
     steps = 60
     ref, run = tmp_path / "ref", tmp_path / "run"
@@ -126,6 +128,7 @@ DDP_WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_two_ranks_stay_in_sync_and_only_rank0_writes(tmp_path):
     worker = tmp_path / "worker.py"
     worker.write_text(DDP_WORKER)
