@@ -218,7 +218,7 @@ def test_images_smaller_than_the_patch_are_named(tmp_path):
     with pytest.raises(DatasetError, match="img1.png' is 80x96, smaller than the 512x512"):
         open_dataset(f"folder:{folder}").train_batch(0, 2, 512, seed=0)
     with pytest.raises(DatasetError, match="00000000.png' is 48x64, smaller than the 64x64"):
-        open_dataset(f"reds:{make_reds(tmp_path / 'reds')}", patch=64)
+        open_dataset(f"reds:{make_reds(tmp_path / 'reds')}").check_patch(64)
 
 
 def test_bad_arguments_are_value_errors():

@@ -24,8 +24,7 @@ boosted past white before blurring and clipped after it, as a sensor clips light
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .blur import linear_to_srgb, pad_kernels, random_kernels, srgb_to_linear
+from .cache import ImageCache
+from .seeding import seeded_generator
 
 __all__ = ["KERNEL_SIZE", "Plan", "Planner", "DeviceBatches"]
 
@@ -77,9 +78,7 @@ class Planner:
         return self.patch + KERNEL_SIZE - 1
 
     def __call__(self, step: int) -> Plan:
-        from .data import _generator  # the project's one way of seeding (seed, step, rank) streams
-
-        g = _generator("train", self.seed, step, self.rank)
+        g = seeded_generator("train", self.seed, step, self.rank)
         b, full = self.batch_size, self.context
         image = torch.randint(0, len(self.sizes), (2 * b,), generator=g)
         h = torch.tensor([max(self.sizes[i][0], full) for i in image.tolist()])
@@ -127,9 +126,10 @@ class DeviceBatches:
         workers: DataLoader worker processes drawing plans ahead (0: drawn in this process, in order).
     """
 
-    def __init__(self, load, sizes: Sequence[tuple[int, int]], *, blur: str, batch_size: int, patch: int,
-                 seed: int, rank: int = 0, device: torch.device | str = "cpu", noise: float = 0.0,
-                 saturate: float = 0.0, rotate: bool = False, workers: int = 0, max_bytes: int | None = None) -> None:
+    def __init__(self, load: Callable[[int], Tensor], sizes: Sequence[tuple[int, int]], *, blur: str,
+                 batch_size: int, patch: int, seed: int, rank: int = 0, device: torch.device | str = "cpu",
+                 noise: float = 0.0, saturate: float = 0.0, rotate: bool = False, workers: int = 0,
+                 max_bytes: int | None = None) -> None:
         if not sizes:
             raise ValueError("no training images")
         if noise < 0 or not 0 <= saturate <= 1:
@@ -140,30 +140,21 @@ class DeviceBatches:
         self.workers = workers
         self._load = load
         # photos stay decoded on the device: 70 photos of 2 MP are 0.4 GB, nothing next to a GPU's memory
-        self.max_bytes = max_bytes or (4 if self.device.type == "cuda" else 1) * 2**30
-        self._cache: OrderedDict[int, Tensor] = OrderedDict()
+        self._images = ImageCache(self._to_device, max_bytes or (4 if self.device.type == "cuda" else 1) * 2**30)
 
-    def _image(self, i: int) -> Tensor:
-        img = self._cache.get(i)
-        if img is not None:
-            self._cache.move_to_end(i)
-        else:
-            src = self._load(i)
-            full = self.planner.context
-            ph, pw = max(0, full - src.shape[-2]), max(0, full - src.shape[-1])
-            if ph or pw:  # smaller than the crop with its context: reflect it out to that size
-                src = F.pad(src[None], (0, pw, 0, ph), mode="reflect" if min(src.shape[-2:]) > max(ph, pw)
-                            else "replicate")[0]
-            img = (src.clamp(0, 1) * 255).round().to(torch.uint8).to(self.device)
-            self._cache[i] = img
-            while sum(t.numel() for t in self._cache.values()) > self.max_bytes and len(self._cache) > 1:
-                self._cache.popitem(last=False)
-        return img
+    def _to_device(self, i: int) -> Tensor:
+        src = self._load(i)
+        full = self.planner.context
+        ph, pw = max(0, full - src.shape[-2]), max(0, full - src.shape[-1])
+        if ph or pw:  # smaller than the crop with its context: reflect it out to that size
+            src = F.pad(src[None], (0, pw, 0, ph), mode="reflect" if min(src.shape[-2:]) > max(ph, pw)
+                        else "replicate")[0]
+        return (src.clamp(0, 1) * 255).round().to(torch.uint8).to(self.device)
 
     def make(self, plan: Plan) -> tuple[Tensor, Tensor]:
         """The (blurred, sharp) batch of ``plan``, both (B, C, patch, patch) floats in [0, 1] on the device."""
         dev, full, patch = self.device, self.planner.context, self.planner.patch
-        crops = torch.stack([self._image(i)[:, y : y + full, x : x + full]
+        crops = torch.stack([self._images(i)[:, y : y + full, x : x + full]
                              for i, y, x in zip(plan.image.tolist(), plan.y.tolist(), plan.x.tolist())]).float()
         # of each sample's two candidates keep the one with more edges: photographs hold wide areas of
         # sky and out-of-focus background, where a blurred and a sharp crop barely differ
