@@ -1,5 +1,6 @@
 """Training: the loop learns, resumes exactly after SIGKILL, and runs under torchrun with DDP."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -38,6 +39,29 @@ def test_config_rejects_bad_values():
         TrainConfig(loss="huber")
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        TrainConfig(model="nope")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="half")
+
+
+def test_config_names_its_run_after_the_model():
+    assert TrainConfig(model="nafnet").out == "runs/nafnet"
+    assert TrainConfig(model="nafnet", out="elsewhere").out == "elsewhere"
+
+
+def test_resume_keeps_the_runs_settings_but_steps_and_this_calls_time_limit(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = TrainConfig(model="srn-nolstm", out=str(run), steps=300, lr=1e-3, max_minutes=5.0)
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(saved)))
+    (run / "train_state.safetensors").write_bytes(b"")  # its presence marks a run; train() reads it
+    moved = tmp_path / "moved"
+    run.rename(moved)  # a run directory that was moved resumes where it now is
+    cfg = load_run_config(moved)
+    assert (cfg.out, cfg.steps, cfg.lr, cfg.max_minutes) == (str(moved), 300, 1e-3, 0.0)
+    cfg = load_run_config(moved, steps=500, max_minutes=2.5)
+    assert (cfg.steps, cfg.max_minutes, cfg.model) == (500, 2.5, "srn-nolstm")
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -30,11 +30,13 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "pretrained_path",
-    "has_pretrained",
     "atomic_path",
+    "save_train_state",
+    "load_train_state",
 ]
 
 _META_KEY = "deblur"
+_TRAIN_KEY = "deblur_train"  # a resumable training state: weights, optimizer moments, RNG
 # the first bytes of torch.save zip archives and of raw pickles (protocol 2+)
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
@@ -184,5 +186,48 @@ def pretrained_path(name: str) -> Path | None:
     return p if p.is_file() else None
 
 
-def has_pretrained(name: str) -> bool:
-    return pretrained_path(name) is not None
+def save_train_state(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     meta: dict[str, Any]) -> None:
+    """Everything a run needs to continue exactly: weights, optimizer moments and the CPU RNG state in one
+    safetensors file (written atomically), ``meta`` (JSON: step, config, ...) in its header."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    osd = optimizer.state_dict()
+    for idx, st in osd["state"].items():
+        for k, v in st.items():
+            tensors[f"optim.{idx}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
+    tensors["rng.cpu"] = torch.get_rng_state()
+    header = {**meta, "param_groups": osd["param_groups"]}
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, tmp, metadata={_TRAIN_KEY: json.dumps(header, default=_json_default)})
+
+
+def load_train_state(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore what :func:`save_train_state` wrote into ``model``, ``optimizer`` and the CPU RNG; returns
+    its ``meta``.
+
+    Raises:
+        CheckpointError: not a training state of this project.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})[_TRAIN_KEY])
+        tensors = load_file(str(path))
+    except (SafetensorError, KeyError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"'{path}' is not a training state of this project ({type(err).__name__})") from err
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, name = k.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    optimizer.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+    # moments come back contiguous; give them their parameter's layout (channels_last), which fused
+    # optimizers require
+    for p, st in optimizer.state.items():
+        for k, v in st.items():
+            if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+    torch.set_rng_state(tensors["rng.cpu"])
+    return meta

@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .checkpoint import atomic_path, load_checkpoint, pretrained_path, read_metadata, save_checkpoint
+from .checkpoint import (atomic_path, load_checkpoint, load_train_state, pretrained_path, read_metadata,
+                         save_checkpoint, save_train_state)
+from .distributed import DistContext
 from .data import open_dataset
 from .errors import DeblurError
-from .inference import PRECISIONS, inference_dtype, resolve_device
-from .metrics import psnr, ssim
-from .models import get_model
+from .inference import check_precision, inference_dtype, resolve_device
+from .metrics import mse, psnr, ssim
+from .models import get_model, list_models
 
 __all__ = ["TrainConfig", "TrainResult", "train", "load_run_config", "multiscale_loss", "validate", "LOSSES"]
 
@@ -39,7 +39,7 @@ class TrainConfig:
     model: str = "srn"  # registry name of the variant to train
     data: str = "default"  # dataset spec: default | cifar10:PATH | reds:PATH | gopro:PATH | pairs:PATH | folder:PATH
     blur: str = "mix"  # synthetic blur for default/folder data: gaussian|motion|shake|video|mix
-    out: str = "runs/srn"  # run directory: checkpoints, metrics.jsonl, curve.png
+    out: str = ""  # run directory: checkpoints, metrics.jsonl, curve.png ("": runs/<model>)
     steps: int = 2000  # total optimizer steps
     batch_size: int = 16  # patches per step (per process under torchrun)
     patch: int = 64  # square training crop size
@@ -67,12 +67,14 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor overrides for the variant
 
     def __post_init__(self) -> None:
+        if self.model not in list_models():
+            raise ValueError(f"unknown model '{self.model}'; choose one of: {', '.join(list_models())}")
+        self.out = self.out or f"runs/{self.model}"
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got '{self.loss}'")
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got '{self.optimizer}'")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got '{self.precision}'")
+        check_precision(self.precision)
         if self.fft_loss < 0 or self.noise < 0 or self.weight_decay < 0 or not 0 <= self.saturate <= 1:
             raise ValueError("fft_loss, noise and weight_decay must be >= 0 and saturate in [0, 1]")
         for name in ("steps", "batch_size", "patch", "val_every", "log_every", "val_count"):
@@ -138,7 +140,7 @@ def validate(model: nn.Module, source, device: torch.device, batch_size: int = 8
         out = model(b.blur.to(device)).clamp(0, 1).float().cpu()
         p.append(psnr(out, b.sharp))
         s.append(ssim(out, b.sharp))
-        m.append((out - b.sharp).pow(2).mean(dim=(1, 2, 3)))
+        m.append(mse(out, b.sharp))
     model.train(was_training)
     return {"val_psnr": float(torch.cat(p).mean()), "val_ssim": float(torch.cat(s).mean()), "val_mse": float(torch.cat(m).mean())}
 
@@ -148,44 +150,6 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(1.0, t)))
-
-
-def _save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig, best: float,
-                train_seconds: float) -> None:
-    """Model, Adam moments and RNG state in one safetensors file, written atomically."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    osd = opt.state_dict()
-    for idx, st in osd["state"].items():
-        for k, v in st.items():
-            tensors[f"optim.{idx}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
-    tensors["rng.cpu"] = torch.get_rng_state()
-    meta = {"step": step, "config": asdict(cfg), "param_groups": osd["param_groups"], "best_psnr": best,
-            "train_seconds": train_seconds}
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata={"deblur_train": json.dumps(meta)})
-
-
-def _load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer) -> tuple[int, float, float]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["deblur_train"])
-    tensors = load_file(str(path))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict[str, Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, idx, name = k.split(".", 2)
-            state.setdefault(int(idx), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    # moments come back contiguous; give them their parameter's layout (channels_last), which fused
-    # optimizers require
-    for p, st in opt.state.items():
-        for k, v in st.items():
-            if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
-                st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
-    torch.set_rng_state(tensors["rng.cpu"])
-    return int(meta["step"]), float(meta["best_psnr"]), float(meta.get("train_seconds", 0.0))
 
 
 def _init_weights(cfg: TrainConfig, model: nn.Module) -> dict[str, Any]:
@@ -217,43 +181,19 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in keep))
 
 
-def _agree(flag: bool, world: int) -> bool:
-    """True on every rank if it is true on any: a time limit must stop all ranks at the same step."""
-    if world <= 1:
-        return flag
-    t = torch.tensor(float(flag))
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+def load_run_config(run_dir: str | os.PathLike, *, steps: int | None = None,
+                    max_minutes: float | None = None) -> TrainConfig:
+    """The config a run directory was trained with, to resume it (``train(cfg, resume=True)``).
 
-
-def _average_buffers(model: nn.Module, world: int) -> None:
-    """Average BatchNorm running statistics over ranks before validating and saving.
-
-    DDP keeps parameters identical, but each rank updates its running statistics from its own batches;
-    averaging makes them describe all the data and leaves every rank with the same model.
+    A resumed run keeps every setting of its own except two: ``steps`` (None: the run's own) may extend
+    it, and ``max_minutes`` limits this call only (None: no limit; an earlier call's limit is not reused).
     """
-    if world <= 1:
-        return
-    for buf in model.buffers():
-        if buf.is_floating_point():
-            dist.all_reduce(buf, op=dist.ReduceOp.SUM)
-            buf.div_(world)
-
-
-def _init_distributed(device: torch.device) -> tuple[int, int]:
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
-    """The config a run directory was trained with, to resume it (``train(cfg, resume=True)``)."""
     run = Path(run_dir)
     if not (run / "train_state.safetensors").is_file() or not (run / "config.json").is_file():
         raise DeblurError(f"cannot resume: '{run}' holds no train_state.safetensors/config.json of a run")
-    return TrainConfig.from_dict({**json.loads((run / "config.json").read_text()), "out": str(run)})
+    saved = json.loads((run / "config.json").read_text())
+    return TrainConfig.from_dict({**saved, "out": str(run), "steps": steps or saved["steps"],
+                                  "max_minutes": max_minutes or 0.0})
 
 
 @dataclass
@@ -262,19 +202,74 @@ class TrainResult:
     summary: dict[str, Any]  # step, wall time, steps/s, best and last validation metrics
 
 
+@dataclass
+class _State:
+    """What a run carries from step to step (and, through train_state.safetensors, across --resume)."""
+
+    step: int = 0
+    best: float = -math.inf  # best validation PSNR so far
+    prior_seconds: float = 0.0  # wall time of earlier calls of a resumed run
+    lineage: dict[str, Any] = field(default_factory=dict)  # how a fine-tuning run's starting weights were made
+    input_psnr: float | None = None  # the blurred validation set's PSNR (computed once)
+    last_val: dict[str, float] = field(default_factory=dict)
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data``, writing checkpoints and logs to ``cfg.out``.
 
     ``resume=True`` continues the run in ``cfg.out`` from its last saved step (see
     :func:`load_run_config`); ``cfg.steps`` and ``cfg.max_minutes`` may be raised to extend it.
     """
-    device = resolve_device(cfg.device)
-    rank, world = _init_distributed(device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    ctx = DistContext.from_env()
+    device = torch.device(ctx.device(resolve_device(cfg.device)))
+    ctx.init_process_group(device)
     run = Path(cfg.out)
     source = open_dataset(cfg.data, blur=cfg.blur, val_patch=cfg.val_patch, val_count=cfg.val_count,
                           channels=cfg.model_kwargs.get("in_channels", 3))
+    model, opt, state = _start(cfg, device, run if resume else None)
+    net = nn.parallel.DistributedDataParallel(model) if ctx.world_size > 1 else model
+    amp = autocast_dtype(cfg.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
+    if ctx.is_main:
+        _open_log(run, cfg, state.step if resume else None)
+    progress = _Progress(cfg.steps, state.step, enabled=ctx.is_main and not quiet)
+    t0, start_step = time.time(), state.step
+    loss_sum, loss_n = torch.zeros((), device=device), 0  # summed on the device: a per-step read stalls a GPU
+    try:
+        for blur, sharp in _batches(source, cfg, state.step, ctx.rank, device):
+            loss = _step(net, model, opt, scaler, amp, cfg, state.step, blur, sharp)
+            state.step += 1
+            loss_sum, loss_n = loss_sum + loss, loss_n + 1
+            out_of_time = ctx.any(cfg.max_minutes > 0 and time.time() - t0 > cfg.max_minutes * 60)
+            record: dict[str, Any] = {}
+            if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+                record = {"step": state.step, "loss": float(loss_sum) / loss_n, "lr": opt.param_groups[0]["lr"]}
+                loss_sum, loss_n = torch.zeros((), device=device), 0
+            if state.step % cfg.val_every == 0 or state.step == cfg.steps or out_of_time:
+                ctx.average_buffers(model)
+                if ctx.is_main:
+                    record.update(_checkpoint(run, cfg, model, opt, source, device, state, time.time() - t0))
+                ctx.barrier()
+            if record and ctx.is_main:
+                record["elapsed_s"] = round(state.prior_seconds + time.time() - t0, 2)  # continues across --resume
+                with open(run / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            if record:
+                progress.update(state.step, record.get("loss"), state.last_val.get("val_psnr"))
+            if out_of_time:
+                break
+    finally:
+        progress.close()
+    elapsed = time.time() - t0
+    if ctx.is_main:
+        _plot_curve(run / "metrics.jsonl", run / "curve.png")
+    ctx.close()
+    return TrainResult(model=model, summary=_summary(run, cfg, state, start_step, elapsed))
+
+
+def _start(cfg: TrainConfig, device: torch.device, resume_from: Path | None,
+           ) -> tuple[nn.Module, torch.optim.Optimizer, _State]:
+    """The model and optimizer a run starts from: fresh (seeded), fine-tuned from ``cfg.init``, or resumed."""
     torch.manual_seed(cfg.seed)
     model = get_model(cfg.model, **cfg.model_kwargs).to(device).train()
     model = model.to(memory_format=torch.channels_last)  # ~2x faster convolutions on CPUs and tensor cores
@@ -283,111 +278,89 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     optim = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     opt = optim(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                 **({"fused": True} if device.type == "cuda" else {}))
-    step, best, prior_seconds = 0, -math.inf, 0.0  # prior_seconds: wall time of earlier calls of a resumed run
-    lineage: dict[str, Any] = {}  # how the starting weights of a fine-tuning run were trained
-    if resume:
-        step, best, prior_seconds = _load_state(run / "train_state.safetensors", model, opt)
-        if (run / "last.safetensors").is_file():
-            lineage = {k: v for k, v in read_metadata(run / "last.safetensors").items() if k == "init"}
+    state = _State()
+    if resume_from is not None:
+        meta = load_train_state(resume_from / "train_state.safetensors", model, opt)
+        state.step, state.best = int(meta["step"]), float(meta["best_psnr"])
+        state.prior_seconds = float(meta.get("train_seconds", 0.0))
+        if (resume_from / "last.safetensors").is_file():
+            state.lineage = {k: v for k, v in read_metadata(resume_from / "last.safetensors").items() if k == "init"}
     elif cfg.init:
-        lineage = _init_weights(cfg, model)
-    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    amp = autocast_dtype(cfg.precision, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
-    make = getattr(source, "device_batches", None)
-    if make is not None:  # synthetic blur: made on the training device, kernels drawn ahead by workers
-        workers = cfg.workers if cfg.workers >= 0 else (6 if device.type == "cuda" else 0)
-        batches = make(cfg.batch_size, cfg.patch, seed=cfg.seed, rank=rank, device=device, noise=cfg.noise,
-                       saturate=cfg.saturate, rotate=cfg.rotate, workers=workers).iterate(step, cfg.steps)
-    else:
-        batches = (_host_batch(source, cfg, s, rank, device) for s in range(step, cfg.steps))
+        state.lineage = _init_weights(cfg, model)
+    return model, opt, state
 
-    is_main = rank == 0
-    log_path = run / "metrics.jsonl"
-    if is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        if resume:
-            _truncate_log(log_path, step)
-        else:
-            log_path.write_text("")
-    progress = _Progress(cfg.steps, step, enabled=is_main and not quiet)
-    input_psnr = None
-    last_val: dict[str, float] = {}
-    t0, loss_n = time.time(), 0
-    loss_sum = torch.zeros((), device=device)  # summed on the device: reading it every step would stall a GPU
-    start_step = step
-    try:
-        for blur, sharp in batches:
-            # 1. learning rate for this step (warm-up, then cosine decay)
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(cfg, step)
-            # 2. the batch this (seed, step, rank) defines arrived from the iterator
-            blur = blur.contiguous(memory_format=torch.channels_last)
-            # 3. forward / backward / clip / step
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                loss = multiscale_loss(net(blur), sharp, cfg.loss, cfg.fft_loss)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            step += 1
-            loss_sum, loss_n = loss_sum + loss.detach(), loss_n + 1
-            # 4. log, validate, checkpoint (rank 0 only)
-            out_of_time = _agree(cfg.max_minutes > 0 and time.time() - t0 > cfg.max_minutes * 60, world)
-            record: dict[str, Any] = {}
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                record = {"step": step, "loss": float(loss_sum) / loss_n, "lr": opt.param_groups[0]["lr"]}
-                loss_sum.zero_()
-                loss_n = 0
-            if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
-                _average_buffers(model, world)
-                if is_main:
-                    if input_psnr is None:
-                        input_psnr = _input_psnr(source)
-                    last_val = validate(model, source, device)
-                    record = {"step": step, **record, **last_val, "input_psnr": input_psnr}
-                    train_seconds = round(prior_seconds + time.time() - t0, 1)
-                    meta = dict(config=asdict(cfg), metrics={**last_val, "input_psnr": input_psnr, "step": step,
-                                                             "train_seconds": train_seconds}, extra=lineage)
-                    save_checkpoint(run / "last.safetensors", model, name=cfg.model, kwargs=cfg.model_kwargs, **meta)
-                    if last_val["val_psnr"] > best:
-                        best = last_val["val_psnr"]
-                        save_checkpoint(run / "best.safetensors", model, name=cfg.model, kwargs=cfg.model_kwargs, **meta)
-                    _save_state(run / "train_state.safetensors", model, opt, step, cfg, best, train_seconds)
-                if world > 1:
-                    dist.barrier()
-            if record and is_main:
-                record["elapsed_s"] = round(prior_seconds + time.time() - t0, 2)  # continues across --resume
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            if record:
-                progress.update(step, record.get("loss"), last_val.get("val_psnr"))
-            if out_of_time:
-                break
-    finally:
-        progress.close()
-    elapsed = time.time() - t0
-    if is_main:
-        _plot_curve(log_path, run / "curve.png")
-    summary = {
+
+def _batches(source, cfg: TrainConfig, step: int, rank: int, device: torch.device):
+    """(blurred, sharp) batches on ``device`` for steps ``step`` .. ``cfg.steps - 1``."""
+    make = getattr(source, "device_batches", None)
+    if make is None:  # pairs read from disk: made on the CPU, copied over
+        return (_host_batch(source, cfg, s, rank, device) for s in range(step, cfg.steps))
+    # synthetic blur: made on the training device, kernels drawn ahead by worker processes
+    workers = cfg.workers if cfg.workers >= 0 else (6 if device.type == "cuda" else 0)
+    return make(cfg.batch_size, cfg.patch, seed=cfg.seed, rank=rank, device=device, noise=cfg.noise,
+                saturate=cfg.saturate, rotate=cfg.rotate, workers=workers).iterate(step, cfg.steps)
+
+
+def _step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+          amp: torch.dtype | None, cfg: TrainConfig, step: int, blur: Tensor, sharp: Tensor) -> Tensor:
+    """One optimizer step: learning rate, forward, backward, clip, update. Returns the (detached) loss."""
+    for g in opt.param_groups:
+        g["lr"] = _lr_at(cfg, step)
+    blur = blur.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(blur.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        loss = multiscale_loss(net(blur), sharp, cfg.loss, cfg.fft_loss)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    return loss.detach()
+
+
+def _open_log(run: Path, cfg: TrainConfig, resumed_at: int | None) -> None:
+    """Create the run directory, record the config, and start metrics.jsonl (or cut it back to the step a
+    resumed run continues from)."""
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    if resumed_at is None:
+        (run / "metrics.jsonl").write_text("")
+    else:
+        _truncate_log(run / "metrics.jsonl", resumed_at)
+
+
+def _checkpoint(run: Path, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, source,
+                device: torch.device, state: _State, seconds: float) -> dict[str, Any]:
+    """Validate; write last.safetensors, best.safetensors (if better) and train_state.safetensors.
+    Returns the validation record for metrics.jsonl."""
+    if state.input_psnr is None:
+        state.input_psnr = _input_psnr(source)
+    state.last_val = validate(model, source, device)
+    train_seconds = round(state.prior_seconds + seconds, 1)
+    meta = dict(config=asdict(cfg), extra=state.lineage, metrics={
+        **state.last_val, "input_psnr": state.input_psnr, "step": state.step, "train_seconds": train_seconds})
+    save_checkpoint(run / "last.safetensors", model, name=cfg.model, kwargs=cfg.model_kwargs, **meta)
+    if state.last_val["val_psnr"] > state.best:
+        state.best = state.last_val["val_psnr"]
+        save_checkpoint(run / "best.safetensors", model, name=cfg.model, kwargs=cfg.model_kwargs, **meta)
+    save_train_state(run / "train_state.safetensors", model, opt, {
+        "step": state.step, "config": asdict(cfg), "best_psnr": state.best, "train_seconds": train_seconds})
+    return {"step": state.step, **state.last_val, "input_psnr": state.input_psnr}
+
+
+def _summary(run: Path, cfg: TrainConfig, state: _State, start_step: int, elapsed: float) -> dict[str, Any]:
+    return {
         "run": str(run),
         "model": cfg.model,
-        "step": step,
-        "steps_this_call": step - start_step,
+        "step": state.step,
+        "steps_this_call": state.step - start_step,
         "elapsed_s": round(elapsed, 1),
-        "train_seconds": round(prior_seconds + elapsed, 1),
-        "steps_per_s": round((step - start_step) / elapsed, 3) if elapsed > 0 else None,
-        "best_val_psnr": best if best > -math.inf else None,
-        "input_psnr": input_psnr,
-        **last_val,
+        "train_seconds": round(state.prior_seconds + elapsed, 1),
+        "steps_per_s": round((state.step - start_step) / elapsed, 3) if elapsed > 0 else None,
+        "best_val_psnr": state.best if state.best > -math.inf else None,
+        "input_psnr": state.input_psnr,
+        **state.last_val,
     }
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return TrainResult(model=model, summary=summary)
 
 
 def _host_batch(source, cfg: TrainConfig, step: int, rank: int, device: torch.device) -> tuple[Tensor, Tensor]:
