@@ -112,7 +112,7 @@ FULL = Sizes(small=(256, 256), large=(720, 1280), small_batches=(1, 4), large_ba
 QUICK = Sizes(small=(64, 64), large=(96, 160), small_batches=(1, 4), large_batch=1, e2e_frames=3, e2e_batch=1,
               optimized_batch=2, train_patch=64, train_batch=2, matmul_cpu=(128, 256), matmul_cuda=(512, 1024),
               seconds=0.2, min_rounds=1, max_rounds=3, warmup=1)
-# --profile gpu: the shipped variants at 1280x720 in batches of 4 (deblur_folder's default), about half a
+# --profile gpu: the shipped variants at 1280x720 in batches of 4 (deblur-cli batch's default), about half a
 # second of rounds a case, so the whole profile fits in 2 minutes on an H100; the GPU's matmul peak from
 # 4096² and 8192² (16384² added at most 2.4% in the first H100 run, for 1.2 s in fp32)
 GPU_PROFILE = Sizes(small=(256, 256), large=(720, 1280), small_batches=(), large_batch=4, e2e_frames=8,

@@ -7,7 +7,7 @@ ratio of the two frames/s (``e2e_over_model``, in the report) is the share of th
 survives the IO; the issue asks for at least 85%. Skipped, with the reason, where ``deblur_core.batch``
 cannot be imported (a codec it needs, such as PyAV, missing).
 
-``test_batch_tiling`` runs ``deblur_folder`` on a few of the frames with its default options (tiles only where
+``test_batch_tiling`` runs ``deblur_path`` on a few of the frames with its default options (tiles only where
 a frame exceeds the memory budget) and with ``tile=4096`` (whole frames): ``default_over_tile_4096``, in the
 report, is the default's share of the frames/s of whole frames; issue 15 asks for at least 95%.
 """
@@ -26,7 +26,7 @@ from harness import count_gflop, device_params, measure, randomise
 
 try:
     from deblur_core import batch as batch_module
-    from deblur_core.batch import deblur_folder
+    from deblur_core.batch import BatchOptions, deblur_path
     from deblur_core.io import read_image
 except ImportError as err:  # an optional codec (PyAV) missing, as on the GPU machine unless its wheel is carried
     pytest.skip(f"deblur_core.batch cannot be imported here: {err}", allow_module_level=True)
@@ -93,7 +93,7 @@ def test_model_only(benchmark, sizes, frames_dir, device):
 @pytest.mark.gpu_profile
 @pytest.mark.parametrize("device", device_params())
 def test_batch_folder(benchmark, sizes, frames_dir, tmp_path, device):
-    """``deblur_folder`` on the folder of PNG frames: decode, deblur, encode and write every frame."""
+    """``deblur_path`` on the folder of PNG frames: decode, deblur, encode and write every frame."""
     benchmark.group = "e2e"
     deb = _deblurrer(device)
     h, w = sizes.large
@@ -101,8 +101,8 @@ def test_batch_folder(benchmark, sizes, frames_dir, tmp_path, device):
 
     def run():
         # tile = the frame's size: whole frames, as test_model_only; overwrite: every round does all frames
-        return deblur_folder(frames_dir, out, model=deb, tile=max(h, w), batch_size=sizes.e2e_batch,
-                             overwrite=True)
+        options = BatchOptions(tile=max(h, w), batch_size=sizes.e2e_batch, overwrite=True)
+        return deblur_path(frames_dir, out, options, deblurrer=deb)
 
     # its codec threads: as many readers as writers; the report compares with the IO pipeline alone at that count
     io_threads = 2 * batch_module._IO_WORKERS
@@ -125,7 +125,7 @@ def _precision(device: str) -> str:
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("tile", [4096, None], ids=["tile-4096", "tile-default"])
 def test_batch_tiling(benchmark, sizes, frames_dir, tmp_path, device, tile):
-    """``deblur_folder`` with its default options (batch size 4; tiles only where a frame exceeds the memory
+    """``deblur_path`` with its default options (batch size 4; tiles only where a frame exceeds the memory
     budget) and with ``tile=4096`` (whole frames, as the old default of 512 never did at this size)."""
     benchmark.group = "tiling"
     deb = _deblurrer(device)
@@ -138,7 +138,7 @@ def test_batch_tiling(benchmark, sizes, frames_dir, tmp_path, device, tile):
     out = tmp_path / "out"
 
     def run():
-        return deblur_folder(folder, out, model=deb, tile=tile, overwrite=True)
+        return deblur_path(folder, out, BatchOptions(tile=tile, overwrite=True), deblurrer=deb)
 
     report = measure(benchmark, run, sizes, device=device, kind="tiling", model=MODEL, precision=_precision(device),
                      resolution=f"{w}x{h}", batch=4, tile=str(tile or "default"), **_work(sizes, n))

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from deblur_cli.main import app
-from deblur_core.checkpoint import has_pretrained
+from deblur_core.checkpoint import pretrained_path
 from deblur_core.frames import list_images
 from deblur_core.io import Image, read_image, write_image
 
@@ -51,11 +51,11 @@ def test_batch_writes_outputs_summary_and_json(tmp_path):
     assert r.exit_code == 0, r.output
     assert _outputs(tmp_path / "frames_deblurred") == rels
     # the yellow note appears exactly when the model runs without trained weights
-    assert ("untrained" in r.stderr) == (not has_pretrained("srn"))
+    assert ("untrained" in r.stderr) == (pretrained_path("srn") is None)
     for word in ("done", "skipped", "failed", "wall time", "throughput", "device", "frames/s", "MP/s"):
         assert word in r.stdout
     got = json.loads(summary.read_text())
-    assert (got["done"], got["skipped"], got["failed"], got["model"], got["trained"]) == (4, 0, [], "srn", has_pretrained("srn"))
+    assert (got["done"], got["skipped"], got["failed"], got["model"], got["trained"]) == (4, 0, [], "srn", (pretrained_path("srn") is not None))
     r = runner.invoke(app, ["batch", str(tmp_path / "frames"), "--quiet", "--json-summary", str(summary)])
     assert r.exit_code == 0 and r.output == ""
     assert json.loads(summary.read_text())["skipped"] == 4

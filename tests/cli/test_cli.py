@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import imageio.v3 as iio
 from typer.testing import CliRunner
 
 from deblur_cli.main import app
-from deblur_core.checkpoint import has_pretrained, save_checkpoint
+from deblur_core.checkpoint import pretrained_path, save_checkpoint
 from deblur_core.data import open_dataset
 from deblur_core.evaluate import evaluate, richardson_lucy
 from deblur_core.models import count_parameters, get_model, list_models
@@ -47,7 +48,7 @@ def test_models_json_lists_every_variant_with_cost():
     flags = [row["weights"] for row in rows]
     assert flags == sorted(flags, reverse=True)
     for row in rows:
-        assert row["weights"] == has_pretrained(row["name"]) == bool(row["trained_on"])
+        assert row["weights"] == (pretrained_path(row["name"]) is not None) == bool(row["trained_on"])
         if row["weights"]:
             assert row["metrics"]["val_psnr"] > row["metrics"]["input_psnr"]
 
@@ -98,7 +99,7 @@ def test_eval_table_and_untrained_note(name):
     assert r.exit_code == 0, r.output
     assert "blurred input" in r.stdout and "PSNR" in r.stdout
     untrained = f"no trained weights for '{name}': scoring the untrained network"
-    assert (untrained in r.stderr) == (not has_pretrained(name))
+    assert (untrained in r.stderr) == (pretrained_path(name) is None)
 
 
 def test_richardson_lucy_with_the_true_kernel_sharpens():
@@ -196,3 +197,16 @@ def test_eval_scores_every_pair_whole_as_scikit_image_does(tmp_path):
     crops = runner.invoke(app, ["eval", "--model", "srn-nolstm", "--data", f"pairs:{tmp_path}", "--device", "cpu",
                                 "--crops", "--val-count", "2", "--json"])
     assert crops.exit_code == 0 and json.loads(crops.output)[0]["protocol"] == "crops"
+
+
+def test_blur_reports_progress_for_every_image_read_or_not(tmp_path):
+    from deblur_core.pairs import make_blur_pairs
+
+    src = _tree(tmp_path / "in")
+    (src / "clip" / "0001.png").write_bytes(b"truncated")
+    ticks = []
+    report = make_blur_pairs(src, tmp_path / "out", kind="gaussian", progress=lambda done, total: ticks.append((done, total)))
+    assert ticks == [(1, 3), (2, 3), (3, 3)]
+    assert report.written == 2 and [name for name, _ in report.failed] == [os.path.join("clip", "0001.png")]
+    r = runner.invoke(app, ["blur", str(src), "--out", str(tmp_path / "cli"), "--kind", "gaussian"])
+    assert r.exit_code == 1 and "0001.png" in r.output

@@ -17,7 +17,7 @@ from skimage import data as skdata
 from skimage.transform import resize
 from torch import nn
 
-from deblur_core.batch import COMPARE_DIR, deblur_folder, deblur_path, deblur_video
+from deblur_core.batch import COMPARE_DIR, BatchOptions, deblur_path
 from deblur_core.errors import DeblurError, ImageWriteError
 from deblur_core.frames import list_images
 from deblur_core.inference import CPU_MEMORY_BUDGET, Deblurrer, TilePlan, deblur_tensor, load_deblurrer, plan_batch
@@ -26,6 +26,14 @@ from deblur_core.metrics import psnr
 from deblur_core.models import get_model
 
 from helpers import randomise
+
+
+def deblur(input, out=None, *, model="srn", progress=None, **options):
+    """:func:`deblur_path` with :class:`BatchOptions` from keywords; a ready Deblurrer passed as ``model`` is
+    used as it is."""
+    if isinstance(model, Deblurrer):
+        return deblur_path(input, out, BatchOptions(**options), deblurrer=model, progress=progress)
+    return deblur_path(input, out, BatchOptions(model=model, **options), progress=progress)
 
 
 def _frame(h=40, w=48, c=3, bits=8, alpha=False, seed=0) -> Image:
@@ -83,7 +91,7 @@ def test_nested_folders_are_read_in_natural_order_and_batched_by_size(tmp_path):
         img[:, 0, 0] = order / 255
         write_image(p, Image(data=img))
     deb = _recorder()
-    report = deblur_folder(src, model=deb, batch_size=2)
+    report = deblur(src, model=deb, batch_size=2)
     seen = [round(v * 255) for _, firsts in deb.model.calls for v in firsts]
     assert seen == [0, 1, 2, 3, 4]
     # 2/ holds three 40x48 frames (a full batch of 2, then 1), 10/ two 24x32 frames
@@ -100,30 +108,30 @@ def test_never_writes_inside_input_nor_changes_it(tmp_path):
     src = tmp_path / "in"
     _write_frames(src, ["a/1.png", "a/2.png", "b.png"])
     before = _digest(src)
-    report = deblur_folder(src, tmp_path / "out", model="srn")
+    report = deblur(src, tmp_path / "out", model="srn")
     assert report.done == 3
     assert _digest(src) == before  # no file added, removed or changed
     assert sorted(_digest(tmp_path / "out")) == sorted(before)
     with pytest.raises(ValueError, match="inside the input"):
-        deblur_folder(src, src / "out")
+        deblur(src, src / "out")
     with pytest.raises(ValueError, match="inside the input"):
-        deblur_folder(src, src)
+        deblur(src, src)
     with pytest.raises(ValueError, match="contains the input"):
-        deblur_folder(src, tmp_path)
+        deblur(src, tmp_path)
     assert _digest(src) == before
 
 
 def test_rerun_skips_existing_outputs_and_redoes_deleted_ones(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     _write_frames(src, [f"{i:03d}.png" for i in range(6)])
-    assert deblur_folder(src, out, model="srn").done == 6
+    assert deblur(src, out, model="srn").done == 6
     (out / "001.png").unlink()
     (out / "004.png").unlink()
     kept = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    report = deblur_folder(src, out, model="srn")
+    report = deblur(src, out, model="srn")
     assert (report.done, report.skipped, report.total) == (2, 4, 6)
     assert all(out.joinpath(n).stat().st_mtime_ns == t for n, t in kept.items())  # finished frames not redone
-    assert deblur_folder(src, out, model="srn", overwrite=True).done == 6
+    assert deblur(src, out, model="srn", overwrite=True).done == 6
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
@@ -133,7 +141,7 @@ def test_corrupt_and_truncated_frames_are_reported_and_the_rest_done(tmp_path):
     (src / "2.png").write_bytes(b"this is not a png")
     whole = (src / "4.png").read_bytes()
     (src / "5.png").write_bytes(whole[: len(whole) // 2])
-    report = deblur_folder(src, model="srn")
+    report = deblur(src, model="srn")
     assert report.done == 3
     assert sorted(name for name, _ in report.failed) == ["2.png", "5.png"]
     assert all(reason for _, reason in report.failed)
@@ -159,7 +167,7 @@ def test_modes_bit_depths_alpha_and_odd_sizes_round_trip(tmp_path, name, kw):
     write_image(src / name, _frame(**kw))
     original = read_image(src / name)
     # srn-nolstm ships no weights: untrained it is the identity, so the pixels must come back exactly
-    report = deblur_folder(src, model="srn-nolstm")
+    report = deblur(src, model="srn-nolstm")
     assert report.done == 1 and not report.trained
     result = read_image(tmp_path / "in_deblurred" / name)
     assert (result.mode, result.bit_depth) == (original.mode, original.bit_depth)
@@ -172,21 +180,21 @@ def test_modes_bit_depths_alpha_and_odd_sizes_round_trip(tmp_path, name, kw):
 def test_compare_writes_side_by_side_images(tmp_path):
     src = tmp_path / "in"
     _write_frames(src, ["c/1.png"], alpha=True)
-    deblur_folder(src, tmp_path / "out", model="srn", compare=True)
+    deblur(src, tmp_path / "out", model="srn", compare=True)
     side = read_image(tmp_path / "out" / COMPARE_DIR / "c" / "1.png")
     before = read_image(src / "c" / "1.png")
     assert side.data.shape == (3, 40, 96) and side.mode == "RGBA"
     assert torch.equal(side.data[..., :48], before.data)
     # with compare asked for, an output without its side-by-side image is not "done"
     (tmp_path / "out" / COMPARE_DIR / "c" / "1.png").unlink()
-    assert deblur_folder(src, tmp_path / "out", model="srn", compare=True).done == 1
+    assert deblur(src, tmp_path / "out", model="srn", compare=True).done == 1
 
 
 def test_frames_larger_than_the_tile_run_alone_in_tiles(tmp_path):
     src = tmp_path / "in"
     _write_frames(src, ["1.png", "2.png"], h=100, w=90)
     deb = _recorder()
-    report = deblur_folder(src, model=deb, tile=64, overlap=8, batch_size=4)
+    report = deblur(src, model=deb, tile=64, overlap=8, batch_size=4)
     assert report.done == 2
     assert {shape for shape, _ in deb.model.calls} == {(1, 3, 64, 64)}
     assert len(deb.model.calls) == 2 * 2 * 2  # two frames of 2 x 2 tiles
@@ -199,13 +207,13 @@ def test_frames_run_whole_and_batched_within_the_memory_budget_else_in_tiles(tmp
     # two 64x80 frames (5.1 MB each at 1000 bytes a pixel) fit in 11 MB: batches of 2, not of batch_size 4
     monkeypatch.setattr("deblur_core.batch.memory_budget", lambda device: 11_000_000)
     deb = _recorder()
-    report = deblur_folder(src, tmp_path / "a", model=deb, batch_size=4)
+    report = deblur(src, tmp_path / "a", model=deb, batch_size=4)
     assert [shape for shape, _ in deb.model.calls] == [(2, 3, 64, 80)] * 2
     assert report.done == 4 and not [n for n in report.notes if "tiles" in n]
     # one frame does not fit in 3 MB: each runs alone, in overlapping tiles of at most 3000 pixels
     monkeypatch.setattr("deblur_core.batch.memory_budget", lambda device: 3_000_000)
     deb = _recorder()
-    report = deblur_folder(src, tmp_path / "b", model=deb, batch_size=4, overlap=8)
+    report = deblur(src, tmp_path / "b", model=deb, batch_size=4, overlap=8)
     shapes = {shape for shape, _ in deb.model.calls}
     assert all(b == 1 and h * w <= 3000 for b, _, h, w in shapes), shapes
     per_frame = plan_batch(64, 80, bytes_per_pixel=1000, budget=3_000_000, batch_size=4, overlap=8).tiles(64, 80, 8)
@@ -244,12 +252,12 @@ def test_two_ranks_split_the_frames_disjointly_and_completely(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     rels = [f"{clip}/{i}.png" for clip in ("1", "2", "10") for i in range(3)]
     _write_frames(src, rels)
-    reports = [deblur_folder(src, out, model="srn", rank=r, world_size=2) for r in (0, 1)]
+    reports = [deblur(src, out, model="srn", rank=r, world_size=2) for r in (0, 1)]
     assert [r.done for r in reports] == [5, 4]  # frame i goes to rank i % 2
     assert sum(r.done for r in reports) == len(rels)  # so nothing was done twice ...
     assert sorted(str(p.relative_to(out)) for p in list_images(out)) == sorted(rels)  # ... and nothing missed
     with pytest.raises(ValueError, match="rank"):
-        deblur_folder(src, out, rank=2, world_size=2)
+        deblur(src, out, rank=2, world_size=2)
 
 
 def _streams(path: Path) -> tuple[list[float], Fraction, list[str]]:
@@ -264,7 +272,7 @@ def _streams(path: Path) -> tuple[list[float], Fraction, list[str]]:
 def test_video_keeps_its_frames_rate_timestamps_and_sound(tmp_path, video_with_audio):
     clip = tmp_path / "clip.mp4"
     video_with_audio(clip, frames=10)
-    report = deblur_path(clip, model="srn", compare=True, batch_size=3)
+    report = deblur(clip, model="srn", compare=True, batch_size=3)
     out = tmp_path / "clip_deblurred.mp4"
     assert report.output == str(out) and (report.done, report.failed) == (10, [])
     frames = list(read_video_frames(out))
@@ -278,19 +286,19 @@ def test_video_keeps_its_frames_rate_timestamps_and_sound(tmp_path, video_with_a
     side = list(read_video_frames(tmp_path / "clip_deblurred_compare.mp4"))
     assert len(side) == 10 and side[0].shape == (40, 96, 3)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-    again = deblur_path(clip, model="srn", compare=True)
+    again = deblur(clip, model="srn", compare=True)
     assert (again.done, again.skipped) == (0, 10)
     assert any("--overwrite" in n for n in again.notes)
     # an explicit output folder receives STEM.mp4; a second rank has nothing to do
-    assert deblur_video(clip, tmp_path / "videos", model="srn").done == 10
+    assert deblur(clip, tmp_path / "videos", model="srn").done == 10
     assert (tmp_path / "videos" / "clip.mp4").is_file()
-    assert deblur_video(clip, tmp_path / "other.mp4", rank=1, world_size=2).done == 0
+    assert deblur(clip, tmp_path / "other.mp4", rank=1, world_size=2).done == 0
 
 
 def test_audio_the_container_cannot_hold_is_reencoded_to_aac(tmp_path, video_with_audio):
     clip = tmp_path / "clip.mkv"
     video_with_audio(clip, frames=8, audio="libopus", rate=48000)
-    report = deblur_path(clip, tmp_path / "out.avi", model="srn-nolstm", codec="mpeg4")
+    report = deblur(clip, tmp_path / "out.avi", model="srn-nolstm", codec="mpeg4")
     assert report.done == 8 and not report.failed
     assert any("re-encoded to AAC" in n and "opus" in n for n in report.notes)
     times, rate, audio = _streams(tmp_path / "out.avi")
@@ -304,17 +312,17 @@ def test_codec_and_crf_choose_the_video_encoding(tmp_path, video_with_audio):
     sizes = {}
     for crf in (0, 40):
         out = tmp_path / f"crf{crf}.mkv"
-        assert deblur_video(clip, out, model="srn-nolstm", codec="libx264", crf=crf).done == 6
+        assert deblur(clip, out, model="srn-nolstm", codec="libx264", crf=crf).done == 6
         sizes[crf] = out.stat().st_size
     assert sizes[0] > 2 * sizes[40]  # lossless is far larger than crf 40
-    assert deblur_video(clip, tmp_path / "vp9.webm", model="srn-nolstm", codec="libvpx-vp9").done == 6
+    assert deblur(clip, tmp_path / "vp9.webm", model="srn-nolstm", codec="libvpx-vp9").done == 6
     with av.open(str(tmp_path / "vp9.webm")) as container:
         assert container.streams.video[0].codec_context.name == "vp9"
         assert [s.codec_context.name for s in container.streams.audio] == ["opus"]  # WebM takes no AAC
     with pytest.raises(ValueError, match="unknown video codec 'nope'"):
-        deblur_video(clip, tmp_path / "x.mp4", model="srn-nolstm", codec="nope")
+        deblur(clip, tmp_path / "x.mp4", model="srn-nolstm", codec="nope")
     with pytest.raises(ValueError, match="cannot hold libx264"):
-        deblur_video(clip, tmp_path / "x.webm", model="srn-nolstm", codec="libx264")
+        deblur(clip, tmp_path / "x.webm", model="srn-nolstm", codec="libx264")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "crf0.mkv", "crf40.mkv", "vp9.webm"]
 
 
@@ -324,7 +332,7 @@ def test_unreadable_video_is_reported_and_leaves_no_output(tmp_path):
         for _ in range(6):
             video.write(torch.rand(3, 40, 48))
     clip.write_bytes(b"\x00" * 64 + (tmp_path / "good.mp4").read_bytes()[200:])
-    report = deblur_path(clip, model="srn")
+    report = deblur(clip, model="srn")
     assert report.done == 0 and [name for name, _ in report.failed] == ["broken.mp4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4", "good.mp4"]
 
@@ -350,7 +358,7 @@ def test_truncated_and_fake_videos_are_named_with_the_reason(tmp_path, video_wit
                 "cut-fast.mp4": "truncated: "}
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
-        report = deblur_path(tmp_path / name, tmp_path / "out" / name, model="srn-nolstm")
+        report = deblur(tmp_path / name, tmp_path / "out" / name, model="srn-nolstm")
         assert report.done == 0 and len(report.failed) == 1, name
         assert report.failed[0][0] == name and expected[name] in report.failed[0][1], report.failed
         assert "pyav" not in report.failed[0][1]
@@ -376,12 +384,13 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, m
     (tmp_path / "notes.txt").write_text("a file, not a folder")
     deb = _recorder()
     with pytest.raises(ValueError, match="is a file, not a folder"):
-        deblur_folder(src, tmp_path / "notes.txt", model=deb)
+        deblur(src, tmp_path / "notes.txt", model=deb)
     _read_only_under(tmp_path / "ro", monkeypatch)
     with pytest.raises(ValueError, match="cannot write to the output folder .*Read-only file system"):
-        deblur_folder(src, tmp_path / "ro" / "out", model=deb)
+        deblur(src, tmp_path / "ro" / "out", model=deb)
     with pytest.raises(ValueError, match="cannot write to the output folder .*Read-only file system"):
-        deblur_video(tmp_path / "notes.txt", tmp_path / "ro" / "clip.mp4", model=deb)
+        (tmp_path / "clip.mp4").write_bytes(b"not decoded: the output is refused first")
+        deblur(tmp_path / "clip.mp4", tmp_path / "ro" / "clip.mp4", model=deb)
     assert deb.model.calls == []  # refused before the network ran
 
 
@@ -399,7 +408,7 @@ def test_failed_writes_are_reported_even_when_their_cleanup_fails_too(tmp_path, 
     monkeypatch.setattr("deblur_core.batch.write_image", read_only)
     monkeypatch.setattr(Path, "unlink", unlink)
     _read_only_under(out / "sub", monkeypatch)
-    report = deblur_folder(src, out, model=_recorder())
+    report = deblur(src, out, model=_recorder())
     assert report.done == 0
     assert sorted(name for name, _ in report.failed) == ["1.png", os.path.join("sub", "2.png")]
     assert all("Read-only file system" in reason for _, reason in report.failed)
@@ -408,18 +417,18 @@ def test_failed_writes_are_reported_even_when_their_cleanup_fails_too(tmp_path, 
 def test_bad_arguments_and_empty_folder(tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(DeblurError, match="no images found"):
-        deblur_path(tmp_path / "empty")
+        deblur(tmp_path / "empty")
     with pytest.raises(ValueError, match="does not exist"):
-        deblur_path(tmp_path / "missing")
+        deblur(tmp_path / "missing")
     _write_frames(tmp_path / "in", ["1.png"])
     with pytest.raises(ValueError, match="twice the tile overlap"):
-        deblur_path(tmp_path / "in", tile=64, overlap=32)
+        deblur(tmp_path / "in", tile=64, overlap=32)
     with pytest.raises(ValueError, match="batch size"):
-        deblur_path(tmp_path / "in", batch_size=0)
+        deblur(tmp_path / "in", batch_size=0)
     with pytest.raises(ValueError, match="neither a folder nor a video"):
-        deblur_path(tmp_path / "in" / "1.png")
+        deblur(tmp_path / "in" / "1.png")
     with pytest.raises(ValueError, match="unknown model"):
-        deblur_path(tmp_path / "in", model="nope")
+        deblur(tmp_path / "in", model="nope")
 
 
 _MEASURE_CHILD = """

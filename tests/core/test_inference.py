@@ -10,7 +10,7 @@ import torch
 from skimage import data as skdata
 
 import deblur_core.inference as inference
-from deblur_core.batch import deblur_folder
+from deblur_core.batch import BatchOptions, deblur_path
 from deblur_core.checkpoint import pretrained_path
 from deblur_core.inference import (PRECISIONS, cpu_has_amx_bf16, deblur_tensor, inference_dtype, load_deblurrer,
                                    precision_name)
@@ -138,7 +138,7 @@ def test_bf16_batch_keeps_bit_depth_and_alpha(tmp_path, bits):
     alpha = np.random.default_rng(0).integers(0, 2**bits, size=(40, 48)).astype(np.uint8 if bits == 8 else np.uint16)
     write_image(src / "rgba.png", Image(data=torch.rand(3, 40, 48, generator=g), alpha=alpha, bit_depth=bits))
     original = read_image(src / "rgba.png")
-    report = deblur_folder(src, model="srn-nolstm", precision="bf16")
+    report = deblur_path(src, options=BatchOptions(model="srn-nolstm", precision="bf16"))
     assert report.done == 1 and report.precision == "bf16"
     result = read_image(tmp_path / "in_deblurred" / "rgba.png")
     assert (result.mode, result.bit_depth) == ("RGBA", bits)

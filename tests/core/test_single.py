@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deblur_core.blur import gaussian_blur
-from deblur_core.checkpoint import has_pretrained, save_checkpoint
+from deblur_core.checkpoint import pretrained_path, save_checkpoint
 from deblur_core.errors import DeblurError, ImageReadError, ImageTooLargeError
 from deblur_core.single import (
     blur_then_deblur,
@@ -84,7 +84,7 @@ def test_precision_is_passed_through_and_checked(photo):
     assert result.precision == "bf16"
     torch.testing.assert_close(result.output.data, result.input.data)  # untrained: the identity, in bf16 too
     assert blur_then_deblur(photo, "srn-nolstm", "gaussian", 0.2, device="cpu", precision="fp32").precision == "fp32"
-    with pytest.raises(DeblurError, match="unknown precision 'half'"):
+    with pytest.raises(DeblurError, match="precision must be one of .*'half'"):
         deblur_image(photo, "srn-nolstm", device="cpu", precision="half")
 
 
@@ -142,7 +142,7 @@ def test_blur_then_deblur_refuses_tiny_images():
 def test_model_choices_put_trained_first_and_pick_up_new_weights(tmp_path):
     shipped = model_choices()
     assert {name for _, name in shipped} == set(list_models())
-    trained = [has_pretrained(name) for _, name in shipped]
+    trained = [(pretrained_path(name) is not None) for _, name in shipped]
     assert trained == sorted(trained, reverse=True)  # variants with weights first
     for (label, name), has in zip(shipped, trained):
         assert ("untrained" in label) == (not has)

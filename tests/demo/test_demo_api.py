@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image as PILImage
 
 from deblur_core.checkpoint import save_checkpoint
 from deblur_core.models import get_model
 from deblur_core.single import example_images
+
+from helpers import randomise
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -28,11 +29,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = get_model("nafnet")
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.05)
+    model = randomise(get_model("nafnet"))
     path = tmp_path_factory.mktemp("weights") / "nafnet-random.safetensors"
     return save_checkpoint(path, model, name="nafnet", metrics={"val_psnr": 12.34})
 

@@ -10,12 +10,13 @@ input, unknown model, bad weights, OUT overlapping INPUT, OUT a file or not writ
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from .console import console, err_console, fail, note
 
 __all__ = ["batch"]
 
@@ -47,58 +48,39 @@ def batch(
     purpose: tiling bounds the network's memory, but the frame's own copies take about 50 bytes a pixel (9 GB
     there); split or downscale such images first.
     """
-    from deblur_core.batch import deblur_path
-    from deblur_core.errors import DeblurError
+    from deblur_core.batch import BatchOptions, deblur_path
+    from deblur_core.distributed import DistContext
+    from deblur_core.errors import CheckpointError, DeblurError
     from deblur_core.inference import load_deblurrer
 
-    from .main import _fail, console, err_console
-
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if world_size > 1 and device in ("auto", "cuda"):
-        import torch
-
-        if torch.cuda.is_available():
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    show = not quiet
-    summary_path = None
-    if json_summary is not None:  # checked now, not found unwritable after all the work
-        summary_path = json_summary if world_size == 1 else json_summary.with_name(
-            f"{json_summary.stem}.rank{rank}{json_summary.suffix}")
-        problem = _unwritable(summary_path)
-        if problem:
-            _fail(f"cannot write the JSON summary to '{summary_path}': {problem}; pass --json-summary a writable "
-                  "file path", 2)
     try:
-        deb = load_deblurrer(model, weights, device=device, precision=precision)
+        ctx = DistContext.from_env()
+        opts = BatchOptions(model=model, weights=weights, device=ctx.device(device), precision=precision, tile=tile,
+                            overlap=tile_overlap, batch_size=batch_size, overwrite=overwrite, compare=compare,
+                            rank=ctx.rank, world_size=ctx.world_size, codec=codec, crf=crf)
+        deb = load_deblurrer(opts.model, opts.weights, device=opts.device, precision=opts.precision)
     except (ValueError, DeblurError) as e:
-        _fail(str(e), 2)
-    if show and rank == 0 and not deb.trained:
-        err_console.print(
-            f"[yellow]note:[/] no trained weights for '{model}': the network is untrained and returns its input "
-            "unchanged; pass --weights or train one with 'deblur-cli train'.", soft_wrap=True
-        )
-    with _ProgressBar(enabled=show and rank == 0) as bar:
+        fail(str(e), 2)
+    summary_path = ctx.rank_path(json_summary) if json_summary is not None else None
+    if summary_path is not None and (problem := _unwritable(summary_path)):  # now, not after all the work
+        fail(f"cannot write the JSON summary to '{summary_path}': {problem}; pass --json-summary a writable file "
+             "path", 2)
+    show = not quiet and ctx.is_main
+    if show and not deb.trained:
+        note(f"no trained weights for '{model}': the network is untrained and returns its input unchanged; pass "
+             "--weights or train one with 'deblur-cli train'.")
+    with _ProgressBar(enabled=show) as bar:
         try:
-            report = deblur_path(input, out, model=deb, tile=tile, overlap=tile_overlap, batch_size=batch_size,
-                                 overwrite=overwrite, compare=compare, rank=rank, world_size=world_size,
-                                 progress=bar.update, codec=codec, crf=crf)
-        except ValueError as e:
-            _fail(str(e), 2)
+            report = deblur_path(input, out, opts, deblurrer=deb, progress=bar.update)
+        except (ValueError, CheckpointError) as e:
+            fail(str(e), 2)
         except DeblurError as e:
-            _fail(str(e), 1)
-    summary_failed = False
-    if summary_path is not None:
-        try:
-            summary_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
-        except OSError as e:
-            err_console.print(f"[bold red]error:[/] cannot write the JSON summary to '{summary_path}': "
-                              f"{e.strerror or e}", soft_wrap=True)
-            summary_failed = True
-    if show:
+            fail(str(e), 1)
+    summary_failed = summary_path is not None and not _write_summary(summary_path, report)
+    if not quiet:
         console.print(_summary_table(report))
-        for note in report.notes:
-            if "untrained" not in note:  # said before the run
-                err_console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        for line in report.notes:
+            note(line)
     for name, reason in report.failed:
         err_console.print(f"[red]failed:[/] {name}: {reason}", soft_wrap=True)
     if report.failed:
@@ -106,6 +88,16 @@ def batch(
                           "the missing ones)", soft_wrap=True)
     if report.failed or summary_failed:
         raise typer.Exit(1)
+
+
+def _write_summary(path: Path, report) -> bool:
+    try:
+        path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    except OSError as e:
+        err_console.print(f"[bold red]error:[/] cannot write the JSON summary to '{path}': {e.strerror or e}",
+                          soft_wrap=True)
+        return False
+    return True
 
 
 def _unwritable(path: Path) -> str | None:
@@ -136,8 +128,6 @@ class _ProgressBar:
     def __enter__(self) -> _ProgressBar:
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            from .main import err_console
 
             self.bar = Progress(
                 TextColumn("[bold]deblurring"), BarColumn(), MofNCompleteColumn(),

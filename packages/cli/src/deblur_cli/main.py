@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
+
+from .batch_cmd import batch
+from .console import Bar, console, err_console, fail, note
 
 app = typer.Typer(
     name="deblur-cli",
@@ -17,8 +19,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 
 @app.callback()
@@ -67,11 +67,6 @@ def models(
         console.print("descriptions: 'deblur-cli models --json', or a terminal 150 columns wide")
 
 
-def _fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    raise typer.Exit(code)
-
-
 @app.command()
 def train(
     model: Annotated[str, typer.Option(help="Model variant to train (see 'deblur-cli models').")] = "srn",
@@ -108,31 +103,27 @@ def train(
     Runs unchanged under 'torchrun --nproc-per-node N' (DistributedDataParallel; rank 0 writes).
     """
     from deblur_core.errors import DeblurError
-    from deblur_core.models import list_models
     from deblur_core.train import TrainConfig, load_run_config
     from deblur_core.train import train as run_training
 
     try:
         if resume is not None:
-            cfg = load_run_config(resume)
-            if steps is not None:
-                cfg.steps = steps
-            cfg.max_minutes = max_minutes or 0.0
+            cfg = load_run_config(resume, steps=steps, max_minutes=max_minutes)
         else:
-            if model not in list_models():
-                _fail(f"unknown model '{model}'; choose one of: {', '.join(list_models())}", 2)
-            cfg = TrainConfig(model=model, data=data, blur=blur, out=out or f"runs/{model}", steps=steps or 2000,
-                              batch_size=batch_size, patch=patch, lr=lr, warmup=warmup, loss=loss, fft_loss=fft_loss,
-                              optimizer=optimizer, weight_decay=weight_decay, noise=noise, saturate=saturate,
-                              rotate=rotate, precision=precision, workers=workers, val_every=val_every,
-                              val_count=val_count, val_patch=val_patch, log_every=log_every, seed=seed, device=device,
-                              max_minutes=max_minutes or 0.0, init=init or "")
+            # options left unset keep TrainConfig's defaults (the run directory runs/<model>, 2000 steps)
+            given = dict(out=out, steps=steps, max_minutes=max_minutes, init=init)
+            cfg = TrainConfig(model=model, data=data, blur=blur, batch_size=batch_size, patch=patch, lr=lr,
+                              warmup=warmup, loss=loss, fft_loss=fft_loss, optimizer=optimizer,
+                              weight_decay=weight_decay, noise=noise, saturate=saturate, rotate=rotate,
+                              precision=precision, workers=workers, val_every=val_every, val_count=val_count,
+                              val_patch=val_patch, log_every=log_every, seed=seed, device=device,
+                              **{k: v for k, v in given.items() if v is not None})
     except (ValueError, DeblurError) as e:
-        _fail(str(e), 2)
+        fail(str(e), 2)
     try:
         summary = run_training(cfg, resume=resume is not None, quiet=quiet).summary
     except (DeblurError, ValueError) as e:
-        _fail(str(e))
+        fail(str(e))
     if summary.get("best_val_psnr") is not None:
         console.print(
             f"step {summary['step']}: validation PSNR {summary['val_psnr']:.2f} dB "
@@ -177,7 +168,7 @@ def evaluate_cmd(
                                         crops=crops, tile=tile,
                                         progress=lambda name: status.update(f"scoring {src.name}: {name} done")))
     except (DeblurError, ValueError) as e:
-        _fail(str(e), 1)
+        fail(str(e), 1)
     for r in results:
         r.update(model=model, weights=str(deb.weights) if deb.weights else None, blur=blur, precision=deb.precision)
     if csv:
@@ -186,7 +177,7 @@ def evaluate_cmd(
         typer.echo(json.dumps(results, indent=2))
         return
     if not deb.trained:
-        err_console.print(f"[yellow]note:[/] no trained weights for '{model}': scoring the untrained network")
+        note(f"no trained weights for '{model}': scoring the untrained network")
     for r in results:
         what = "crops" if crops else "whole images"
         table = Table(title=f"{r['dataset']} ({r['images']} {what}, blur: {blur}, {deb.precision})")
@@ -219,20 +210,19 @@ def blur(
     kind: Annotated[str, typer.Option(help="gaussian | motion | shake | video | mix.")] = "mix",
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same blur.")] = 0,
     noise: Annotated[float, typer.Option(help="Std of additive gaussian noise (0-1 scale).")] = 0.0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Write a paired blurred/sharp dataset from your own sharp footage (usable as --data pairs:OUT)."""
-    from deblur_core.blur import BLUR_KINDS
     from deblur_core.errors import DeblurError
     from deblur_core.pairs import make_blur_pairs
 
-    if kind not in (*BLUR_KINDS, "mix"):
-        _fail(f"unknown blur kind '{kind}'; choose one of: {', '.join((*BLUR_KINDS, 'mix'))}", 2)
     try:
-        report = make_blur_pairs(input, out, kind=kind, seed=seed, noise_sigma=noise)
+        with Bar("blurring", enabled=not quiet) as bar:
+            report = make_blur_pairs(input, out, kind=kind, seed=seed, noise_sigma=noise, progress=bar.update)
     except ValueError as e:
-        _fail(str(e), 2)
+        fail(str(e), 2)
     except DeblurError as e:
-        _fail(str(e), 1)
+        fail(str(e), 1)
     console.print(f"wrote {report.written} pairs to {out}")
     for path, reason in report.failed:
         err_console.print(f"[red]failed:[/] {path}: {reason}")
@@ -264,9 +254,9 @@ def export(
         with err_console.status(f"exporting {model} (about half a minute)"):
             result = export_model(model, out, weights=weights, format=fmt, opset=opset)
     except (ValueError, CheckpointError) as e:
-        _fail(escape(str(e)), 2)
+        fail(escape(str(e)), 2)
     except DeblurError as e:
-        _fail(escape(str(e)), 1)
+        fail(escape(str(e)), 1)
     size_mb = result.path.stat().st_size / 1e6
     weights_note = f"weights {result.weights.name}" if result.weights else "untrained"
     console.print(f"wrote {result.path} ({model}, {weights_note}, ONNX opset {result.opset}, {size_mb:.1f} MB)")
@@ -275,10 +265,8 @@ def export(
     else:
         console.print(f"onnxruntime matches torch to {result.max_abs_diff:.1e} on a 67x93 input")
     if not result.weights:
-        err_console.print(f"[yellow]note:[/] no trained weights for '{model}': the exported network is untrained "
-                          "and returns its input unchanged; pass --weights.", soft_wrap=True)
+        note(f"no trained weights for '{model}': the exported network is untrained and returns its input "
+             "unchanged; pass --weights.")
 
-
-from .batch_cmd import batch  # noqa: E402  (its own module; it imports this one lazily, so no cycle)
 
 app.command()(batch)

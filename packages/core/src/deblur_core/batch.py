@@ -51,16 +51,15 @@ from torch import Tensor
 from .catalog import gaussian_only, trained_on
 from .errors import DeblurError, ImageReadError, ImageWriteError
 from .frames import list_images
-from .inference import Deblurrer, TilePlan, deblur_tensor, load_deblurrer, memory_budget, plan_batch
+from .inference import Deblurrer, TilePlan, check_precision, deblur_tensor, load_deblurrer, memory_budget, plan_batch
 from .io import IMAGE_EXTENSIONS, Image, VideoWriter, probe_video, read_image, read_video, to_tensor, write_image
 
 __all__ = [
     "VIDEO_EXTENSIONS",
     "COMPARE_DIR",
+    "BatchOptions",
     "BatchReport",
     "deblur_path",
-    "deblur_folder",
-    "deblur_video",
 ]
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
@@ -94,7 +93,7 @@ class BatchReport:
     rank: int = 0
     world_size: int = 1
     trained_on: str = ""  # what the weights were trained on, e.g. "default, mix blur" ("" where unknown)
-    notes: list[str] = field(default_factory=list)  # e.g. "audio re-encoded", "untrained network"
+    notes: list[str] = field(default_factory=list)  # e.g. "audio re-encoded", "frames ran in tiles"
 
     @property
     def frames_per_s(self) -> float:
@@ -112,41 +111,96 @@ class BatchReport:
         return d
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a run deblurs: validated once, shared by folders and videos (as :class:`~deblur_core.train.TrainConfig`
+    is for training).
+
+    Attributes:
+        model: variant name, loaded with ``weights`` on ``device`` at ``precision`` (unless :func:`deblur_path`
+            is handed a ready :class:`Deblurrer`, which keeps its own).
+        weights: a checkpoint instead of the variant's shipped weights (None: shipped, if any).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``auto`` (bf16 on GPUs and AMX CPUs, else fp32), ``fp32``, ``bf16`` or ``fp16``; see
+            :func:`deblur_core.inference.inference_dtype`. Outputs keep their format and bit depth.
+        tile, overlap: frames larger than ``tile`` x ``tile`` run alone in tiles of that size sharing
+            ``overlap`` pixels; None (default): whole frames, batched, where they fit the memory budget of
+            :func:`deblur_core.inference.memory_budget`, else the grid of tiles that fits it best.
+        batch_size: consecutive frames of one size deblurred together.
+        overwrite: redo outputs that exist (default: skip them, which makes reruns resume).
+        compare: also write side-by-side before/after images (``OUT/_compare/``) or a ``<stem>_compare`` video.
+        rank, world_size: process only frames ``i`` with ``i % world_size == rank`` (see
+            :class:`deblur_core.distributed.DistContext`).
+        codec, crf: videos only: the output's encoder and constant rate factor (see
+            :class:`deblur_core.io.VideoWriter`).
+
+    Raises:
+        ValueError: options that cannot work; the message says what to do instead.
+    """
+
+    model: str = "srn"
+    weights: str | Path | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    tile: int | None = None
+    overlap: int = 32
+    batch_size: int = 4
+    overwrite: bool = False
+    compare: bool = False
+    rank: int = 0
+    world_size: int = 1
+    codec: str = "libx264"
+    crf: int = 18
+
+    def __post_init__(self) -> None:
+        if self.overlap < 0:
+            raise ValueError(f"tile overlap must be >= 0, got {self.overlap}")
+        if self.tile is not None and self.tile <= 2 * self.overlap:
+            raise ValueError(f"tile ({self.tile}) must be larger than twice the tile overlap ({self.overlap}); "
+                             f"use a tile of at least {2 * self.overlap + 1} or a smaller overlap")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is not in 0..{self.world_size - 1} (world size {self.world_size})")
+        check_precision(self.precision)
+        if not 0 <= self.crf <= 63:
+            raise ValueError(f"crf must be in 0..63, got {self.crf}")
+
+
 def deblur_path(
     input: str | Path,
     out: str | Path | None = None,
+    options: BatchOptions | None = None,
     *,
-    model: str | Deblurrer = "srn",
-    weights: str | Path | None = None,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
-    overlap: int = 32,
-    batch_size: int = 4,
-    overwrite: bool = False,
-    compare: bool = False,
-    rank: int = 0,
-    world_size: int = 1,
+    deblurrer: Deblurrer | None = None,
     progress: ProgressFn | None = None,
-    codec: str = "libx264",
-    crf: int = 18,
 ) -> BatchReport:
-    """Deblur a folder of frames (:func:`deblur_folder`) or a video file (:func:`deblur_video`; ``codec`` and
-    ``crf`` apply to videos only).
+    """Deblur a folder of frames or a video file (see the module docstring).
+
+    Args:
+        input: a folder of frames (read recursively) or a video file.
+        out: for a folder, the output folder (default: sibling ``<input>_deblurred``; must not overlap
+            ``input``). For a video, the output file if it has a video extension, else a folder that receives
+            ``<stem>.mp4`` (default: ``<stem>_deblurred.mp4`` beside the input).
+        options: see :class:`BatchOptions` (default: its defaults).
+        deblurrer: a ready network to use instead of loading ``options.model``.
+        progress: see :data:`ProgressFn`.
+
+    Returns:
+        :class:`BatchReport` of this rank's share. For a video, a file that cannot be decoded (not a video,
+        truncated, breaking off mid-stream) is reported as failed with the reason, and no output is left.
 
     Raises:
-        ValueError: arguments that cannot work (missing input, OUT overlapping INPUT, bad tile sizes, unknown
-            model, no CUDA); the message says what to do instead.
+        ValueError: arguments that cannot work (missing input, OUT overlapping INPUT or not writable, unknown
+            model or codec, no CUDA); the message says what to do instead.
         DeblurError: a folder without images, or weights that cannot be loaded.
     """
+    opts = options or BatchOptions()
     src = Path(input)
-    kwargs = dict(model=model, weights=weights, device=device, precision=precision, tile=tile, overlap=overlap,
-                  batch_size=batch_size, overwrite=overwrite, compare=compare, rank=rank, world_size=world_size,
-                  progress=progress)
     if src.is_dir():
-        return deblur_folder(src, out, **kwargs)
+        return _deblur_folder(src, out, opts, deblurrer, progress)
     if src.is_file() and src.suffix.lower() in VIDEO_EXTENSIONS:
-        return deblur_video(src, out, codec=codec, crf=crf, **kwargs)
+        return _deblur_video(src, out, opts, deblurrer, progress)
     if not src.exists():
         raise ValueError(f"input '{src}' does not exist; give a folder of frames or a video file")
     raise ValueError(
@@ -155,69 +209,32 @@ def deblur_path(
     )
 
 
-def deblur_folder(
-    input: str | Path,
-    out: str | Path | None = None,
-    *,
-    model: str | Deblurrer = "srn",
-    weights: str | Path | None = None,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
-    overlap: int = 32,
-    batch_size: int = 4,
-    overwrite: bool = False,
-    compare: bool = False,
-    rank: int = 0,
-    world_size: int = 1,
-    progress: ProgressFn | None = None,
-) -> BatchReport:
-    """Deblur every image under ``input`` into ``out``, mirroring relative paths (see the module docstring).
-
-    Args:
-        input: folder of frames, read recursively.
-        out: output folder (default: sibling ``<input>_deblurred``); must not overlap ``input``.
-        model: a variant name (loaded with ``weights`` on ``device`` at ``precision``) or a ready
-            :class:`Deblurrer` (which keeps its own device and precision).
-        precision: ``auto`` (bf16 on GPUs and AMX CPUs, else fp32), ``fp32``, ``bf16`` or ``fp16``; see
-            :func:`deblur_core.inference.inference_dtype`. Outputs keep their format and bit depth.
-        tile, overlap: frames larger than ``tile`` x ``tile`` run alone in tiles of that size sharing
-            ``overlap`` pixels; None (default): whole frames, batched, where they fit the memory budget of
-            :func:`deblur_core.inference.memory_budget`, else the grid of tiles that fits it best.
-        batch_size: consecutive frames of one size deblurred together.
-        overwrite: redo frames whose output exists (default: skip them, which makes reruns resume).
-        compare: also write side-by-side before/after images under ``out/_compare/``.
-        rank, world_size: process only frames ``i`` with ``i % world_size == rank``.
-        progress: see :data:`ProgressFn`.
-
-    Returns:
-        :class:`BatchReport` of this rank's share.
-    """
-    _check_options(tile, overlap, batch_size, rank, world_size)
-    src = Path(input).resolve()
-    if not src.is_dir():
-        raise ValueError(f"input '{src}' is not a folder")
+def _folder_output(src: Path, out: str | Path | None) -> Path:
     dst = Path(out).resolve() if out is not None else src.with_name(src.name + "_deblurred")
     if dst == src or src in dst.parents:
         raise ValueError(f"output folder '{dst}' is inside the input '{src}'; pass an output folder outside it")
     if dst in src.parents:
         raise ValueError(f"output folder '{dst}' contains the input '{src}'; pass an output folder beside it")
     _check_output_folder(dst)
+    return dst
+
+
+def _deblur_folder(input: Path, out: str | Path | None, opts: BatchOptions, deb: Deblurrer | None,
+                   progress: ProgressFn | None) -> BatchReport:
+    """Every image under ``input`` into ``out``, mirroring relative paths; this rank's share only."""
+    src = input.resolve()
+    dst = _folder_output(src, out)
     files = list_images(src)
     if not files:
         raise DeblurError(f"no images found under '{src}' (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
-    deb = _deblurrer(model, weights, device, precision)
-    report = _new_report(src, dst, deb, rank, world_size)
-
-    share = [f.relative_to(src) for f in files[rank::world_size]]
+    deb = deb or load_deblurrer(opts.model, opts.weights, device=opts.device, precision=opts.precision)
+    report = _new_report(src, dst, deb, opts)
+    share = [f.relative_to(src) for f in files[opts.rank::opts.world_size]]
     report.total = len(share)
-    todo = []
-    for rel in share:
-        targets = [dst / rel] + ([dst / COMPARE_DIR / rel] if compare else [])
-        if not overwrite and all(t.exists() for t in targets):
-            report.skipped += 1
-        else:
-            todo.append(rel)
+    compare_dir = dst / COMPARE_DIR
+    todo = [rel for rel in share
+            if opts.overwrite or not ((dst / rel).exists() and (not opts.compare or (compare_dir / rel).exists()))]
+    report.skipped = len(share) - len(todo)
 
     def read(rel: Path) -> tuple[Path, Image | str]:
         try:
@@ -230,12 +247,11 @@ def deblur_folder(
     def write(rel: Path, before: Image, after: Tensor) -> None:
         image = Image(data=after, alpha=before.alpha, bit_depth=before.bit_depth)
         _write_atomic(dst / rel, lambda tmp: write_image(tmp, image))
-        if compare:
+        if opts.compare:
             side = _side_by_side(before, after)
-            _write_atomic(dst / COMPARE_DIR / rel, lambda tmp: write_image(tmp, side))
+            _write_atomic(compare_dir / rel, lambda tmp: write_image(tmp, side))
 
-    run = _Run(report, deb, tile, overlap, batch_size, len(todo), progress, workers=_IO_WORKERS)
-    with run:
+    with _Run(report, deb, opts, len(todo), progress, workers=_IO_WORKERS) as run:
         for rel, image in _ordered_map(read, todo, workers=_IO_WORKERS, nbytes=_nbytes):
             if isinstance(image, str):
                 run.fail(str(rel), image)
@@ -244,44 +260,7 @@ def deblur_folder(
     return report
 
 
-def deblur_video(
-    input: str | Path,
-    out: str | Path | None = None,
-    *,
-    model: str | Deblurrer = "srn",
-    weights: str | Path | None = None,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
-    overlap: int = 32,
-    batch_size: int = 4,
-    overwrite: bool = False,
-    compare: bool = False,
-    rank: int = 0,
-    world_size: int = 1,
-    progress: ProgressFn | None = None,
-    codec: str = "libx264",
-    crf: int = 18,
-) -> BatchReport:
-    """Deblur a video file into a new video with the same frame rate, frame timestamps and audio.
-
-    ``out`` is the output file if it has a video extension, otherwise a folder that receives
-    ``<stem>.mp4``; by default ``<stem>_deblurred.mp4`` beside the input. Frames are 8-bit RGB (what
-    :func:`deblur_core.io.read_video` gives), encoded with ``codec`` at constant rate factor ``crf`` (see
-    :class:`deblur_core.io.VideoWriter`); odd sizes are padded by one edge pixel for yuv420p. Audio streams
-    are copied without re-encoding where the output container accepts their codec, else re-encoded to AAC
-    (the report's notes say which). A video that cannot be decoded (not a video, truncated, or breaking off
-    mid-stream) is reported as failed, with the reason, and no output is left. Only rank 0 processes a
-    video; other ranks return an empty report. Other arguments as for :func:`deblur_folder`.
-
-    Raises:
-        ValueError: as for :func:`deblur_folder`, and an unknown ``codec`` or one the output container
-            cannot hold.
-    """
-    _check_options(tile, overlap, batch_size, rank, world_size)
-    src = Path(input).resolve()
-    if not src.is_file():
-        raise ValueError(f"input '{src}' is not a file")
+def _video_output(src: Path, out: str | Path | None) -> Path:
     if out is None:
         dst = src.with_name(src.stem + "_deblurred.mp4")
     else:
@@ -293,28 +272,50 @@ def deblur_video(
     _check_output_folder(dst.parent)
     if dst == src:
         raise ValueError(f"output '{dst}' is the input video; pass another --out")
-    deb = _deblurrer(model, weights, device, precision)
-    report = _new_report(src, dst, deb, rank, world_size)
-    if rank != 0:
-        report.notes.append(f"a video is one output file, so rank 0 processes it; rank {rank} had nothing to do")
-        return report
+    return dst
+
+
+def _deblur_video(input: Path, out: str | Path | None, opts: BatchOptions, deb: Deblurrer | None,
+                  progress: ProgressFn | None) -> BatchReport:
+    """A video into a new video with the same frame rate, frame timestamps and audio; rank 0 only (a video
+    is one output file). Frames are 8-bit RGB (what :func:`deblur_core.io.read_video` gives); odd sizes are
+    padded by one edge pixel for yuv420p; audio is copied where the container accepts its codec, else
+    re-encoded to AAC (the report's notes say which)."""
+    src = input.resolve()
+    dst = _video_output(src, out)
+    deb = deb or load_deblurrer(opts.model, opts.weights, device=opts.device, precision=opts.precision)
+    report = _new_report(src, dst, deb, opts)
     side_path = dst.with_name(dst.stem + "_compare.mp4")
-    if not overwrite and dst.exists() and (side_path.exists() or not compare):
+    if opts.rank != 0:
+        report.notes.append(f"a video is one output file, so rank 0 processes it; rank {opts.rank} had nothing to do")
+    elif not opts.overwrite and dst.exists() and (side_path.exists() or not opts.compare):
         try:
             report.skipped = report.total = probe_video(dst).frames
         except ImageReadError:
             report.skipped = report.total = 0
         report.notes.append(f"output '{dst}' exists: skipped (--overwrite redoes it)")
-        return report
-    try:
-        info = probe_video(src)
-        decoded = read_video(src)
-    except ImageReadError as err:
-        report.failed.append((src.name, err.reason))
-        return report
+    else:
+        try:
+            _encode_video(src, dst, side_path if opts.compare else None, opts, _Run(report, deb, opts, None, progress,
+                                                                                     workers=1))
+        except (ImageReadError, ImageWriteError) as err:
+            report.failed = [(src.name, err.reason)]
+            report.done, report.megapixels = 0, 0.0
+    return report
 
-    it, index = iter(decoded), itertools.count()
+
+def _encode_video(src: Path, dst: Path, side_path: Path | None, opts: BatchOptions, run: _Run) -> None:
+    """Decode ``src`` frame by frame, deblur, encode to ``dst`` (and the side-by-side video), atomically.
+
+    Raises:
+        ImageReadError, ImageWriteError: the input cannot be decoded, or a frame cannot be encoded (the
+            output would be incomplete, so none is left).
+    """
+    info = probe_video(src)
+    run.todo = info.frames or None
+    it, index = iter(read_video(src)), itertools.count()
     stamps: deque[int | None] = deque()  # timestamps of the frames on their way to the writer, in order
+    report = run.report
 
     def next_frame(_: object) -> tuple[str, Image] | None:
         item = next(it, None)  # one decoder thread calls this, so frames arrive in order
@@ -325,59 +326,32 @@ def deblur_video(
         data, _alpha, bit_depth = to_tensor(array)
         return f"{src.name} frame {next(index)}", Image(data=data, bit_depth=bit_depth)
 
-    run = _Run(report, deb, tile, overlap, batch_size, info.frames or None, progress, workers=1)
-    encoding = dict(fps=info.fps, time_base=info.time_base, codec=codec, crf=crf, audio_from=src)
-    try:
-        with _AtomicVideo(dst, **encoding) as video, \
-                _AtomicVideo(side_path if compare else None, **encoding) as side:
+    encoding = dict(fps=info.fps, time_base=info.time_base, codec=opts.codec, crf=opts.crf, audio_from=src)
+    with _AtomicVideo(dst, **encoding) as video, _AtomicVideo(side_path, **encoding) as side:
 
-            def write(_: str, before: Image, after: Tensor) -> None:  # one encoder thread: in order
-                pts = stamps.popleft()
-                video.write(after, pts)
-                if side.writer is not None:
-                    side.write(_side_by_side(before, after).data, pts)
+        def write(_: str, before: Image, after: Tensor) -> None:  # one encoder thread: in order
+            pts = stamps.popleft()
+            video.write(after, pts)
+            if side.writer is not None:
+                side.write(_side_by_side(before, after).data, pts)
 
-            with run:
-                for item in _ordered_map(next_frame, itertools.repeat(None), workers=1, nbytes=_nbytes):
-                    if item is None:
-                        break
-                    report.total += 1
-                    run.add(*item, write)
-            if report.failed:  # a frame could not be encoded: the video would be incomplete
-                raise ImageWriteError(dst, "not written: " + "; ".join(f"{n}: {r}" for n, r in report.failed))
-            if report.done == 0:
-                raise ImageReadError(src, "no video frames could be decoded")
-        report.notes.extend(video.writer.notes)
-    except (ImageReadError, ImageWriteError) as err:
-        report.failed = [(src.name, err.reason)]
-        report.done, report.megapixels = 0, 0.0
-    return report
+        with run:
+            for item in _ordered_map(next_frame, itertools.repeat(None), workers=1, nbytes=_nbytes):
+                if item is None:
+                    break
+                report.total += 1
+                run.add(*item, write)
+        if report.failed:
+            raise ImageWriteError(dst, "not written: " + "; ".join(f"{n}: {r}" for n, r in report.failed))
+        if report.done == 0:
+            raise ImageReadError(src, "no video frames could be decoded")
+    report.notes.extend(video.writer.notes)
 
 
-def _check_options(tile: int | None, overlap: int, batch_size: int, rank: int, world_size: int) -> None:
-    if overlap < 0:
-        raise ValueError(f"tile overlap must be >= 0, got {overlap}")
-    if tile is not None and tile <= 2 * overlap:
-        raise ValueError(f"tile ({tile}) must be larger than twice the tile overlap ({overlap}); "
-                         f"use a tile of at least {2 * overlap + 1} or a smaller overlap")
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} is not in 0..{world_size - 1} (world size {world_size})")
-
-
-def _deblurrer(model: str | Deblurrer, weights: str | Path | None, device: str | torch.device,
-               precision: str) -> Deblurrer:
-    if isinstance(model, Deblurrer):
-        return model
-    return load_deblurrer(model, weights, device=device, precision=precision)
-
-
-def _new_report(src: Path, dst: Path, deb: Deblurrer, rank: int, world_size: int) -> BatchReport:
+def _new_report(src: Path, dst: Path, deb: Deblurrer, opts: BatchOptions) -> BatchReport:
+    # an untrained network is a fact (``trained``), not a note: front ends word it themselves
     report = BatchReport(input=str(src), output=str(dst), model=deb.name, trained=deb.trained,
-                         device=str(deb.device), precision=deb.precision, rank=rank, world_size=world_size)
-    if not deb.trained:
-        report.notes.append(f"no trained weights for '{deb.name}': the network is untrained (the identity)")
+                         device=str(deb.device), precision=deb.precision, rank=opts.rank, world_size=opts.world_size)
     config = deb.meta.get("config", {})
     report.trained_on = trained_on(config)
     if deb.trained and gaussian_only(config):
@@ -505,11 +479,11 @@ class _Run:
     Everything here runs in the caller's thread; only the ``write`` functions run in writer threads.
     """
 
-    def __init__(self, report: BatchReport, deb: Deblurrer, tile: int | None, overlap: int, batch_size: int,
-                 todo: int | None, progress: ProgressFn | None, *, workers: int) -> None:
+    def __init__(self, report: BatchReport, deb: Deblurrer, opts: BatchOptions, todo: int | None,
+                 progress: ProgressFn | None, *, workers: int) -> None:
         self.report, self.deb = report, deb
-        self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
-        self.budget = memory_budget(deb.device) if tile is None else 0
+        self.tile, self.overlap, self.batch_size = opts.tile, opts.overlap, opts.batch_size
+        self.budget = memory_budget(deb.device) if opts.tile is None else 0
         self.plans: dict[tuple[int, ...], TilePlan] = {}  # frame shape -> how such frames run
         self.todo, self.progress = todo, progress
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="deblur-write")

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from .checkpoint import load_model, pretrained_path
 from .models import activation_bytes_per_pixel, get_model
 
-__all__ = ["PRECISIONS", "Deblurrer", "resolve_device", "cpu_has_amx_bf16", "inference_dtype", "precision_name",
+__all__ = ["PRECISIONS", "Deblurrer", "resolve_device", "cpu_has_amx_bf16", "check_precision", "inference_dtype", "precision_name",
            "load_deblurrer", "deblur_tensor", "tile_starts",
            "CPU_MEMORY_BUDGET", "TilePlan", "memory_budget", "plan_batch"]
 
@@ -66,6 +66,12 @@ def cpu_has_amx_bf16() -> bool:
     return amx and torch.backends.mkldnn.is_available()
 
 
+def check_precision(precision: str) -> None:
+    """Raises ValueError unless ``precision`` is one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+
+
 def inference_dtype(precision: str = "auto", device: str | torch.device = "cpu") -> torch.dtype | None:
     """The autocast dtype of inference at ``precision`` on ``device``, or None for plain fp32.
 
@@ -77,8 +83,7 @@ def inference_dtype(precision: str = "auto", device: str | torch.device = "cpu")
     Raises:
         ValueError: an unknown precision.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    check_precision(precision)
     if precision != "auto":
         return _DTYPES[precision]
     dev = torch.device(device)

@@ -7,17 +7,15 @@ rerun (or a run on a subset) reproduces the same pairs, and nothing is ever writ
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import torch
-
-from .blur import synth_blur
+from .blur import check_kind, synth_blur
 from .errors import DeblurError, ImageReadError
-from .io import Image, read_image, write_image
 from .frames import list_images
+from .io import Image, read_image, write_image
+from .seeding import seeded_generator
 
 __all__ = ["PairsReport", "make_blur_pairs"]
 
@@ -26,11 +24,6 @@ __all__ = ["PairsReport", "make_blur_pairs"]
 class PairsReport:
     written: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-
-
-def _path_seed(seed: int, rel: str) -> int:
-    digest = hashlib.sha256(f"{seed}:{rel}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def make_blur_pairs(
@@ -44,10 +37,13 @@ def make_blur_pairs(
 ) -> PairsReport:
     """Blur every image under ``input_dir`` with synthetic blur of ``kind``; write the pairs under ``out_dir``.
 
-    Raises ValueError for arguments that cannot work (input not a folder, output inside the input) and
-    DeblurError when the input holds no images. Both images of a pair keep the input's bit depth and alpha; the sharp twin is the input re-encoded
+    ``progress`` is called with (images finished, images in all) after each image, read or not.
+
+    Raises ValueError for arguments that cannot work (unknown kind, input not a folder, output inside the
+    input) and DeblurError when the input holds no images. Both images of a pair keep the input's bit depth and alpha; the sharp twin is the input re-encoded
     in the same format. Unreadable inputs are reported, not fatal.
     """
+    check_kind(kind)
     src, dst = Path(input_dir).resolve(), Path(out_dir).resolve()
     if not src.is_dir():
         raise ValueError(f"input '{src}' is not a folder")
@@ -63,14 +59,15 @@ def make_blur_pairs(
             img = read_image(f)
         except ImageReadError as e:
             report.failed.append((str(rel), e.reason))
-            continue
-        g = torch.Generator().manual_seed(_path_seed(seed, rel.as_posix()))
-        blurred = synth_blur(img.data[None], kind, g, noise_sigma=noise_sigma, quantize=img.bit_depth == 8).blurred[0]
-        for sub, data in (("blur", blurred), ("sharp", img.data)):
-            target = dst / sub / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_image(target, Image(data=data, alpha=img.alpha, bit_depth=img.bit_depth))
-        report.written += 1
+        else:
+            g = seeded_generator(seed, rel.as_posix())  # one image's blur does not depend on the others
+            blurred = synth_blur(img.data[None], kind, g, noise_sigma=noise_sigma,
+                                 quantize=img.bit_depth == 8).blurred[0]
+            for sub, data in (("blur", blurred), ("sharp", img.data)):
+                target = dst / sub / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_image(target, Image(data=data, alpha=img.alpha, bit_depth=img.bit_depth))
+            report.written += 1
         if progress:
             progress(i + 1, len(files))
     return report

@@ -34,7 +34,7 @@ from .blur import check_kind, synth_blur
 from .catalog import model_catalog, trained_on
 from .checkpoint import pretrained_path, read_metadata
 from .errors import DeblurError, ImageTooLargeError
-from .inference import PRECISIONS, Deblurrer, load_deblurrer, resolve_device
+from .inference import Deblurrer, check_precision, load_deblurrer, resolve_device
 from .io import Image, image_size, read_image, to_tensor
 from .metrics import psnr, ssim
 
@@ -125,8 +125,10 @@ def load_image(source: str | Path | np.ndarray | Image, *, max_pixels: int = DEF
 
 def _cached_deblurrer(name: str, weights: WeightsArg, device: str, precision: str) -> Deblurrer:
     """The deblurrer for these arguments, loaded once and reused while its weight file stays the same."""
-    if precision not in PRECISIONS:
-        raise DeblurError(f"unknown precision '{precision}'; expected one of {', '.join(PRECISIONS)}")
+    try:
+        check_precision(precision)
+    except ValueError as err:  # the demo shows DeblurErrors to the user
+        raise DeblurError(str(err)) from None
     path = Path(weights) if weights is not None else pretrained_path(name)
     stamp = path.stat().st_mtime_ns if path is not None and path.is_file() else None
     return _load_deblurrer_once(name, str(path) if path is not None else None, stamp,

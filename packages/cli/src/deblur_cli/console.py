@@ -1,0 +1,49 @@
+"""Where every command prints: results to stdout, notes, progress and errors to stderr."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+__all__ = ["console", "err_console", "fail", "note"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print ``error: message`` to stderr and exit with ``code`` (2: usage error, 1: the work failed)."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def note(message: str) -> None:
+    err_console.print(f"[yellow]note:[/] {message}", soft_wrap=True)
+
+
+class Bar:
+    """A progress bar on stderr fed by core's ``progress(done, total)`` callbacks (nothing when disabled)."""
+
+    def __init__(self, label: str, enabled: bool = True) -> None:
+        self.label, self.enabled = label, enabled
+        self.bar = self.task = None
+
+    def __enter__(self) -> Bar:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), console=err_console)
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def update(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done, total=total)
