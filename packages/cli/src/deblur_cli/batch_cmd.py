@@ -77,6 +77,13 @@ def batch(
         except DeblurError as e:
             fail(str(e), 1)
     summary_failed = summary_path is not None and not _write_summary(summary_path, report)
+    _present(report, quiet)
+    if report.failed or summary_failed:
+        raise typer.Exit(1)
+
+
+def _present(report, quiet: bool) -> None:
+    """The summary table and notes (unless quiet), then every failure (always)."""
     if not quiet:
         console.print(_summary_table(report))
         for line in report.notes:
@@ -86,8 +93,6 @@ def batch(
     if report.failed:
         err_console.print(f"[bold red]{len(report.failed)} failed[/] (the others are done; rerun to retry only "
                           "the missing ones)", soft_wrap=True)
-    if report.failed or summary_failed:
-        raise typer.Exit(1)
 
 
 def _write_summary(path: Path, report) -> bool:

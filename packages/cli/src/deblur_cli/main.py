@@ -102,6 +102,7 @@ def train(
 
     Runs unchanged under 'torchrun --nproc-per-node N' (DistributedDataParallel; rank 0 writes).
     """
+    # over 60 lines only because typer reads the options from the signature, one line each
     from deblur_core.errors import DeblurError
     from deblur_core.train import TrainConfig, load_run_config
     from deblur_core.train import train as run_training

@@ -432,37 +432,29 @@ def write_image(
     if ext in (".jpg", ".jpeg", ".bmp"):
         alpha = None  # JPEG has no alpha; Pillow cannot write gray+alpha BMP nor read RGBA BMP back
     try:
-        array = to_array(data, bit_depth, alpha)
-        if ext in (".tif", ".tiff"):
-            channels = 1 if array.ndim == 2 else array.shape[2]
-            tifffile.imwrite(
-                path,
-                array,
-                photometric="rgb" if channels >= 3 else "minisblack",
-                extrasamples=["unassalpha"] if channels in (2, 4) else None,
-            )
-        elif ext == ".png" and cv2 is not None and (1 if array.ndim == 2 else array.shape[2]) != 2:
-            _encode_png_cv2(path, array)  # gray, RGB, RGBA in 8 or 16 bits; gray+alpha below
-        elif ext == ".png" and bit_depth == 16:
-            channels = 1 if array.ndim == 2 else array.shape[2]
-            fmt = _PNG16_WRITE_FORMATS[channels]
-            iio.imwrite(
-                path,
-                array,
-                plugin="pyav",
-                codec="png",
-                is_batch=False,
-                in_pixel_format=fmt + "le",
-                out_pixel_format=fmt + "be",
-            )
-        else:
-            # PNG at zlib level 1 (gray+alpha, or no OpenCV): still lossless, files ~15% larger than Pillow's
-            # default level 6, but 5x faster to encode (0.06 vs 0.28 s for a 720p frame here)
-            options = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"lossless": True},
-                       ".png": {"compress_level": 1}}
-            PILImage.fromarray(array).save(path, **options.get(ext, {}))
+        _encode(path, ext, to_array(data, bit_depth, alpha), bit_depth)
     except _CODEC_ERRORS as err:
         raise ImageWriteError(path, f"{type(err).__name__}: {err}") from err
+
+
+def _encode(path: Path, ext: str, array: np.ndarray, bit_depth: int) -> None:
+    """Write an (H, W[, C]) uint8/uint16 array with the fastest codec that keeps it exactly (lossy only for JPEG)."""
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    if ext in (".tif", ".tiff"):
+        tifffile.imwrite(path, array, photometric="rgb" if channels >= 3 else "minisblack",
+                         extrasamples=["unassalpha"] if channels in (2, 4) else None)
+    elif ext == ".png" and cv2 is not None and channels != 2:
+        _encode_png_cv2(path, array)  # gray, RGB, RGBA in 8 or 16 bits; gray+alpha below
+    elif ext == ".png" and bit_depth == 16:
+        fmt = _PNG16_WRITE_FORMATS[channels]
+        iio.imwrite(path, array, plugin="pyav", codec="png", is_batch=False, in_pixel_format=fmt + "le",
+                    out_pixel_format=fmt + "be")
+    else:
+        # PNG at zlib level 1 (gray+alpha, or no OpenCV): still lossless, files ~15% larger than Pillow's
+        # default level 6, but 5x faster to encode (0.06 vs 0.28 s for a 720p frame here)
+        options = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"lossless": True},
+                   ".png": {"compress_level": 1}}
+        PILImage.fromarray(array).save(path, **options.get(ext, {}))
 
 
 # Video: PyAV (ffmpeg) directly, imported where it is needed, so that photos load without it.

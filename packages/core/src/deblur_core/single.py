@@ -22,6 +22,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -167,21 +168,6 @@ def _run_network(
     return y, deblurrer, time.perf_counter() - start, tiles[0]
 
 
-def _result(image: Image, output: Tensor, model: str, deblurrer: Deblurrer, seconds: float, tiles: int,
-            **extra) -> DeblurResult:
-    return DeblurResult(
-        input=image,
-        output=Image(data=output, alpha=image.alpha, bit_depth=image.bit_depth),
-        model=model,
-        trained=deblurrer.trained,
-        device=str(deblurrer.device),
-        seconds=seconds,
-        tiles=tiles,
-        precision=deblurrer.precision,
-        **extra,
-    )
-
-
 def deblur_image(
     image: str | Path | np.ndarray | Image,
     model: str,
@@ -215,7 +201,9 @@ def deblur_image(
     img = load_image(image, max_pixels=max_pixels)
     y, deblurrer, seconds, tiles = _run_network(img.data[None], model, weights, device, precision, tile,
                                                 progress)
-    return _result(img, y[0], model, deblurrer, seconds, tiles)
+    return DeblurResult(input=img, output=Image(data=y[0], alpha=img.alpha, bit_depth=img.bit_depth), model=model,
+                        trained=deblurrer.trained, device=str(deblurrer.device), seconds=seconds, tiles=tiles,
+                        precision=deblurrer.precision)
 
 
 def _blur_as_saved(original: Image, kind: str, strength: float, seed: int) -> Tensor:
@@ -237,19 +225,16 @@ def blur_then_deblur(
     strength: float,
     seed: int = 0,
     *,
-    weights: WeightsArg = None,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | None = 512,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    progress: Callable[[int, int], None] | None = None,
+    **options: Any,
 ) -> DeblurResult:
     """Blur a sharp photo, deblur it, and score both against the photo.
 
     ``strength`` in [0, 1] runs from mild to strong blur of ``kind`` (``gaussian``, ``motion``, ``shake`` or
     ``video``; see :func:`deblur_core.blur.synth_blur`); directions and paths are drawn from ``seed``. The
     blurred image is quantised to the photo's bit depth first, as a saved photo would be, so the network
-    sees what it would see in a file.
+    sees what it would see in a file. ``max_pixels`` and ``options`` (``weights``, ``device``,
+    ``precision``, ``tile``, ``progress``) are as for :func:`deblur_image`.
 
     Returns:
         A :class:`DeblurResult` with ``original`` set and ``metrics`` =
@@ -262,15 +247,16 @@ def blur_then_deblur(
     original = load_image(image, max_pixels=max_pixels)
     if min(original.height, original.width) < _MIN_SIDE:
         raise DeblurError(f"the image must be at least {_MIN_SIDE}x{_MIN_SIDE} pixels to be scored")
-    blurred = _blur_as_saved(original, kind, strength, seed)
-    y, deblurrer, seconds, tiles = _run_network(blurred, model, weights, device, precision, tile, progress)
+    blurred = Image(data=_blur_as_saved(original, kind, strength, seed)[0], alpha=original.alpha,
+                    bit_depth=original.bit_depth)
+    result = deblur_image(blurred, model, max_pixels=max_pixels, **options)
     sharp = original.data[None]
-    metrics = {
-        name: {"psnr": float(psnr(img, sharp)[0]), "ssim": float(ssim(img, sharp)[0])}
-        for name, img in (("blurred", blurred), ("deblurred", y))
+    result.original = original
+    result.metrics = {
+        name: {"psnr": float(psnr(img.data[None], sharp)[0]), "ssim": float(ssim(img.data[None], sharp)[0])}
+        for name, img in (("blurred", blurred), ("deblurred", result.output))
     }
-    blurred_image = Image(data=blurred[0], alpha=original.alpha, bit_depth=original.bit_depth)
-    return _result(blurred_image, y[0], model, deblurrer, seconds, tiles, original=original, metrics=metrics)
+    return result
 
 
 def model_choices(weights: Mapping[str, str | Path] | None = None) -> list[tuple[str, str]]:

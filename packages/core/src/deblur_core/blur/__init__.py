@@ -82,7 +82,6 @@ def check_kind(kind: str, *, mix: bool = True) -> None:
         raise ValueError(f"unknown blur kind '{kind}'; expected one of {kinds}")
 
 
-_check_kind = check_kind  # the former private name, kept while callers move to check_kind
 
 
 def random_kernels(batch: int, kind: str, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
