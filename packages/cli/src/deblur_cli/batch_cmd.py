@@ -10,13 +10,12 @@ input, unknown model, bad weights, OUT overlapping INPUT, OUT a file or not writ
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .console import console, err_console, fail, note
+from .console import Bar, console, err_console, fail, note
 
 __all__ = ["batch"]
 
@@ -69,7 +68,7 @@ def batch(
     if show and not deb.trained:
         note(f"no trained weights for '{model}': the network is untrained and returns its input unchanged; pass "
              "--weights or train one with 'deblur-cli train'.")
-    with _ProgressBar(enabled=show) as bar:
+    with Bar("deblurring", enabled=show, rates=True) as bar:
         try:
             report = deblur_path(input, out, opts, deblurrer=deb, progress=bar.update)
         except (ValueError, CheckpointError) as e:
@@ -119,41 +118,6 @@ def _unwritable(path: Path) -> str | None:
     except OSError as e:
         return e.strerror or str(e)
     return None
-
-
-class _ProgressBar:
-    """Frames, frames/s, megapixels/s and ETA, fed by the core's progress callback."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar = None
-        self.task = None
-        self.start = 0.0
-
-    def __enter__(self) -> _ProgressBar:
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]deblurring"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[fps]:.2f} frames/s"), TextColumn("{task.fields[mps]:.2f} MP/s"),
-                TimeRemainingColumn(), console=err_console,
-            )
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def update(self, finished: int, total: int | None, megapixels: float) -> None:
-        if self.bar is None:
-            return
-        if self.task is None:
-            self.start = time.perf_counter()
-            self.task = self.bar.add_task("deblurring", total=total, fps=0.0, mps=0.0)
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        self.bar.update(self.task, completed=finished, total=total, fps=finished / elapsed, mps=megapixels / elapsed)
 
 
 def _summary_table(report):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 from rich.console import Console
 
-__all__ = ["console", "err_console", "fail", "note"]
+__all__ = ["console", "err_console", "fail", "note", "Bar"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,18 +24,21 @@ def note(message: str) -> None:
 
 
 class Bar:
-    """A progress bar on stderr fed by core's ``progress(done, total)`` callbacks (nothing when disabled)."""
+    """A progress bar on stderr fed by core's ``progress(done, total[, megapixels])`` callbacks (nothing when
+    disabled); with ``rates``, also frames/s and megapixels/s since the first update."""
 
-    def __init__(self, label: str, enabled: bool = True) -> None:
-        self.label, self.enabled = label, enabled
+    def __init__(self, label: str, enabled: bool = True, *, rates: bool = False) -> None:
+        self.label, self.enabled, self.rates = label, enabled, rates
         self.bar = self.task = None
+        self.start = 0.0
 
     def __enter__(self) -> Bar:
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+            rates = [TextColumn("{task.fields[fps]:.2f} frames/s"), TextColumn("{task.fields[mps]:.2f} MP/s")]
             self.bar = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), console=err_console)
+                                *(rates if self.rates else []), TimeRemainingColumn(), console=err_console)
             self.bar.__enter__()
         return self
 
@@ -41,9 +46,11 @@ class Bar:
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
-    def update(self, done: int, total: int | None) -> None:
+    def update(self, done: int, total: int | None, megapixels: float = 0.0) -> None:
         if self.bar is None:
             return
         if self.task is None:
-            self.task = self.bar.add_task(self.label, total=total)
-        self.bar.update(self.task, completed=done, total=total)
+            self.start = time.perf_counter()
+            self.task = self.bar.add_task(self.label, total=total, fps=0.0, mps=0.0)
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.bar.update(self.task, completed=done, total=total, fps=done / elapsed, mps=megapixels / elapsed)

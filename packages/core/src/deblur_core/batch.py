@@ -140,7 +140,7 @@ class BatchOptions:
 
     model: str = "srn"
     weights: str | Path | None = None
-    device: str = "auto"
+    device: str | torch.device = "auto"
     precision: str = "auto"
     tile: int | None = None
     overlap: int = 32
@@ -296,15 +296,15 @@ def _deblur_video(input: Path, out: str | Path | None, opts: BatchOptions, deb: 
         report.notes.append(f"output '{dst}' exists: skipped (--overwrite redoes it)")
     else:
         try:
-            _encode_video(src, dst, side_path if opts.compare else None, opts, _Run(report, deb, opts, None, progress,
-                                                                                     workers=1))
+            _encode_video(src, dst, side_path if opts.compare else None, opts, report, deb, progress)
         except (ImageReadError, ImageWriteError) as err:
             report.failed = [(src.name, err.reason)]
             report.done, report.megapixels = 0, 0.0
     return report
 
 
-def _encode_video(src: Path, dst: Path, side_path: Path | None, opts: BatchOptions, run: _Run) -> None:
+def _encode_video(src: Path, dst: Path, side_path: Path | None, opts: BatchOptions, report: BatchReport,
+                  deb: Deblurrer, progress: ProgressFn | None) -> None:
     """Decode ``src`` frame by frame, deblur, encode to ``dst`` (and the side-by-side video), atomically.
 
     Raises:
@@ -312,10 +312,8 @@ def _encode_video(src: Path, dst: Path, side_path: Path | None, opts: BatchOptio
             output would be incomplete, so none is left).
     """
     info = probe_video(src)
-    run.todo = info.frames or None
     it, index = iter(read_video(src)), itertools.count()
     stamps: deque[int | None] = deque()  # timestamps of the frames on their way to the writer, in order
-    report = run.report
 
     def next_frame(_: object) -> tuple[str, Image] | None:
         item = next(it, None)  # one decoder thread calls this, so frames arrive in order
@@ -335,7 +333,7 @@ def _encode_video(src: Path, dst: Path, side_path: Path | None, opts: BatchOptio
             if side.writer is not None:
                 side.write(_side_by_side(before, after).data, pts)
 
-        with run:
+        with _Run(report, deb, opts, info.frames or None, progress, workers=1) as run:
             for item in _ordered_map(next_frame, itertools.repeat(None), workers=1, nbytes=_nbytes):
                 if item is None:
                     break
