@@ -85,6 +85,20 @@ def test_every_path_matches_reference_with_random_weights(monkeypatch, kwargs):
     assert (plain.detach() - ref).abs().max().item() <= TOLERANCE
 
 
+@pytest.mark.parametrize("onednn", [True, False])
+def test_residual_sums_with_and_without_onednn(shipped, monkeypatch, onednn):
+    # the fused in-place convolution where the torch build has it, addmm_ where it does not: same result
+    if onednn and nafnet_module._onednn_conv_add() is None:
+        pytest.skip("this torch build has no oneDNN in-place convolution")
+    if not onednn:
+        monkeypatch.setattr(nafnet_module, "_onednn_conv_add", lambda: None)
+    monkeypatch.setattr(nafnet_module, "_STRIP_ELEMENTS", 2**12)
+    x = torch.rand(2, 3, 29, 45, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        out, ref = shipped(x), former_forward(shipped, x)
+    assert (out - ref).abs().max().item() <= TOLERANCE
+
+
 def test_block_forward_inplace_overwrites_its_input_only():
     block = _random_nafnet().encoders[0][0]
     x = torch.rand(2, 16, 19, 23).contiguous(memory_format=torch.channels_last)

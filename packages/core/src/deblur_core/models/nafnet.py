@@ -13,10 +13,10 @@ the same result to float rounding:
 
 - each block updates the residual stream in place (:meth:`NAFBlock.forward_`), a strip of rows at a time,
   so the hidden activations stay in the cache; its temporaries live in one scratch tensor that every block
-  reuses;
-- the 1x1 convolutions are matrix products over the pixels' channel vectors of channels_last memory; the
-  LayerNorms' scale and shift, the channel attention and the residual scales fold into their weights, and
-  the residual sums accumulate into the stream (``addmm_``);
+  reuses, and the channel attention's means are summed from each strip while it is in the cache;
+- the LayerNorms' scale and shift, the channel attention and the residual scales fold into the weights of
+  the 1x1 convolutions, and the two residual sums accumulate into the stream in one pass each (oneDNN's
+  in-place convolution with a fused add, where the torch build has it; else ``addmm_``);
 - the upsampling's PixelShuffle is a view, added into the skip connection in place.
 
 tests/core/test_nafnet.py checks it against the forward as it was before (``benchmarks/nafnet_former.py``,
@@ -24,6 +24,8 @@ to 1e-4), and the benchmark suite times the two (``test_nafnet_former_vs_current
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -113,32 +115,43 @@ class NAFBlock(nn.Module):
         beta, gamma = self.beta.view(c), self.gamma.view(c)
         w4, b4 = gamma[:, None] * _matrix(self.ffn2), gamma * self.ffn2.bias
 
-        def norm_conv(pixels: Tensor, eps: float, weight: Tensor, bias: Tensor) -> Tensor:
-            # a 1x1 convolution of the normalised (K, C) pixels, whose norm's scale and shift it holds
-            k = pixels.shape[0]
-            normed = _normalize(pixels, eps, out=strip[: k * c].view(k, c))
-            return torch.addmm(bias, normed, weight.t(), out=strip[k * c : k * (c + hidden)].view(k, hidden))
+        def norm_conv(i: int, r0: int, r1: int, eps: float, weight: Tensor, bias: Tensor) -> Tensor:
+            # a 1x1 convolution of rows r0:r1 of image i, normalised, whose norm's scale and shift it holds;
+            # oneDNN's 1x1 convolution beats a matrix product over so few channels
+            pixels = xs[i, r0:r1].reshape(-1, c)
+            normed = _normalize(pixels, eps, out=strip[: pixels.numel()].view(-1, c))
+            return F.conv2d(_image(normed, r1 - r0, w), weight[:, :, None, None], bias)
 
         # pass 1: norm1 -> conv1 -> dwconv -> SimpleGate into `gated`, a strip of rows at a time (with the
-        # rows the depthwise kernel reaches beyond it), so that the hidden activations stay in the cache
+        # rows the depthwise kernel reaches beyond it), so that the hidden activations stay in the cache;
+        # the channel attention's means summed from each strip while it is there
+        sums = x.new_zeros(b, half)
         for i in range(b):
             for r0 in range(0, h, rows):
                 r1 = min(r0 + rows, h)
                 i0, i1 = max(r0 - reach, 0), min(r1 + reach, h)
-                y = norm_conv(xs[i, i0:i1].reshape(-1, c), self.norm1.eps, w1, b1)
-                y = self.dwconv(y.view(1, i1 - i0, w, hidden).permute(0, 3, 1, 2))[:, :, r0 - i0 : r1 - i0]
-                torch.mul(y[:, :half], y[:, half:], out=gated[i : i + 1, r0:r1].permute(0, 3, 1, 2))
+                # two statements, not one expression: each strip then frees the previous strip's buffer as it
+                # allocates its own, so glibc hands back the same pages; nested, three strip-sized buffers
+                # lived at once, the freed pages went back to the OS, and a 720p frame page-faulted on 470 MB
+                # instead of 200 MB (20% slower)
+                y = norm_conv(i, i0, i1, self.norm1.eps, w1, b1)
+                y = self.dwconv(y)[:, :, r0 - i0 : r1 - i0]
+                g = gated[i, r0:r1]
+                torch.mul(y[:, :half], y[:, half:], out=_image(g, r1 - r0, w))
+                sums[i] += g.view(-1, half).sum(0)
         # beta * conv2(gated * sca(gated)): the channel attention s (one per image) and beta fold into conv2
-        s = self.sca[1](gated.view(b, h * w, half).mean(1).view(b, half, 1, 1)).view(b, 1, half)
+        s = self.sca[1]((sums / (h * w)).view(b, half, 1, 1)).view(b, 1, half)
         w2, b2 = beta[:, None] * _matrix(self.conv2) * s, beta * self.conv2.bias
         # pass 2, a strip at a time: x += that; x += gamma * ffn2(SimpleGate(ffn1(norm2(x))))
         for i in range(b):
             for r0 in range(0, h, rows):
                 r1 = min(r0 + rows, h)
-                xv = xs[i, r0:r1].view(-1, c)
-                xv.addmm_(gated[i, r0:r1].view(-1, half), w2[i].t()).add_(b2)
-                a, g = norm_conv(xv, self.norm2.eps, w3, b3).chunk(2, dim=1)
-                xv.addmm_(a.mul_(g), w4.t()).add_(b4)
+                xv = x[i : i + 1, :, r0:r1]
+                _conv1x1_add_(xv, _image(gated[i, r0:r1], r1 - r0, w), w2[i], b2)
+                y = norm_conv(i, r0, r1, self.norm2.eps, w3, b3)
+                a = strip[(r1 - r0) * w * c : (r1 - r0) * w * (c + half)]
+                a = torch.mul(y[:, :half], y[:, half:], out=_image(a, r1 - r0, w))
+                _conv1x1_add_(xv, a, w4, b4)
         return x
 
     def strip_rows(self, width: int) -> int:
@@ -148,13 +161,49 @@ class NAFBlock(nn.Module):
     def scratch_numel(self, shape: torch.Size | tuple[int, ...]) -> int:
         """Elements of scratch memory :meth:`forward_` needs for an input of ``shape`` (B, C, H, W)."""
         b, c, h, w = shape
-        strip = (self.strip_rows(w) + 2 * self.dwconv.padding[0]) * w * (c + self.conv1.out_channels)
-        return b * h * w * self.conv2.in_channels + strip
+        half = self.conv2.in_channels
+        # the normalised strip (halo rows included), then pass 2's gated strip beside it
+        strip = (self.strip_rows(w) + 2 * self.dwconv.padding[0]) * w * (c + half)
+        return b * h * w * half + strip
 
 
 # hidden activations per strip in NAFBlock.forward_: 16 MiB, within an L3 cache; 4 MiB ran as fast, and
 # smaller strips run slower (more halo rows, more calls), far slower where other processes share the cores
 _STRIP_ELEMENTS = 2**22
+
+
+def _image(pixels: Tensor, height: int, width: int) -> Tensor:
+    """The (1, C, height, width) channels_last view of ``height * width`` pixels' channel vectors."""
+    return pixels.reshape(1, height, width, -1).permute(0, 3, 1, 2)
+
+
+def _conv1x1_add_(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor) -> None:
+    """``x += conv1x1(y, weight, bias)`` in place, for channels_last ``x`` (1, C, H, W) and ``y``.
+
+    oneDNN does it in one pass with the sum fused (its in-place convolution with a binary add, the kernel
+    torch.compile's CPU backend emits for this pattern); elsewhere a matrix product accumulated into ``x``.
+    """
+    op = _onednn_conv_add()
+    if op is not None:
+        op(x, y, weight[:, :, None, None], bias, [0, 0], [1, 1], [1, 1], 1, "add", None, None, [], None)
+        return
+    c, k = weight.shape
+    _pixels(x).view(-1, c).addmm_(_pixels(y).view(-1, k), weight.t()).add_(bias)
+
+
+@functools.cache
+def _onednn_conv_add():
+    """oneDNN's in-place convolution-and-add where this torch build has it and computes it right, else None."""
+    try:
+        op = torch.ops.mkldnn._convolution_pointwise_.binary
+        if not torch.backends.mkldnn.is_available():
+            return None
+        x = torch.zeros(1, 2, 1, 2).contiguous(memory_format=torch.channels_last)
+        y = torch.ones(1, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        op(x, y, torch.ones(2, 3, 1, 1), torch.ones(2), [0, 0], [1, 1], [1, 1], 1, "add", None, None, [], None)
+    except (AttributeError, RuntimeError):
+        return None
+    return op if torch.equal(x, torch.full_like(x, 4.0)) else None
 
 
 def _matrix(conv: nn.Conv2d) -> Tensor:
