@@ -21,6 +21,7 @@ from harness import (ACCELERATOR, CUDA, NAIVE_MODEL, THREADS, Sizes, gpu_profile
                      profile_precisions, sizes_for)
 
 _GPU_PROFILE_BUDGET_S = 100.0  # leaves the report and Python's start-up room within 2 minutes
+_PEAKS = ("test_matmul_peak", "test_conv_peak")  # the machine-ceiling cases: every precision, first size first
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -69,38 +70,38 @@ def _budget_s(config: pytest.Config) -> float:
 
 
 def _in_gpu_profile(item: pytest.Item) -> bool:
-    """Marked ``gpu_profile``, on the accelerator, and (except the matmul peak, which measures every
-    precision) in fp32 or the accelerator's reduced precision."""
+    """Marked ``gpu_profile``, on the accelerator, and (except the peak, which measures every precision) in
+    fp32 or the accelerator's reduced precision."""
     if item.get_closest_marker("gpu_profile") is None:
         return False
     params = getattr(item, "callspec", None)
     params = params.params if params else {}
     if params.get("device", ACCELERATOR) != ACCELERATOR:
         return False
-    return item.originalname == "test_matmul_peak" or params.get("precision", "fp32") in profile_precisions(ACCELERATOR)
+    return item.originalname in _PEAKS or params.get("precision", "fp32") in profile_precisions(ACCELERATOR)
 
 
 def _profile_order(items: list[pytest.Item]) -> dict[str, tuple]:
-    """The GPU profile's order, acceptance cases first: the matmul peak at its first size per precision (what
-    "% of peak" divides by), ``srn``'s naive then optimized path, each variant in fp32 then the reduced
+    """The GPU profile's order, acceptance cases first: the matmul and convolution peaks at their first size per
+    precision (what "% of peak" divides by), ``srn``'s naive then optimized path, each variant in fp32 then the reduced
     precision (``srn`` first), the end-to-end ``batch`` case (model-only twin first: the ratio needs it) and
-    the IO pipeline alone, then the other matmul sizes, and torch.compile last (it can take a minute on a fresh machine)."""
+    the IO pipeline alone, then the other peak sizes, and torch.compile last (it can take a minute on a fresh machine)."""
     def params(item: pytest.Item) -> dict:
         spec = getattr(item, "callspec", None)
         return spec.params if spec else {}
 
     first_size = {}
     for item in items:
-        if item.originalname == "test_matmul_peak":
+        if item.originalname in _PEAKS:
             p = params(item)
-            first_size.setdefault((p["device"], p["precision"]), p["n"])
+            first_size.setdefault((item.originalname, p["device"], p["precision"]), p.get("n", p.get("shape")))
     models = list(dict.fromkeys(params(i)["name"] for i in items if i.originalname == "test_model_throughput"))
     models.sort(key=lambda name: name != NAIVE_MODEL)  # stable: the others keep their order
 
     def key(item: pytest.Item) -> tuple:
         p, name = params(item), item.originalname
-        if name == "test_matmul_peak":
-            return (0,) if first_size[p["device"], p["precision"]] == p["n"] else (5,)
+        if name in _PEAKS:
+            return (0,) if first_size[name, p["device"], p["precision"]] == p.get("n", p.get("shape")) else (5,)
         if name == "test_naive_vs_optimized":
             return {"naive": (1,), "optimized": (2,)}.get(p["path"], (6,))
         if name == "test_model_throughput":

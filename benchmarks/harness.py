@@ -46,7 +46,7 @@ torch.set_num_threads(THREADS)
 CUDA = torch.cuda.is_available()
 ACCELERATOR = "cuda" if CUDA else "cpu"  # the device the GPU profile (--profile gpu) runs on
 if CUDA:
-    # fp32 means IEEE fp32 on the GPU too, so "% of the fp32 matmul peak" compares like with like;
+    # fp32 means IEEE fp32 on the GPU too, so "% of the fp32 peak" compares like with like;
     # the fast reduced-precision paths are the fp16/bf16 autocast ones.
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -99,7 +99,9 @@ class Sizes:
     train_patch: int  # square training crop
     train_batch: int  # crops per training step
     matmul_cpu: tuple[int, ...]  # square matmul sizes of the machine-ceiling benchmark on the CPU ...
-    matmul_cuda: tuple[int, ...]  # ... and on the GPU; the peak is the best of them
+    matmul_cuda: tuple[int, ...]  # ... and on the GPU; the peak is the best of them and of the convolutions
+    conv_cpu: tuple[tuple[int, int, int], ...]  # (channels, side, batch) of the 3x3 convolutions of the ceiling ...
+    conv_cuda: tuple[tuple[int, int, int], ...]  # ... on the GPU
     seconds: float  # time budget of one benchmark: rounds = budget / (duration of one call) ...
     min_rounds: int  # ... within these bounds
     max_rounds: int
@@ -108,16 +110,19 @@ class Sizes:
 
 FULL = Sizes(small=(256, 256), large=(720, 1280), small_batches=(1, 4), large_batch=1, e2e_frames=8, e2e_batch=1,
              optimized_batch=2, train_patch=256, train_batch=4, matmul_cpu=(1024, 2048, 4096),
-             matmul_cuda=(4096, 8192, 16384), seconds=8.0, min_rounds=3, max_rounds=50, warmup=0)
+             matmul_cuda=(4096, 8192, 16384), conv_cpu=((128, 128, 1), (256, 64, 1)),
+             conv_cuda=((256, 128, 32), (512, 64, 32)), seconds=8.0, min_rounds=3, max_rounds=50, warmup=0)
 QUICK = Sizes(small=(64, 64), large=(96, 160), small_batches=(1, 4), large_batch=1, e2e_frames=3, e2e_batch=1,
               optimized_batch=2, train_patch=64, train_batch=2, matmul_cpu=(128, 256), matmul_cuda=(512, 1024),
+              conv_cpu=((16, 32, 1),), conv_cuda=((64, 64, 4),),
               seconds=0.2, min_rounds=1, max_rounds=3, warmup=1)
 # --profile gpu: the shipped variants at 1280x720 in batches of 4 (deblur-cli batch's default), about half a
 # second of rounds a case, so the whole profile fits in 2 minutes on an H100; the GPU's matmul peak from
-# 4096² and 8192² (16384² added at most 2.4% in the first H100 run, for 1.2 s in fp32)
+# 4096² and 8192² (16384² added at most 2.4% in the first H100 run, for 1.2 s in fp32), and one convolution
 GPU_PROFILE = Sizes(small=(256, 256), large=(720, 1280), small_batches=(), large_batch=4, e2e_frames=8,
                     e2e_batch=4, optimized_batch=8, train_patch=256, train_batch=4, matmul_cpu=(1024, 2048),
-                    matmul_cuda=(4096, 8192), seconds=0.5, min_rounds=3, max_rounds=200, warmup=1)
+                    matmul_cuda=(4096, 8192), conv_cpu=((128, 128, 1),), conv_cuda=((256, 128, 32),), seconds=0.5,
+                    min_rounds=3, max_rounds=200, warmup=1)
 
 
 def model_list(spec: str) -> list[str]:
@@ -162,7 +167,7 @@ def precision_params() -> list:
 
 
 def peak_params() -> list:
-    """(device, precision) pairs of the matmul peak: also bf16 on a CPU with native bf16."""
+    """(device, precision) pairs of the peak (matmul and convolution): also bf16 on a CPU with native bf16."""
     return [_setting(*s) for s in _MARKS]
 
 

@@ -6,8 +6,8 @@ Usage::
 
 Each JSON is one run (``--benchmark-json=PATH``, or a file pytest-benchmark autosaved under
 ``.benchmarks/``; with no argument, the newest autosaved one). The report gives, per benchmark, frames/s,
-megapixels/s, achieved GFLOP/s, that rate as a percentage of the same run's measured matmul peak for the
-device and precision (the best round of the best matmul size), the speed-up over the naive path (and
+megapixels/s, achieved GFLOP/s, that rate as a percentage of the same run's measured peak for the
+device and precision (the best round of the fastest square matmul or 3x3 convolution), the speed-up over the naive path (and
 ``nafnet``'s over its former forward), the end-to-end/model-only ratio, peak memory, and the change against the previous run of the same machine. The
 CPU model, its instruction sets and the GPU head the report; runs on different hardware are never compared.
 
@@ -38,7 +38,7 @@ GPU_COMMAND = ("PYTHONPATH=packages/core/src timeout -s INT 110 python -m pytest
 
 # What the issues ask (srn at 1280x720), checked at the top of the report for each device in the run.
 TARGET_SPEEDUP = {"cpu": 2.0, "cuda": 5.0}  # optimized path (or compiled, if faster) over the naive path
-TARGET_PEAK_PCT = 75.0  # model-only GFLOP/s as % of the fp32 matmul peak (CPU)
+TARGET_PEAK_PCT = 75.0  # model-only GFLOP/s as % of the fp32 peak (CPU)
 TARGET_E2E = 0.85  # end-to-end frames/s over model-only frames/s
 TARGET_TILING = 0.95  # batch's frames/s with its default tiling over tile=4096 (whole frames), issue 15
 TARGET_REDUCED, TARGET_REDUCED_PSNR = 2.0, 45.0  # bf16 over fp32 on an AMX CPU; its output's PSNR vs fp32
@@ -92,6 +92,9 @@ class Row:
     def label(self) -> str:
         i = self.info
         if self.kind == "peak":
+            if "conv" in i:
+                channels, side, batch = i["conv"]
+                return f"conv 3x3 {channels} ch {side}x{side} b{batch}"
             return f"matmul {i['matmul']}x{i['matmul']}"
         if self.kind == "inference":
             return f"{i['model']} {i['resolution']} b{i['batch']}"
@@ -138,7 +141,7 @@ class Run:
             "deblur", {}).get("cuda")}
 
     def peak_row(self, device: str, precision: str) -> Row | None:
-        """The matmul whose best round was fastest, over the sizes measured for ``device`` and ``precision``."""
+        """The ceiling case (matmul or convolution) whose best round was fastest, for ``device`` and ``precision``."""
         rows = [r for r in self.rows if r.kind == "peak" and r.device == device and r.precision == precision]
         return max(rows, key=lambda r: r.best_gflops, default=None)
 
@@ -239,7 +242,7 @@ def _checks(run: Run) -> list[str]:
         if device == "cpu":
             model = run.find(kind="inference", model=CHECK_MODEL, resolution=res, device="cpu", precision="fp32",
                              batch=1)
-            lines.append(_check(f"`{CHECK_MODEL}` {res} model only, % of the fp32 matmul peak (CPU)",
+            lines.append(_check(f"`{CHECK_MODEL}` {res} model only, % of the fp32 peak (CPU)",
                                 run.pct_of_peak(model) if model else None, TARGET_PEAK_PCT, "%"))
         reduced = next((r for r in run.rows if r.kind == "inference" and r.device == device and r.precision != "fp32"
                         and r.info.get("model") == CHECK_MODEL and r.info.get("resolution") == res), None)
@@ -372,7 +375,8 @@ def render_markdown(run: Run, prev: Run | None, chart: Path) -> str:
         "",
         "Rates are from the median round. % of peak = achieved GFLOP/s (FLOPs counted by "
         "`torch.utils.flop_counter`, a multiply-add = 2) over the peak for the same device and precision: the "
-        "best round of the fastest square matmul measured in the same run. Peak memory: the rise during one "
+        "best round of the fastest square matmul or 3x3 convolution measured in the same run (on a CPU, oneDNN's "
+        "convolutions can outrun its matmul). Peak memory: the rise during one "
         "call (CUDA: `max_memory_allocated`, reset per case; CPU: resident high-water mark, a lower bound).",
         "",
         "## Acceptance figures",
@@ -428,7 +432,7 @@ def _group_order(group: str, rows: list[Row]) -> tuple:
 
 
 _TITLES = {
-    "peak": "Machine ceiling (square matmul)",
+    "peak": "Machine ceiling (square matmuls, 3x3 convolutions)",
     "naive-vs-optimized": "Naive path vs optimized path",
     "nafnet-former-vs-current": "`nafnet`: its former forward vs today's (CPU inference path)",
     "e2e": "End-to-end `batch` vs model only",
@@ -439,7 +443,7 @@ _TITLES = {
 
 
 def render_chart(run: Run, png: Path) -> None:
-    """% of the matmul peak and frames/s of every non-peak benchmark, one bar each, coloured by setting."""
+    """% of the peak and frames/s of every non-peak benchmark, one bar each, coloured by setting."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -455,7 +459,7 @@ def render_chart(run: Run, png: Path) -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 1.2 + 0.24 * len(rows)), sharey=True)
     a1.barh(ys, [run.pct_of_peak(r) or 0 for r in rows], color=[colours[(r.device, r.precision)] for r in rows])
     a1.axvline(100, color="k", lw=0.8, ls="--")
-    a1.set_xlabel("% of the measured matmul peak (same device and precision)")
+    a1.set_xlabel("% of the measured peak (same device and precision)")
     a2.barh(ys, [r.fps for r in rows], color=[colours[(r.device, r.precision)] for r in rows])
     a2.set_xscale("log")
     a2.set_xlabel("frames/s (log)")
