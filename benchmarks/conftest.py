@@ -82,10 +82,11 @@ def _in_gpu_profile(item: pytest.Item) -> bool:
 
 
 def _profile_order(items: list[pytest.Item]) -> dict[str, tuple]:
-    """The GPU profile's order, acceptance cases first: the matmul and convolution peaks at their first size per
-    precision (what "% of peak" divides by), ``srn``'s naive then optimized path, each variant in fp32 then the reduced
-    precision (``srn`` first), the end-to-end ``batch`` case (model-only twin first: the ratio needs it) and
-    the IO pipeline alone, then the other peak sizes, and torch.compile last (it can take a minute on a fresh machine)."""
+    """The GPU profile's order, acceptance cases first: the matmul and convolution peaks at their first size
+    per precision (what "% of peak" divides by), ``srn``'s naive then optimized path, each variant in fp32 then
+    the reduced precision (``srn`` first), the end-to-end ``batch`` case (model-only twin first: the ratio
+    needs it) and the IO pipeline alone, then the other peak sizes, and torch.compile last (it can take a
+    minute on a fresh machine)."""
     def params(item: pytest.Item) -> dict:
         spec = getattr(item, "callspec", None)
         return spec.params if spec else {}

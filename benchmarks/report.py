@@ -7,8 +7,8 @@ Usage::
 Each JSON is one run (``--benchmark-json=PATH``, or a file pytest-benchmark autosaved under
 ``.benchmarks/``; with no argument, the newest autosaved one). The report gives, per benchmark, frames/s,
 megapixels/s, achieved GFLOP/s, that rate as a percentage of the same run's measured peak for the
-device and precision (the best round of the fastest square matmul or 3x3 convolution), the speed-up over the naive path (and
-``nafnet``'s over its former forward), the end-to-end/model-only ratio, peak memory, and the change against the previous run of the same machine. The
+device and precision (the best round of the fastest square matmul or 3x3 convolution), the speed-up over
+the naive path (and ``nafnet``'s over its former forward), the end-to-end/model-only ratio, peak memory, and the change against the previous run of the same machine. The
 CPU model, its instruction sets and the GPU head the report; runs on different hardware are never compared.
 
 The previous run is kept beside the report: ``<machine>.json`` is the run the report shows and

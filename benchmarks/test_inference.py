@@ -41,6 +41,8 @@ from nafnet_former import former_forward
 TOLERANCE = 1e-3  # largest absolute difference allowed between the optimized and the naive output ...
 TOLERANCE_REDUCED = 2e-2  # ... when the optimized one runs under fp16/bf16 autocast
 TOLERANCE_FORMER = 1e-4  # largest absolute difference allowed between nafnet's current and former forward
+# the peak cases run in the precision itself (not autocast), for the tensor cores and bf16 units
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 # (model, device, H, W, batch) -> the fp32 output of test_model_throughput, the reference of the reduced precision
 _fp32_outputs: dict[tuple, torch.Tensor] = {}
@@ -53,9 +55,9 @@ def _label(hw: tuple[int, int]) -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """The sizes of ``test_matmul_peak`` and ``test_conv_peak``, and the sweep of ``test_model_throughput``: every variant at
-    the small size with each small batch size, the chosen variants at the large size, on each (device,
-    precision). The GPU profile sweeps only the large size, on the accelerator."""
+    """The sizes of ``test_matmul_peak`` and ``test_conv_peak``, and the sweep of ``test_model_throughput``:
+    every variant at the small size with each small batch size, the chosen variants at the large size, on each
+    (device, precision). The GPU profile sweeps only the large size, on the accelerator."""
     config = metafunc.config
     s = sizes_for(config)
     if metafunc.function.__name__ == "test_matmul_peak":
@@ -95,7 +97,7 @@ def test_matmul_peak(benchmark, sizes, device, precision, n):
     """One square matmul of size ``n`` (fp16/bf16 as such, for the tensor cores): the report's peak for a
     device and precision is the best round over the sizes."""
     benchmark.group = "peak"
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    dtype = _DTYPES[precision]
     torch.manual_seed(0)
     a = torch.randn(n, n, device=device, dtype=dtype)  # made where they are used: 16384² on a CPU takes seconds
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -112,11 +114,11 @@ def test_matmul_peak(benchmark, sizes, device, precision, n):
 @pytest.mark.gpu_profile
 def test_conv_peak(benchmark, sizes, device, precision, shape):
     """One 3x3 convolution, ``channels`` in and out, on a batch of ``side`` x ``side`` maps, laid out as the
-    models run (channels_last; cuDNN autotuning is on for the suite): the report's peak for a device and precision is the
-    best round over these and the matmuls."""
+    models run (channels_last; cuDNN autotuning is on for the suite): the report's peak for a device and
+    precision is the best round over these and the matmuls."""
     benchmark.group = "peak"
     channels, side, batch = shape
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    dtype = _DTYPES[precision]
     torch.manual_seed(0)
     x = torch.randn(batch, channels, side, side, device=device, dtype=dtype).to(memory_format=torch.channels_last)
     w = torch.randn(channels, channels, 3, 3, device=device, dtype=dtype).to(memory_format=torch.channels_last)

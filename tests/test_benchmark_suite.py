@@ -80,18 +80,19 @@ def test_gpu_machine_name():
 
 
 def test_peak_is_the_fastest_ceiling_case_matmul_or_convolution():
-    """A network of 3x3 convolutions can outrun the best matmul (oneDNN on this project's EPYC: 230 vs 205
-    GFLOP/s): the peak is the best round over both kinds, per device and precision, so no share exceeds it."""
+    """A network of 3x3 convolutions can outrun the best matmul (on this project's EPYC, fp32: oneDNN's
+    convolution 226 GFLOP/s, the best matmul 191): the peak is the best round over both kinds, per device and
+    precision, so no share exceeds it."""
     def row(name, seconds, gflop, **info):
         return Row(fullname=name, group=info.get("kind", ""), median_s=seconds, min_s=seconds, rounds=3,
                    info={"device": "cpu", "precision": "fp32", "gflop": gflop, **info})
 
-    matmul = row("mm", 1.0, 205.0, kind="peak", matmul=2048)
-    conv = row("conv", 1.0, 230.0, kind="peak", conv=[128, 128, 1])
+    matmul = row("mm", 1.0, 191.0, kind="peak", matmul=2048)
+    conv = row("conv", 1.0, 226.0, kind="peak", conv=[128, 128, 1])
     bf16 = row("mm-bf16", 1.0, 420.0, kind="peak", matmul=1024, precision="bf16")
     model = row("srn", 1.0, 218.0, kind="inference", model="srn", resolution="256x256", batch=1, frames=1)
     run = Run(path=Path("x.json"), data={}, rows=[matmul, conv, bf16, model])
-    assert run.peak_row("cpu", "fp32") is conv and run.peak("cpu", "fp32") == pytest.approx(230.0)
+    assert run.peak_row("cpu", "fp32") is conv and run.peak("cpu", "fp32") == pytest.approx(226.0)
     assert run.peak_row("cpu", "bf16") is bf16
-    assert run.pct_of_peak(model) == pytest.approx(100 * 218 / 230)  # was 106% of the matmul alone
+    assert run.pct_of_peak(model) == pytest.approx(100 * 218 / 226)  # was 114% of the matmul alone
     assert conv.label == "conv 3x3 128 ch 128x128 b1" and matmul.label == "matmul 2048x2048"
