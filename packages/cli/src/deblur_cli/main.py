@@ -67,11 +67,17 @@ def models(
         console.print("descriptions: 'deblur-cli models --json', or a terminal 150 columns wide")
 
 
+# the blur kinds and mixes of deblur_core.blur, with their extents (README's "Blur synthesis" lists them all)
+BLUR_HELP = ("gaussian | motion (5-21 px) | shake (25 px kernel) | video (pans to 15 px) | long (pans and motion "
+             "of 25-40 px) | nonuniform (a foreground moving 8-40 px over a background moving 1-20 px), or a mix: "
+             "mix (the first four) | realistic (motion and pans 3-40 px, shake to 31 px, defocus, non-uniform)")
+
+
 @app.command()
 def train(
     model: Annotated[str, typer.Option(help="Model variant to train (see 'deblur-cli models').")] = "srn",
     data: Annotated[str, typer.Option(help="Dataset: default | cifar10:PATH | reds:PATH | gopro:PATH | pairs:PATH | folder:PATH.")] = "default",
-    blur: Annotated[str, typer.Option(help="Synthetic blur for default/folder data: gaussian|motion|shake|video|mix.")] = "mix",
+    blur: Annotated[str, typer.Option(help="Synthetic blur for default/folder data: " + BLUR_HELP + ".")] = "mix",
     out: Annotated[str | None, typer.Option(help="Run directory (default: runs/<model>).")] = None,
     steps: Annotated[int | None, typer.Option(help="Total optimizer steps (default 2000; on --resume, the run's own).")] = None,
     batch_size: Annotated[int, typer.Option(help="Patches per step (per process under torchrun).")] = 16,
@@ -85,6 +91,7 @@ def train(
     noise: Annotated[float, typer.Option(help="Synthetic data: largest sensor read-noise sigma (0-1 scale); each sample draws its own, plus shot noise.")] = 0.0,
     saturate: Annotated[float, typer.Option(help="Synthetic data: share of samples whose highlights saturate past white before the blur.")] = 0.0,
     rotate: Annotated[bool, typer.Option("--rotate", help="Synthetic data: rotate crops by 90 degrees too, not only flip them.")] = False,
+    jpeg: Annotated[float, typer.Option(help="Synthetic data: share of samples saved as JPEG (quality 60-95) after the blur and 8-bit rounding.")] = 0.0,
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16 autocast (auto: bf16 on GPUs that have it, else fp16 on GPUs; fp32 on CPUs).")] = "auto",
     workers: Annotated[int, typer.Option(help="Processes drawing the next batches' blur kernels ahead (-1: 6 on a GPU, 0 on a CPU).")] = -1,
     val_every: Annotated[int, typer.Option(help="Validate and checkpoint every N steps.")] = 250,
@@ -116,7 +123,7 @@ def train(
             cfg = TrainConfig(model=model, data=data, blur=blur, batch_size=batch_size, patch=patch, lr=lr,
                               warmup=warmup, loss=loss, fft_loss=fft_loss, optimizer=optimizer,
                               weight_decay=weight_decay, noise=noise, saturate=saturate, rotate=rotate,
-                              precision=precision, workers=workers, val_every=val_every, val_count=val_count,
+                              jpeg=jpeg, precision=precision, workers=workers, val_every=val_every, val_count=val_count,
                               val_patch=val_patch, log_every=log_every, seed=seed, device=device,
                               **{k: v for k, v in given.items() if v is not None})
     except (ValueError, DeblurError) as e:
@@ -137,7 +144,7 @@ def train(
 def evaluate_cmd(
     model: Annotated[str, typer.Option(help="Model variant to evaluate.")] = "srn",
     data: Annotated[list[str], typer.Option(help="Dataset spec (repeatable), as for 'train'; its held-out images are scored.")] = ["default"],  # noqa: B006
-    blur: Annotated[str, typer.Option(help="Synthetic blur for default/folder data.")] = "gaussian",
+    blur: Annotated[str, typer.Option(help="Synthetic blur for default/folder data: " + BLUR_HELP + ".")] = "gaussian",
     weights: Annotated[str | None, typer.Option(help="A .safetensors checkpoint (default: the shipped weights).")] = None,
     crops: Annotated[bool, typer.Option("--crops", help="Score the fixed validation crops training reports (a quick look) instead of every held-out image whole.")] = False,
     val_count: Annotated[int, typer.Option(help="With --crops: number of validation crops.")] = 48,
@@ -208,7 +215,7 @@ def _write_eval_csv(path: str, results: list[dict]) -> None:
 def blur(
     input: Annotated[str, typer.Argument(help="Folder of sharp images or frames (read recursively).")],
     out: Annotated[str, typer.Option(help="Output folder: OUT/blur/... and OUT/sharp/... mirror INPUT.")],
-    kind: Annotated[str, typer.Option(help="gaussian | motion | shake | video | mix.")] = "mix",
+    kind: Annotated[str, typer.Option(help=BLUR_HELP + ".")] = "mix",
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same blur.")] = 0,
     noise: Annotated[float, typer.Option(help="Std of additive gaussian noise (0-1 scale).")] = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,

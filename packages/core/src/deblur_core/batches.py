@@ -31,13 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .blur import linear_to_srgb, pad_kernels, random_kernels, srgb_to_linear
+from .blur import BlurDraw, draw_blur, jpeg_compress, kernel_size, pad_kernels, render_blur, sensor_noise
 from .cache import ImageCache
 from .seeding import seeded_generator
 
 __all__ = ["KERNEL_SIZE", "Plan", "Planner", "DeviceBatches"]
 
-KERNEL_SIZE = 25  # every kernel of the project's synthesis fits (shake 25, motion 23, gaussian 19, video <= 21)
+KERNEL_SIZE = 25  # every kernel of the seed kinds and their mix fits (shake 25, motion 23, gaussian 19, video <= 21)
 
 
 @dataclass
@@ -51,12 +51,20 @@ class Plan:
     flip_h: Tensor  # (B,) bool
     flip_v: Tensor
     transpose: Tensor  # (B,) bool: with the flips, all 8 rotations/reflections of a square crop
-    kernels: Tensor  # (B, K, K)
+    kernels: Tensor  # (B, K, K): of the whole crop, or of its background where it has a moving foreground
     linear: Tensor  # (B,) bool: blur in linear light
     gain: Tensor  # (B,) highlight boost before blurring (0 = none)
     read: Tensor  # (B,) read-noise sigma
     shot: Tensor  # (B,) shot-noise coefficient: variance grows by shot * signal
     noise_seed: int  # seeds the device generator of this batch's noise
+    jpeg: Tensor | None = None  # (B,) JPEG quality each blurred crop is saved at (0: none)
+    fg_kernels: Tensor | None = None  # (B, K, K): a moving foreground's kernel (see blur.layered)
+    masks: Tensor | None = None  # (B, MASK_PARAMS): its shape
+    layered: Tensor | None = None  # (B,) bool: the samples with a moving foreground
+
+    @property
+    def blur(self) -> BlurDraw:
+        return BlurDraw(self.kernels, self.linear, self.fg_kernels, self.masks, self.layered)
 
 
 @dataclass(frozen=True)
@@ -72,10 +80,11 @@ class Planner:
     noise: float = 0.0
     saturate: float = 0.0
     rotate: bool = False
+    jpeg: float = 0.0  # share of samples saved as a JPEG of quality 60-95 after the 8-bit rounding
 
     @property
     def context(self) -> int:
-        return self.patch + KERNEL_SIZE - 1
+        return self.patch + kernel_size(self.blur) - 1
 
     def __call__(self, step: int) -> Plan:
         g = seeded_generator("train", self.seed, step, self.rank)
@@ -86,15 +95,19 @@ class Planner:
         y = (torch.rand(2 * b, generator=g) * (h - full + 1)).long()
         x = (torch.rand(2 * b, generator=g) * (w - full + 1)).long()
         flips = torch.rand(3, b, generator=g) < 0.5
-        kernels, linear = random_kernels(b, self.blur, g)
-        kernels = pad_kernels(kernels, max(KERNEL_SIZE, kernels.shape[-1]))
+        draw = draw_blur(b, self.blur, g)
+        kernels = pad_kernels(draw.kernels, kernel_size(self.blur))
         gain = torch.where(torch.rand(b, generator=g) < self.saturate, 1 + 3 * torch.rand(b, generator=g),
                            torch.zeros(b))
         read = self.noise * torch.rand(b, generator=g)
         shot = 2 * self.noise**2 * torch.rand(b, generator=g)
         noise_seed = int(torch.randint(0, 2**62, (), generator=g))
-        return Plan(step, image, y, x, flips[0], flips[1], flips[2] & self.rotate, kernels, linear, gain, read,
-                    shot, noise_seed)
+        jpeg = None
+        if self.jpeg > 0:
+            jpeg = torch.where(torch.rand(b, generator=g) < self.jpeg, (60 + 36 * torch.rand(b, generator=g)).floor(),
+                               torch.zeros(b))
+        return Plan(step, image, y, x, flips[0], flips[1], flips[2] & self.rotate, kernels, draw.linear, gain, read,
+                    shot, noise_seed, jpeg, draw.fg_kernels, draw.masks, draw.layered)
 
 
 class _Steps(torch.utils.data.Dataset):
@@ -128,14 +141,14 @@ class DeviceBatches:
 
     def __init__(self, load: Callable[[int], Tensor], sizes: Sequence[tuple[int, int]], *, blur: str,
                  batch_size: int, patch: int, seed: int, rank: int = 0, device: torch.device | str = "cpu",
-                 noise: float = 0.0, saturate: float = 0.0, rotate: bool = False, workers: int = 0,
-                 max_bytes: int | None = None) -> None:
+                 noise: float = 0.0, saturate: float = 0.0, rotate: bool = False, jpeg: float = 0.0,
+                 workers: int = 0, max_bytes: int | None = None) -> None:
         if not sizes:
             raise ValueError("no training images")
-        if noise < 0 or not 0 <= saturate <= 1:
-            raise ValueError(f"noise must be >= 0 and saturate in [0, 1], got {noise} and {saturate}")
+        if noise < 0 or not 0 <= saturate <= 1 or not 0 <= jpeg <= 1:
+            raise ValueError(f"noise must be >= 0, saturate and jpeg in [0, 1], got {noise}, {saturate}, {jpeg}")
         self.planner = Planner(tuple((int(h), int(w)) for h, w in sizes), blur, batch_size, patch, seed, rank,
-                               noise, saturate, rotate)
+                               noise, saturate, rotate, jpeg)
         self.device = torch.device(device)
         self.workers = workers
         self._load = load
@@ -165,22 +178,12 @@ class DeviceBatches:
         sharp = _where(fh, sharp.flip(-1), sharp)
         sharp = _where(fv, sharp.flip(-2), sharp)
         sharp = _where(tr, sharp.transpose(-1, -2), sharp)
-        gain = plan.gain.to(dev, non_blocking=True)
-        linear = plan.linear.to(dev, non_blocking=True) | (gain > 0)
-        light = _where(linear, srgb_to_linear(sharp), sharp)
-        # highlights above 0.9 grow up to (1 + gain)x: after the blur they spread and clip at white
-        light = light * (1 + gain.view(-1, 1, 1, 1) * ((light - 0.9).clamp(min=0) / 0.1))
-        b, c = sharp.shape[:2]
-        # true convolution = correlation with the flipped kernel; one group per (sample, channel)
-        k = plan.kernels.to(dev, non_blocking=True).flip(-1, -2).repeat_interleave(c, dim=0)[:, None]
-        blurred = F.conv2d(light.reshape(1, b * c, full, full), k.to(light.dtype), groups=b * c)
-        blurred = blurred.view(b, c, patch, patch).clamp(0, 1)
-        blurred = _where(linear, linear_to_srgb(blurred), blurred)
-        read, shot = (t.to(dev, non_blocking=True).view(-1, 1, 1, 1) for t in (plan.read, plan.shot))
+        blurred = render_blur(sharp, plan.blur, context=True, gain=plan.gain)
         g = torch.Generator(dev).manual_seed(plan.noise_seed)
-        noise = torch.randn(blurred.shape, generator=g, device=dev, dtype=blurred.dtype)
-        blurred = blurred + noise * (read**2 + shot * blurred).sqrt()
-        blurred = torch.round(blurred.clamp(0, 1) * 255) / 255  # what an 8-bit frame can hold
+        blurred = sensor_noise(blurred, plan.read, plan.shot, g)
+        blurred = torch.round(blurred * 255) / 255  # what an 8-bit frame can hold
+        if plan.jpeg is not None:
+            blurred = jpeg_compress(blurred, plan.jpeg)
         m = (full - patch) // 2
         return blurred, sharp[..., m : m + patch, m : m + patch].contiguous()
 

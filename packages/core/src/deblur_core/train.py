@@ -38,7 +38,7 @@ __all__ = ["TrainConfig", "TrainResult", "train", "load_run_config", "multiscale
 class TrainConfig:
     model: str = "srn"  # registry name of the variant to train
     data: str = "default"  # dataset spec: default | cifar10:PATH | reds:PATH | gopro:PATH | pairs:PATH | folder:PATH
-    blur: str = "mix"  # synthetic blur for default/folder data: gaussian|motion|shake|video|mix
+    blur: str = "mix"  # synthetic blur for default/folder data: a kind or mix of deblur_core.blur (realistic: the long mix)
     out: str = ""  # run directory: checkpoints, metrics.jsonl, curve.png ("": runs/<model>)
     steps: int = 2000  # total optimizer steps
     batch_size: int = 16  # patches per step (per process under torchrun)
@@ -53,6 +53,7 @@ class TrainConfig:
     noise: float = 0.0  # synthetic data: largest read-noise sigma per sample (plus shot noise), see batches.py
     saturate: float = 0.0  # synthetic data: share of samples with highlights saturated past white
     rotate: bool = False  # synthetic data: also transpose crops (8 rotations/reflections, not only flips)
+    jpeg: float = 0.0  # synthetic data: share of samples saved as JPEG (quality 60-95) after the blur
     precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype (auto: bf16 on GPUs that have it, fp32 on CPUs)
     workers: int = -1  # processes drawing the next batches' kernels ahead; -1 = auto (0 on CPU, 6 on GPU)
     grad_clip: float = 1.0  # max global gradient norm
@@ -75,8 +76,9 @@ class TrainConfig:
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got '{self.optimizer}'")
         check_precision(self.precision)
-        if self.fft_loss < 0 or self.noise < 0 or self.weight_decay < 0 or not 0 <= self.saturate <= 1:
-            raise ValueError("fft_loss, noise and weight_decay must be >= 0 and saturate in [0, 1]")
+        if self.fft_loss < 0 or self.noise < 0 or self.weight_decay < 0 or not 0 <= self.saturate <= 1 \
+                or not 0 <= self.jpeg <= 1:
+            raise ValueError("fft_loss, noise and weight_decay must be >= 0, saturate and jpeg in [0, 1]")
         for name in ("steps", "batch_size", "patch", "val_every", "log_every", "val_count"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -298,7 +300,7 @@ def _batches(source, cfg: TrainConfig, step: int, rank: int, device: torch.devic
     # synthetic blur: made on the training device, kernels drawn ahead by worker processes
     workers = cfg.workers if cfg.workers >= 0 else (6 if device.type == "cuda" else 0)
     return make(cfg.batch_size, cfg.patch, seed=cfg.seed, rank=rank, device=device, noise=cfg.noise,
-                saturate=cfg.saturate, rotate=cfg.rotate, workers=workers).iterate(step, cfg.steps)
+                saturate=cfg.saturate, rotate=cfg.rotate, jpeg=cfg.jpeg, workers=workers).iterate(step, cfg.steps)
 
 
 def _step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,

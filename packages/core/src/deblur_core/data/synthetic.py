@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..batches import DeviceBatches
-from ..blur import synth_blur
+from ..blur import kernel_size, synth_blur
 from ..cache import ImageCache
 from ..seeding import seeded_generator
 from .base import (CACHE_BYTES, Batch, ImageFile, check_train_args, chunks, concat, flip, large_enough, place_crop,
@@ -21,7 +21,7 @@ from .base import (CACHE_BYTES, Batch, ImageFile, check_train_args, chunks, conc
 
 __all__ = ["SyntheticSource"]
 
-_MARGIN = 16  # context around a crop before blurring; the largest synthetic kernel (25x25 shake) reaches 12 px
+_MARGIN = 16  # context around a crop before blurring; the seed kinds' largest kernel (25x25 shake) reaches 12 px
 
 
 class SyntheticSource:
@@ -34,6 +34,8 @@ class SyntheticSource:
         self._train, self._val = train, val
         self.val_patch = min(val_patch, *(f.short_side for f in val))  # small validation images: smaller crops
         self.val_count, self.skip_small, self.channels = val_count, skip_small, channels
+        # the long kinds' 51 px kernels reach 25 px; the seed kinds keep the margin their figures were measured with
+        self.margin = max(_MARGIN, kernel_size(blur) // 2 + 1)
         self._load = ImageCache(partial(read_channels, channels=channels), CACHE_BYTES)
         self._val_set: tuple[Batch, ...] | None = None
 
@@ -51,7 +53,7 @@ class SyntheticSource:
         # crop size + 2 * margin (as much margin as the image allows) so the blur sees real context, not a
         # reflected border; ``at`` places the crop at fractions of the free range (validation), else it is
         # random and randomly flipped. Returns the (1, C, full, full) crop and its margin.
-        m = min(_MARGIN, (f.short_side - size) // 2)
+        m = min(self.margin, (f.short_side - size) // 2)
         full = size + 2 * m
         y, x, flips = place_crop(f.height - full, f.width - full, g, at)
         return flip(self._load(f.path)[:, y : y + full, x : x + full], flips)[None], m
@@ -76,13 +78,14 @@ class SyntheticSource:
         out = concat(parts)
         if order != sorted(order):  # put the samples back in drawing order
             inv = torch.argsort(torch.tensor(order))
-            out = Batch(out.blur[inv], out.sharp[inv], out.kernels[inv], out.linear_light[inv])
+            out = Batch(out.blur[inv], out.sharp[inv], None if out.kernels is None else out.kernels[inv],
+                        out.linear_light[inv])
         return out
 
     def device_batches(self, batch_size: int, patch: int, *, seed: int, rank: int = 0,
                        device: torch.device | str = "cpu", **recipe) -> DeviceBatches:
         """Training batches made on ``device`` (see :mod:`deblur_core.batches`); ``recipe``: noise,
-        saturate, rotate, workers. Every training image takes part: one smaller than the crop (with the
+        saturate, rotate, jpeg, workers. Every training image takes part: one smaller than the crop (with the
         blur's context) is reflected out to its size and blurred as a whole, so the pair stays exact."""
         check_train_args(batch_size, patch)
         pool = self._train

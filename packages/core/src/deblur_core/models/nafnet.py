@@ -337,3 +337,12 @@ def _eager_cpu_inference(x: Tensor) -> bool:
 def nafnet(**kwargs) -> NAFNet:
     """A light NAFNet: width 16, encoder [1, 1, 2], 2 middle blocks, decoder [1, 1, 1]."""
     return NAFNet(**kwargs)
+
+
+@register_model("nafnet-cpu")
+def nafnet_cpu(**kwargs) -> NAFNet:
+    """NAFNet for CPUs and long blur: width 16, four levels (stride 16), encoder [1, 1, 2, 4], 6 middle blocks
+    at 1/16 resolution, decoder [1, 1, 1, 1]. Its blocks sit where the channels are many and the pixels few,
+    where a CPU runs them fastest, and four levels see far enough for 40 px of motion (benchmarks/
+    test_training.py and test_inference.py measured the choice)."""
+    return NAFNet(**{"enc_blocks": (1, 1, 2, 4), "middle_blocks": 6, "dec_blocks": (1, 1, 1, 1), **kwargs})
