@@ -87,11 +87,44 @@ class NAFBlock(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1:
+            return self._forward_pixels(x)
         y = self.gate(self.dwconv(self.conv1(self.norm1(x))))
         y = self.conv2(y * self.sca(y))
         x = x + self.beta * y
         y = self.ffn2(self.gate(self.ffn1(self.norm2(x))))
         return x + self.gamma * y
+
+    def _forward_pixels(self, x: Tensor) -> Tensor:
+        """:meth:`forward` on the (B, H*W, C) view of channels_last memory, the layout training uses.
+
+        Every step but the depthwise convolution acts along the channels, the last dimension of that view,
+        so the block is written as matrix products there: torch's CPU convolution takes a slow im2col path
+        for 1x1 kernels (with a copy of the bias per output), and the channel scales broadcast along
+        contiguous memory instead of across it. Each residual branch ends in one fused product-and-add
+        (``baddbmm``/``addmm``) whose weights carry the branch's scale (and, in the first, the channel
+        attention of each image), instead of a product, a scaling and a sum that each write a full tensor.
+        The same weights, the same result to float rounding; autograd differentiates it as written.
+        """
+        b, c, h, w = x.shape
+        p = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: x is channels_last
+        y = F.linear(F.layer_norm(p, (c,), self.norm1.weight, self.norm1.bias, self.norm1.eps),
+                     _matrix(self.conv1), self.conv1.bias)
+        y = self.dwconv(y.view(b, h, w, -1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(b, h * w, -1)
+        a, g = y.chunk(2, dim=-1)
+        y = a * g
+        att = F.linear(y.mean(dim=1), _matrix(self.sca[1]), self.sca[1].bias)  # (B, C')
+        beta = self.beta.view(c)
+        # p + beta * (W2 (att * y) + b2), as one batched product-and-add per image
+        w2 = (_matrix(self.conv2) * beta[:, None])[None] * att[:, None, :]  # (B, C, C')
+        p = torch.baddbmm(p, y, w2.transpose(1, 2)).add_(beta * self.conv2.bias)  # in place: a fresh tensor
+        y = F.linear(F.layer_norm(p, (c,), self.norm2.weight, self.norm2.bias, self.norm2.eps),
+                     _matrix(self.ffn1), self.ffn1.bias)
+        a, g = y.chunk(2, dim=-1)
+        gamma = self.gamma.view(c)
+        w4 = _matrix(self.ffn2) * gamma[:, None]
+        p = torch.addmm(p.reshape(-1, c), (a * g).reshape(b * h * w, -1), w4.t()).add_(gamma * self.ffn2.bias)
+        return p.view(b, h, w, c).permute(0, 3, 1, 2)
 
     @torch.no_grad()
     def forward_(self, x: Tensor, scratch: Tensor | None = None) -> Tensor:
@@ -276,7 +309,7 @@ class NAFNet(DeblurModel):
             y = down(y)
         y = self.middle(y)
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
-            y = dec(up(y) + skip)
+            y = dec(_upsample(up, y) + skip)
         return x + self.ending(y)
 
     def _forward_inplace(self, x: Tensor) -> Tensor:
@@ -303,6 +336,21 @@ class NAFNet(DeblurModel):
             for block in dec:
                 y = block.forward_(y, scratch)
         return self.ending(y).add_(x)
+
+
+def _upsample(up: nn.Sequential, y: Tensor) -> Tensor:
+    """``up(y)`` for ``up`` = (1x1 convolution without bias, PixelShuffle); on channels_last memory as a matrix
+    product and one reordering copy (torch's 1x1 convolution and pixel_shuffle are slow on that layout)."""
+    if not y.is_contiguous(memory_format=torch.channels_last):
+        return up(y)
+    conv, shuffle = up
+    r = shuffle.upscale_factor
+    b, c, h, w = y.shape
+    t = F.linear(y.permute(0, 2, 3, 1), _matrix(conv))  # (B, H, W, out)
+    # PixelShuffle: channel k * r * r + i * r + j of pixel (y, x) becomes channel k of pixel (y * r + i, x * r + j)
+    o = t.shape[-1] // r**2
+    t = t.view(b, h, w, o, r, r).permute(0, 1, 4, 2, 5, 3).reshape(b, h * r, w * r, o)
+    return t.permute(0, 3, 1, 2)
 
 
 def _add_upsampled_(skip: Tensor, up: nn.Sequential, y: Tensor, scratch: Tensor) -> Tensor:
