@@ -82,7 +82,7 @@ def test_missing_export_packages_name_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     r = runner.invoke(app, ["export", "--model", "srn", "--out", str(tmp_path / "m.onnx")], env={"COLUMNS": "200"})
     assert r.exit_code == 1
-    assert "pip install 'deblur[export]'" in r.output
+    assert "pip install 'deblur-toolkit[export]'" in r.output
 
 
 def test_help_lists_export():
@@ -93,4 +93,4 @@ def test_help_lists_export():
     for option in ("--model", "--weights", "--format", "--out", "--opset"):
         assert option in r.output
     assert "input 'blurred'" in r.output and "output 'sharp'" in r.output and "clamped to [0, 1]" in r.output
-    assert "pip install 'deblur[export]'" in r.output
+    assert "pip install 'deblur-toolkit[export]'" in r.output

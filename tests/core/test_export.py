@@ -143,7 +143,7 @@ def test_unwritable_out(tmp_path):
 
 def test_missing_export_packages(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
-    with pytest.raises(DeblurError, match=r"pip install 'deblur\[export\]'"):
+    with pytest.raises(DeblurError, match=r"pip install 'deblur-toolkit\[export\]'"):
         export_model("srn", tmp_path / "m.onnx")
 
 

@@ -243,7 +243,7 @@ def export(
     in [0, 1], any batch, height and width; output 'sharp', the same shape, clamped to [0, 1]: what 'batch'
     computes for a frame before writing it (with --precision fp32).
 
-    Needs the export extra (pip install 'deblur\\[export]'); with onnxruntime installed the file is
+    Needs the export extra (pip install 'deblur-toolkit\\[export]'); with onnxruntime installed the file is
     checked against batch's fp32 deblurring on a random input.
     """
     from rich.markup import escape
@@ -251,7 +251,7 @@ def export(
     from deblur_core.errors import CheckpointError, DeblurError
     from deblur_core.export import export_model
 
-    # messages may hold brackets ("pip install 'deblur[export]'"), which rich would take for markup
+    # messages may hold brackets ("pip install 'deblur-toolkit[export]'"), which rich would take for markup
     try:
         with err_console.status(f"exporting {model} (about half a minute)"):
             result = export_model(model, out, weights=weights, format=fmt, opset=opset)

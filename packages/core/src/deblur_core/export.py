@@ -82,7 +82,8 @@ def export_model(
     try:
         import onnx
     except ImportError:
-        raise DeblurError("ONNX export needs the onnx and onnxscript packages: pip install 'deblur[export]'") from None
+        raise DeblurError("ONNX export needs the onnx and onnxscript packages: "
+                          "pip install 'deblur-toolkit[export]'") from None
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ValueError(f"opset must be between {MIN_OPSET} and {onnx.defs.onnx_opset_version()} (the newest this "
                          f"onnx knows), got {opset}: srn's antialiased downscaling needs ONNX Resize of opset 18")
@@ -93,7 +94,7 @@ def export_model(
     example = torch.rand(_CHECK_SHAPE[0], deb.model.in_channels, *_CHECK_SHAPE[1:],
                          generator=torch.Generator().manual_seed(0))
     proto = _to_onnx(graph, example, opset)
-    proto.doc_string = (f"deblur {__version__}: '{name}' "
+    proto.doc_string = (f"deblur-toolkit {__version__}: '{name}' "
                         f"({'weights ' + deb.weights.name if deb.weights else 'untrained'}). Input 'blurred': float32 "
                         "(batch, C, height, width) in [0, 1], any batch, height and width; output 'sharp': the same "
                         "shape, clamped to [0, 1].")
@@ -150,7 +151,7 @@ def _to_onnx(graph: nn.Module, example: Tensor, opset: int):
                                         output_names=["sharp"], dynamic_shapes={"x": dims}, opset_version=opset,
                                         external_data=False, verbose=False)
     except ImportError as e:
-        raise DeblurError(f"ONNX export needs {e.name or 'onnxscript'}: pip install 'deblur[export]'") from None
+        raise DeblurError(f"ONNX export needs {e.name or 'onnxscript'}: pip install 'deblur-toolkit[export]'") from None
     except Exception as e:  # the exporter's errors carry pages of advice: keep the first line of the cause
         cause = e.__cause__ or e
         first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
