@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 
 from deblur_cli.main import app
 from deblur_core.checkpoint import pretrained_path
-from deblur_core.frames import list_images
-from deblur_core.io import Image, read_image, write_image
+from deblur_core.io import Image, list_images, read_image, write_image
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}

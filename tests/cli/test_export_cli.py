@@ -2,10 +2,13 @@
 
 import sys
 
+import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from deblur_cli.main import app
+from deblur_core.io import read_image, to_array, write_image
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
@@ -21,9 +24,28 @@ def test_export_writes_a_checked_onnx_file(tmp_path):
     assert r.exit_code == 0, r.output
     assert out.is_file()
     assert f"wrote {out} (caessc-d30-f64, weights caessc-d30-f64.safetensors, ONNX opset 18" in r.output
-    assert "onnxruntime matches torch to" in r.output
+    assert "onnxruntime matches batch's fp32 deblurring to" in r.output
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["blurred"]
+
+
+def test_export_gives_what_batch_writes(tmp_path):
+    """The exported file's output on a frame, quantised to 8 bits as batch quantises, is the frame batch writes."""
+    (tmp_path / "frames").mkdir()
+    write_image(tmp_path / "frames" / "in.png", torch.rand(3, 40, 56, generator=torch.Generator().manual_seed(1)))
+    r = runner.invoke(app, ["export", "--model", "srn-small", "--out", str(tmp_path / "m.onnx")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["batch", str(tmp_path / "frames"), "--model", "srn-small", "--device", "cpu",
+                            "--precision", "fp32", "--out", str(tmp_path / "out"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    blurred = read_image(tmp_path / "frames" / "in.png").data[None]
+    sharp = session.run(["sharp"], {"blurred": blurred.numpy()})[0]
+    assert sharp.min() >= 0 and sharp.max() <= 1  # srn-small's raw output leaves [0, 1] on this noise
+    got = to_array(torch.from_numpy(sharp), 8).astype(int)
+    written = to_array(read_image(tmp_path / "out" / "in.png").data, 8).astype(int)
+    # within 1e-4 of batch's floats: equal but where a value sits on a rounding boundary
+    assert np.abs(got - written).max() <= 1 and (got == written).mean() > 0.999
 
 
 def test_export_of_an_untrained_variant_says_so(tmp_path):
@@ -60,7 +82,7 @@ def test_missing_export_packages_name_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     r = runner.invoke(app, ["export", "--model", "srn", "--out", str(tmp_path / "m.onnx")], env={"COLUMNS": "200"})
     assert r.exit_code == 1
-    assert "pip install 'deblur[export]'" in r.output
+    assert "pip install 'deblur-toolkit[export]'" in r.output
 
 
 def test_help_lists_export():
@@ -70,4 +92,5 @@ def test_help_lists_export():
     assert r.exit_code == 0
     for option in ("--model", "--weights", "--format", "--out", "--opset"):
         assert option in r.output
-    assert "pip install 'deblur[export]'" in r.output
+    assert "input 'blurred'" in r.output and "output 'sharp'" in r.output and "clamped to [0, 1]" in r.output
+    assert "pip install 'deblur-toolkit[export]'" in r.output

@@ -19,9 +19,9 @@ from torch import nn
 
 from deblur_core.batch import COMPARE_DIR, BatchOptions, deblur_path
 from deblur_core.errors import DeblurError, ImageWriteError
-from deblur_core.frames import list_images
 from deblur_core.inference import CPU_MEMORY_BUDGET, Deblurrer, TilePlan, deblur_tensor, load_deblurrer, plan_batch
-from deblur_core.io import Image, VideoWriter, read_image, read_video_frames, to_tensor, video_fps, write_image
+from deblur_core.io import (Image, VideoWriter, list_images, read_image, read_video_frames, to_tensor, video_fps,
+                            write_image)
 from deblur_core.metrics import psnr
 from deblur_core.models import get_model
 

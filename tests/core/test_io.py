@@ -8,7 +8,6 @@ import torch
 from PIL import Image as PILImage
 from skimage import data
 
-from deblur_core import io
 from deblur_core.errors import ImageReadError, ImageWriteError
 from deblur_core.io import (
     IMAGE_EXTENSIONS,
@@ -23,6 +22,7 @@ from deblur_core.io import (
     video_fps,
     write_image,
 )
+from deblur_core.io import image as io_image
 
 RNG = np.random.default_rng(0)
 
@@ -223,7 +223,7 @@ def test_images_above_the_pixel_limit_are_refused_from_the_header_in_every_forma
     _png_header_only(tmp_path / "bomb.png", 20000, 10000)  # 200 megapixels declared in a 57-byte file
     with pytest.raises(ImageReadError, match="20000x10000 = 200 megapixels, above the 179-megapixel limit"):
         read_image(tmp_path / "bomb.png")
-    monkeypatch.setattr(io, "MAX_PIXELS", 1000)  # every format obeys the one limit
+    monkeypatch.setattr(io_image, "MAX_PIXELS", 1000)  # every format obeys the one limit
     for name, image in [("a.png", Image(torch.rand(3, 40, 48))), ("b.png", Image(torch.rand(3, 40, 48), bit_depth=16)),
                         ("c.tif", Image(torch.rand(3, 40, 48), bit_depth=16)), ("d.jpg", Image(torch.rand(1, 40, 48)))]:
         write_image(tmp_path / name, image)

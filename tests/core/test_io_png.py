@@ -1,4 +1,4 @@
-"""deblur_core.io's PNG codecs: OpenCV where it applies, Pillow/PyAV for the rest and where OpenCV is absent.
+"""deblur_core.io.png's codecs: OpenCV where it applies, Pillow/PyAV for the rest and where OpenCV is absent.
 
 The files each writes must be plain PNG that the other reads to the same pixels, in every mode and bit depth.
 """
@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-import deblur_core.io as io
-from deblur_core.io import Image, read_image, write_image
+from deblur_core.errors import ImageReadError
+from deblur_core.io import Image, png, read_image, write_image
 
 pytest.importorskip("cv2")
 
@@ -43,7 +43,7 @@ def _same(a: Image, b: Image) -> bool:
 
 @pytest.fixture
 def without_opencv(monkeypatch):
-    return lambda: monkeypatch.setattr(io, "cv2", None)
+    return lambda: monkeypatch.setattr(png, "cv2", None)
 
 
 @pytest.mark.parametrize("c, bits, alpha", MODES)
@@ -62,15 +62,15 @@ def test_opencv_files_read_the_same_without_opencv_and_back(tmp_path, without_op
 def test_pillow_and_pyav_files_read_the_same_with_opencv(tmp_path, monkeypatch, c, bits, alpha):
     image = _image(c, bits, alpha)
     with monkeypatch.context() as m:
-        m.setattr(io, "cv2", None)
+        m.setattr(png, "cv2", None)
         write_image(tmp_path / "pil.png", image)
     assert _same(read_image(tmp_path / "pil.png"), image)
 
 
 def test_opencv_encodes_gray_rgb_and_rgba_and_leaves_gray_alpha_to_the_others(tmp_path, monkeypatch):
     calls = []
-    encode = io._encode_png_cv2
-    monkeypatch.setattr(io, "_encode_png_cv2", lambda path, array: (calls.append(array.shape), encode(path, array)))
+    encode = png._encode_png_cv2
+    monkeypatch.setattr(png, "_encode_png_cv2", lambda path, array: (calls.append(array.shape), encode(path, array)))
     for c, bits, alpha in MODES:
         write_image(tmp_path / f"{c}{bits}{alpha}.png", _image(c, bits, alpha))
     assert sorted(calls) == sorted([(37, 53)] * 2 + [(37, 53, 3)] * 2 + [(37, 53, 4)] * 2)
@@ -107,5 +107,5 @@ def test_corrupt_data_in_an_opencv_readable_png_is_a_read_error(tmp_path):
     idat = good.index(b"IDAT")
     bad = good[:idat + 6] + bytes(b ^ 0xFF for b in good[idat + 6:idat + 12]) + good[idat + 12:]
     (tmp_path / "bad.png").write_bytes(bad)
-    with pytest.raises(io.ImageReadError, match="bad.png"):
+    with pytest.raises(ImageReadError, match="bad.png"):
         read_image(tmp_path / "bad.png")

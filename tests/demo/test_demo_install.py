@@ -24,7 +24,7 @@ sys.exit(main())
 def test_demo_without_gradio_names_the_extra_and_exits_non_zero():
     r = subprocess.run([sys.executable, "-c", _NO_GRADIO], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
-    assert "pip install 'deblur[demo]'" in r.stderr
+    assert "pip install 'deblur-toolkit[demo]'" in r.stderr
     assert "Traceback" not in r.stderr, r.stderr
 
 

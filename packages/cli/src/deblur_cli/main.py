@@ -246,18 +246,19 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="onnx (the only format so far).")] = "onnx",
     opset: Annotated[int, typer.Option(help="ONNX opset, 18 or newer (srn's antialiased downscaling needs 18).")] = 18,
 ) -> None:
-    """Export a model to ONNX for runtimes without PyTorch: input 'blurred', output 'sharp', float32
-    (batch, C, height, width) in [0, 1], any batch, height and width.
+    """Export a model to ONNX for runtimes without PyTorch: input 'blurred', float32 (batch, C, height, width)
+    in [0, 1], any batch, height and width; output 'sharp', the same shape, clamped to [0, 1]: what 'batch'
+    computes for a frame before writing it (with --precision fp32).
 
-    Needs the export extra (pip install 'deblur\\[export]'); with onnxruntime installed the file is
-    checked against torch.
+    Needs the export extra (pip install 'deblur-toolkit\\[export]'); with onnxruntime installed the file is
+    checked against batch's fp32 deblurring on a random input.
     """
     from rich.markup import escape
 
     from deblur_core.errors import CheckpointError, DeblurError
     from deblur_core.export import export_model
 
-    # messages may hold brackets ("pip install 'deblur[export]'"), which rich would take for markup
+    # messages may hold brackets ("pip install 'deblur-toolkit[export]'"), which rich would take for markup
     try:
         with err_console.status(f"exporting {model} (about half a minute)"):
             result = export_model(model, out, weights=weights, format=fmt, opset=opset)
@@ -271,7 +272,7 @@ def export(
     if result.max_abs_diff is None:
         console.print("not checked: onnxruntime is not installed")
     else:
-        console.print(f"onnxruntime matches torch to {result.max_abs_diff:.1e} on a 67x93 input")
+        console.print(f"onnxruntime matches batch's fp32 deblurring to {result.max_abs_diff:.1e} on a 67x93 input")
     if not result.weights:
         note(f"no trained weights for '{model}': the exported network is untrained and returns its input "
              "unchanged; pass --weights.")

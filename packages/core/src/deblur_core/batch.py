@@ -50,9 +50,9 @@ from torch import Tensor
 
 from .catalog import gaussian_only, trained_on
 from .errors import DeblurError, ImageReadError, ImageWriteError
-from .frames import list_images
 from .inference import Deblurrer, TilePlan, check_precision, deblur_tensor, load_deblurrer, memory_budget, plan_batch
-from .io import IMAGE_EXTENSIONS, Image, VideoWriter, probe_video, read_image, read_video, to_tensor, write_image
+from .io import (IMAGE_EXTENSIONS, Image, VideoWriter, list_images, probe_video, read_image, read_video, to_tensor,
+                 write_image)
 
 __all__ = [
     "VIDEO_EXTENSIONS",

@@ -1,7 +1,11 @@
 """Export a network to ONNX, for runtimes without PyTorch (onnxruntime, OpenCV's dnn module, TensorRT).
 
 The graph takes ``blurred``, float32 (batch, C, height, width) in [0, 1], and gives ``sharp`` of the same
-shape; batch, height and width are free. It holds the network's own padding: H and W are padded up to a
+shape, float32 clamped to [0, 1]; batch, height and width are free. ``sharp`` is what ``deblur-cli batch``
+computes for a frame before quantising it (:func:`~deblur_core.inference.deblur_tensor` in fp32 on the whole
+frame; batch may run bf16 or fp16 where ``--precision auto`` picks them, and tiles only frames beyond its
+memory budget). The raw network output strays outside [0, 1] (from -2.6 to 3.4 on random noise), so the
+clamp is part of the graph. The graph also holds the network's own padding: H and W are padded up to a
 multiple of the network's stride by reflection (by replication where the image is smaller than the pad) and
 the result cropped back, as :meth:`DeblurModel.forward <deblur_core.models.DeblurModel.forward>` does, so
 any size works. That padding is written as index arithmetic, not as a branch on the size, because a traced
@@ -9,7 +13,8 @@ branch would freeze the choice made for the example input.
 
 ONNX opset 18 is the least: ``srn`` downscales with antialiasing, which ONNX's Resize has had since 18
 (``antialias=1``; onnxruntime computes it as torch does). Exporting needs ``onnx`` and ``onnxscript`` (the
-``export`` extra); with ``onnxruntime`` installed, the file is checked against torch on a small input.
+``export`` extra); with ``onnxruntime`` installed, the file is checked on a small random input against
+``deblur_tensor``'s fp32 output, to 1e-4.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from torch import Tensor, nn
 from . import __version__
 from .checkpoint import atomic_path
 from .errors import DeblurError
-from .inference import load_deblurrer
+from .inference import Deblurrer, load_deblurrer
 from .models import DeblurModel
 
 __all__ = ["ExportResult", "export_model"]
@@ -43,7 +48,7 @@ class ExportResult:
     model: str
     weights: Path | None  # None: the untrained network (the identity)
     opset: int
-    max_abs_diff: float | None  # onnxruntime against torch on a random input; None without onnxruntime
+    max_abs_diff: float | None  # onnxruntime against deblur_tensor in fp32 on a random input; None without it
 
 
 def export_model(
@@ -64,7 +69,8 @@ def export_model(
         opset: ONNX opset, at least 18.
 
     Returns:
-        What was written, with the largest difference between onnxruntime's output and torch's on a
+        What was written, with the largest difference between onnxruntime's output and
+        :func:`~deblur_core.inference.deblur_tensor`'s in fp32 (what ``deblur-cli batch`` computes) on a
         random (2, C, 67, 93) input where onnxruntime is installed.
 
     Raises:
@@ -76,20 +82,22 @@ def export_model(
     try:
         import onnx
     except ImportError:
-        raise DeblurError("ONNX export needs the onnx and onnxscript packages: pip install 'deblur[export]'") from None
+        raise DeblurError("ONNX export needs the onnx and onnxscript packages: "
+                          "pip install 'deblur-toolkit[export]'") from None
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ValueError(f"opset must be between {MIN_OPSET} and {onnx.defs.onnx_opset_version()} (the newest this "
                          f"onnx knows), got {opset}: srn's antialiased downscaling needs ONNX Resize of opset 18")
     out = Path(out)
     _check_writable(out)
-    deb = load_deblurrer(name, weights, device="cpu", channels_last=False)
+    deb = load_deblurrer(name, weights, device="cpu", precision="fp32", channels_last=False)
     graph = _ExportGraph(deb.model)
     example = torch.rand(_CHECK_SHAPE[0], deb.model.in_channels, *_CHECK_SHAPE[1:],
                          generator=torch.Generator().manual_seed(0))
     proto = _to_onnx(graph, example, opset)
-    proto.doc_string = (f"deblur {__version__}: '{name}' "
-                        f"({'weights ' + deb.weights.name if deb.weights else 'untrained'}). Input 'blurred', "
-                        "output 'sharp': float32 (batch, C, height, width) in [0, 1], any batch, height and width.")
+    proto.doc_string = (f"deblur-toolkit {__version__}: '{name}' "
+                        f"({'weights ' + deb.weights.name if deb.weights else 'untrained'}). Input 'blurred': float32 "
+                        "(batch, C, height, width) in [0, 1], any batch, height and width; output 'sharp': the same "
+                        "shape, clamped to [0, 1].")
     onnx.helper.set_model_props(proto, {"deblur.model": name, "deblur.weights": deb.weights.name if deb.weights else "",
                                         "deblur.version": __version__, "deblur.stride": str(deb.model.stride)})
     try:
@@ -97,12 +105,13 @@ def export_model(
             onnx.save_model(proto, tmp)
     except OSError as e:
         raise DeblurError(f"cannot write '{out}': {e.strerror or e}") from None
-    diff = _check_with_onnxruntime(out, deb.model, example)
+    diff = _check_with_onnxruntime(out, deb, example)
     return ExportResult(path=out, model=name, weights=deb.weights, opset=opset, max_abs_diff=diff)
 
 
 class _ExportGraph(nn.Module):
-    """``DeblurModel.forward`` for a fixed channel count, with its padding written without branches."""
+    """``DeblurModel.forward`` for a fixed channel count, with its padding written without branches, and the
+    result clamped to [0, 1] as :func:`~deblur_core.inference.deblur_tensor` clamps it."""
 
     def __init__(self, model: DeblurModel) -> None:
         super().__init__()
@@ -110,7 +119,7 @@ class _ExportGraph(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        return self.model._forward(_pad_to_multiple(x, self.model.stride))[..., :h, :w]
+        return self.model._forward(_pad_to_multiple(x, self.model.stride))[..., :h, :w].clamp(0, 1)
 
 
 def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
@@ -142,7 +151,7 @@ def _to_onnx(graph: nn.Module, example: Tensor, opset: int):
                                         output_names=["sharp"], dynamic_shapes={"x": dims}, opset_version=opset,
                                         external_data=False, verbose=False)
     except ImportError as e:
-        raise DeblurError(f"ONNX export needs {e.name or 'onnxscript'}: pip install 'deblur[export]'") from None
+        raise DeblurError(f"ONNX export needs {e.name or 'onnxscript'}: pip install 'deblur-toolkit[export]'") from None
     except Exception as e:  # the exporter's errors carry pages of advice: keep the first line of the cause
         cause = e.__cause__ or e
         first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
@@ -167,7 +176,8 @@ def _check_writable(out: Path) -> None:
         raise ValueError(f"cannot write '{out}': the folder '{parent}' is not writable")
 
 
-def _check_with_onnxruntime(path: Path, model: nn.Module, example: Tensor) -> float | None:
+def _check_with_onnxruntime(path: Path, deb: Deblurrer, example: Tensor) -> float | None:
+    """The largest difference between onnxruntime's output on ``example`` and ``deb``'s (deblur_tensor's)."""
     try:
         import onnxruntime
     except ImportError:
@@ -179,10 +189,9 @@ def _check_with_onnxruntime(path: Path, model: nn.Module, example: Tensor) -> fl
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise DeblurError(f"'{path}' was written, but onnxruntime {onnxruntime.__version__} cannot run it: "
                           f"{first}") from None
-    with torch.no_grad():
-        expected = model(example).numpy()
+    expected = deb(example).numpy()
     diff = float(abs(got - expected).max())
     if not diff <= _CHECK_TOLERANCE:
-        raise DeblurError(f"the exported '{path}' differs from torch by {diff:.2e} (onnxruntime "
-                          f"{onnxruntime.__version__}); it was written, but do not trust it")
+        raise DeblurError(f"the exported '{path}' differs from deblur_tensor's fp32 output by {diff:.2e} "
+                          f"(onnxruntime {onnxruntime.__version__}); it was written, but do not trust it")
     return diff

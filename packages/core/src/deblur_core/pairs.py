@@ -13,8 +13,7 @@ from typing import Callable
 
 from .blur import check_kind, synth_blur
 from .errors import DeblurError, ImageReadError
-from .frames import list_images
-from .io import Image, read_image, write_image
+from .io import Image, list_images, read_image, write_image
 from .seeding import seeded_generator
 
 __all__ = ["PairsReport", "make_blur_pairs"]

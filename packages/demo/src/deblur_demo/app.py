@@ -29,7 +29,7 @@ try:
 except ImportError as _err:  # a plain install: deblur-demo says which extra to install (see main)
     gr = None
     _GRADIO_MISSING = (f"deblur-demo needs gradio, which is not installed here ({_err}); install the demo extra: "
-                       "pip install 'deblur[demo]'")
+                       "pip install 'deblur-toolkit[demo]'")
 
 from deblur_core.blur import BLUR_KINDS  # noqa: E402
 from deblur_core.errors import DeblurError, ImageReadError  # noqa: E402

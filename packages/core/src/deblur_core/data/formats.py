@@ -10,8 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import DatasetError
-from ..frames import list_images
-from ..io import image_size
+from ..io import image_size, list_images
 from .base import ImageFile, PairFiles, require_dir
 
 __all__ = ["DEFAULT_TRAIN", "DEFAULT_VAL", "PAIRED_FORMATS", "default_split", "folder_split", "gopro_split",

@@ -1,0 +1,43 @@
+"""The one image and video IO boundary of the project.
+
+Everything else in core works on float tensors in ``[0, 1]``; this package is the only place where 8- and
+16-bit arrays are read, quantised and written:
+
+* :mod:`~deblur_core.io.image`: image files (PNG, JPEG, TIFF, BMP, WEBP) to and from tensors, with alpha
+  kept aside untouched; image files found in a folder tree.
+* :mod:`~deblur_core.io.png`: which codec (OpenCV, Pillow, PyAV) reads and writes which PNG file.
+* :mod:`~deblur_core.io.video`: video decoding and encoding through PyAV (ffmpeg), audio carried over.
+"""
+
+from .image import (
+    IMAGE_EXTENSIONS,
+    MAX_PIXELS,
+    Image,
+    image_size,
+    list_images,
+    natural_key,
+    read_image,
+    to_array,
+    to_tensor,
+    write_image,
+)
+from .video import VideoInfo, VideoWriter, probe_video, read_video, read_video_frames, video_fps
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MAX_PIXELS",
+    "Image",
+    "image_size",
+    "read_image",
+    "write_image",
+    "to_tensor",
+    "to_array",
+    "natural_key",
+    "list_images",
+    "VideoInfo",
+    "probe_video",
+    "read_video",
+    "read_video_frames",
+    "video_fps",
+    "VideoWriter",
+]

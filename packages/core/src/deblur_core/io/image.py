@@ -1,0 +1,371 @@
+"""Image files: decoding to float tensors in ``[0, 1]``, quantising and encoding back; finding them on disk.
+
+Backends are chosen by extension:
+
+* PNG: OpenCV, Pillow or PyAV by bit depth and colour type, see :mod:`deblur_core.io.png`.
+* TIFF: tifffile (uint8, uint16 and float data; float is clipped to ``[0, 1]`` and written back as 16-bit).
+* JPEG, BMP, WEBP: Pillow, 8-bit only (a 16-bit image is quantised to 8 bits on write).
+
+Alpha is never part of the tensor: it is returned beside it in the file's own dtype and written back
+unchanged, so a deblurring model never sees or alters it.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+try:  # PyAV (a 36 MB wheel bundling ffmpeg) decodes 16-bit PNG and video; photos load without it
+    import av
+
+    _AV_ERRORS: tuple[type[Exception], ...] = (av.FFmpegError,)
+except ImportError:
+    _AV_ERRORS = ()
+import numpy as np
+import tifffile
+import torch
+from PIL import Image as PILImage
+from torch import Tensor
+
+from ..errors import ImageReadError, ImageWriteError
+from .png import OPENCV_ERRORS, png_size, read_png, write_png
+
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "Image", "image_size", "read_image", "write_image", "to_tensor",
+           "to_array", "natural_key", "list_images"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+# Images with more pixels are refused, from their header, in every format: Pillow's decompression-bomb limit
+# (2 x Image.MAX_IMAGE_PIXELS), kept on purpose. Tiling bounds the network's memory, but an image's own copies
+# (decoded, float tensor, result, tile accumulators, encoding) take about 50 bytes a pixel: 9 GB at this size.
+MAX_PIXELS = 178_956_970
+
+_MAX_VALUE = {8: 255, 16: 65535}
+_DTYPE = {8: np.uint8, 16: np.uint16}
+# What codecs raise on a bad file (video.py's encoders too): Pillow (OSError, SyntaxError, struct.error),
+# tifffile (ValueError subclasses), ffmpeg (av.FFmpegError), OpenCV (cv2.error), zlib on broken streams.
+CODEC_ERRORS = (OSError, ValueError, TypeError, SyntaxError, EOFError, struct.error, zlib.error, *_AV_ERRORS,
+                *OPENCV_ERRORS)
+# JPEG at quality 95 and WEBP losslessly (see write_image)
+_PILLOW_WRITE_OPTIONS = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"lossless": True}}
+
+
+@dataclass
+class Image:
+    """A decoded image: colour data as a tensor, alpha kept aside untouched.
+
+    Attributes:
+        data: (C, H, W) float32 in [0, 1], C = 1 (grayscale) or 3 (RGB).
+        alpha: (H, W) alpha channel in the file's own dtype, or None.
+        bit_depth: 8 or 16, the precision to write the image back with.
+    """
+
+    data: Tensor
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 3 or self.data.shape[0] not in (1, 3):
+            raise ValueError(f"Image.data must be (C, H, W) with C in (1, 3), got {tuple(self.data.shape)}")
+        if self.bit_depth not in _MAX_VALUE:
+            raise ValueError(f"bit_depth must be 8 or 16, got {self.bit_depth}")
+        if self.alpha is not None and self.alpha.shape != tuple(self.data.shape[1:]):
+            raise ValueError(f"alpha must be (H, W) = {tuple(self.data.shape[1:])}, got {self.alpha.shape}")
+
+    @property
+    def height(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.data.shape[2])
+
+    @property
+    def mode(self) -> str:
+        """Pillow-style mode name: "L", "LA", "RGB" or "RGBA"."""
+        base = "L" if self.data.shape[0] == 1 else "RGB"
+        return base + ("A" if self.alpha is not None else "")
+
+
+def to_tensor(array: np.ndarray) -> tuple[Tensor, np.ndarray | None, int]:
+    """Convert a decoded image array to a float tensor, its alpha channel and its bit depth.
+
+    Args:
+        array: (H, W), (H, W, 1), (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA; dtype uint8,
+            uint16, bool or float (float is taken to be in [0, 1] and clipped).
+
+    Returns:
+        ``(data, alpha, bit_depth)``: data (C, H, W) float32 in [0, 1] with C = 1 or 3; alpha (H, W) in
+        the array's own dtype or None; bit_depth 8 for uint8/bool, 16 for uint16 and float (so that float
+        data keeps more than 8 bits when written back).
+
+    Raises:
+        ValueError: unsupported shape or dtype.
+    """
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an (H, W) or (H, W, C) array with C in 1..4, got shape {array.shape}")
+    colour_channels = 1 if array.shape[2] <= 2 else 3
+    colour, alpha = array[..., :colour_channels], None
+    if array.shape[2] in (2, 4):
+        alpha = array[..., -1].copy()
+
+    if array.dtype == np.uint8 or array.dtype == np.uint16:
+        bit_depth = 8 if array.dtype == np.uint8 else 16
+        values = colour.astype(np.float32) / _MAX_VALUE[bit_depth]
+    elif array.dtype == np.bool_:
+        bit_depth, values = 8, colour.astype(np.float32)
+    elif np.issubdtype(array.dtype, np.floating):
+        bit_depth, values = 16, np.clip(np.nan_to_num(colour.astype(np.float32)), 0.0, 1.0)
+    else:
+        raise ValueError(f"unsupported image dtype {array.dtype} (expected uint8, uint16, bool or float)")
+    data = torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
+    return data, alpha, bit_depth
+
+
+def to_array(tensor: Tensor, bit_depth: int = 8, alpha: np.ndarray | None = None) -> np.ndarray:
+    """Quantise a float image tensor (and an optional alpha channel) to an 8- or 16-bit array.
+
+    Values are clamped to [0, 1] and rounded: ``round(x * 255)`` or ``round(x * 65535)``.
+    An alpha channel whose dtype is not the output dtype is rescaled to it (uint8 <-> uint16, float or
+    bool in [0, 1]); one that already matches is copied bit for bit.
+
+    Args:
+        tensor: (C, H, W) or (1, C, H, W), C = 1 or 3, float in [0, 1].
+        bit_depth: 8 (uint8) or 16 (uint16).
+        alpha: optional (H, W) alpha channel.
+
+    Returns:
+        (H, W) for grayscale, (H, W, 2) grayscale+alpha, (H, W, 3) RGB or (H, W, 4) RGBA.
+
+    Raises:
+        ValueError: bad shape, channel count, bit depth or alpha size.
+    """
+    if bit_depth not in _MAX_VALUE:
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
+    if tensor.ndim == 4 and tensor.shape[0] == 1:
+        tensor = tensor[0]
+    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (C, H, W) tensor with C in (1, 3), got {tuple(tensor.shape)}")
+    max_value, dtype = _MAX_VALUE[bit_depth], _DTYPE[bit_depth]
+    values = tensor.detach().to("cpu", torch.float32).clamp(0.0, 1.0).mul(max_value).round()
+    array = values.numpy().astype(dtype).transpose(1, 2, 0)
+    if alpha is None:
+        return np.ascontiguousarray(array[..., 0] if array.shape[2] == 1 else array)
+    alpha = np.asarray(alpha)
+    if alpha.shape != array.shape[:2]:
+        raise ValueError(f"alpha must be (H, W) = {array.shape[:2]}, got {alpha.shape}")
+    return np.concatenate([array, _alpha_as(alpha, bit_depth)[..., None]], axis=2)
+
+
+def _alpha_as(alpha: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Alpha in the output dtype: unchanged when it already has it, rescaled otherwise."""
+    dtype, max_value = _DTYPE[bit_depth], _MAX_VALUE[bit_depth]
+    if alpha.dtype == dtype:
+        return alpha
+    if alpha.dtype == np.uint8 or alpha.dtype == np.uint16:
+        unit = alpha.astype(np.float64) / np.iinfo(alpha.dtype).max
+    else:
+        unit = np.clip(alpha.astype(np.float64), 0.0, 1.0)
+    return np.round(unit * max_value).astype(dtype)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding the pixels.
+
+    Raises:
+        ImageReadError: missing file, unknown extension, or a header that cannot be read.
+    """
+    path = _check_image_path(path)
+    try:
+        width, height = _header_size(path, path.suffix.lower())
+    except ImageReadError:
+        raise
+    except CODEC_ERRORS as err:
+        raise ImageReadError(path, f"not a readable image header ({type(err).__name__}: {err})") from err
+    if width * height == 0:
+        raise ImageReadError(path, f"not a readable {path.suffix.lower().lstrip('.').upper()} image header")
+    return height, width
+
+
+def _check_image_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise ImageReadError(path, f"unsupported extension '{path.suffix}' (expected one of {IMAGE_EXTENSIONS})")
+    if not path.exists():
+        raise ImageReadError(path, "no such file")
+    if not path.is_file():
+        raise ImageReadError(path, "not a regular file")
+    return path
+
+
+def read_image(path: str | Path) -> Image:
+    """Read an 8- or 16-bit PNG, JPEG, TIFF, BMP or WEBP file.
+
+    Args:
+        path: image file; its extension must be one of :data:`IMAGE_EXTENSIONS`.
+
+    Returns:
+        :class:`Image` with (C, H, W) float32 data in [0, 1] (C = 1 for grayscale files, 3 otherwise),
+        the alpha channel if the file has one, and the file's bit depth (8 or 16; float TIFF counts as 16).
+
+    Raises:
+        ImageReadError: the file is missing, a directory, has an unknown extension, or is corrupt or
+            truncated. The message names the file.
+    """
+    path = _check_image_path(path)
+    ext = path.suffix.lower()
+    try:
+        _check_pixels(path, *_header_size(path, ext))
+        if ext == ".png":
+            array = read_png(path)
+            if array is None:  # an 8-bit file Pillow converts: palette, 1-bit, transparency, gray+alpha
+                array = _read_pillow(path)
+        elif ext in (".tif", ".tiff"):
+            array = _read_tiff(path)
+        else:
+            array = _read_pillow(path)
+        data, alpha, bit_depth = to_tensor(array)
+    except ImageReadError:
+        raise
+    except CODEC_ERRORS as err:
+        raise ImageReadError(path, f"{type(err).__name__}: {err}") from err
+    return Image(data=data, alpha=alpha, bit_depth=bit_depth)
+
+
+def _header_size(path: Path, ext: str) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    if ext == ".png":
+        return png_size(path)
+    if ext in (".tif", ".tiff"):
+        with tifffile.TiffFile(path) as tif:
+            if not len(tif.pages):
+                return 0, 0  # no image at all: _read_tiff says so
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    try:
+        with _pillow_open(path) as im:
+            return im.size
+    except PILImage.DecompressionBombError as err:  # Pillow refuses to open it at all: its size is unknown
+        raise ImageReadError(path, f"{err} Images above {MAX_PIXELS / 1e6:.0f} megapixels are refused: split or "
+                                   "downscale it first") from err
+
+
+def _pillow_open(path: Path):
+    # Pillow warns from 89 megapixels and refuses above twice that; MAX_PIXELS is this module's own limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        return PILImage.open(path)
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageReadError(path, f"{width}x{height} = {width * height / 1e6:.0f} megapixels, above the "
+                                   f"{MAX_PIXELS / 1e6:.0f}-megapixel limit (its own copies in memory would take "
+                                   f"~{width * height * 50 / 1e9:.0f} GB); split or downscale it first")
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    array = tifffile.imread(path)
+    if array is None:  # tifffile returns None (after logging a warning) when it finds no page
+        raise ImageReadError(path, "no image data in TIFF file")
+    if array.ndim == 3 and array.shape[0] in (2, 3, 4) and array.shape[2] > 4:
+        array = array.transpose(1, 2, 0)  # planar (separate) storage comes back as (C, H, W)
+    return array
+
+
+def _read_pillow(path: Path) -> np.ndarray:
+    # Pillow raises OSError("image file is truncated") on a short file as long as
+    # ImageFile.LOAD_TRUNCATED_IMAGES is False (its default), which this module relies on and never sets.
+    with _pillow_open(path) as im, warnings.catch_warnings():
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        im.load()
+        if im.mode == "PA" or (im.mode in ("P", "RGB", "L") and "transparency" in im.info):
+            im = im.convert("LA" if im.mode == "L" else "RGBA")
+        elif im.mode not in ("1", "L", "LA", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F"):
+            im = im.convert("RGBA" if "A" in im.mode else "RGB")  # CMYK, YCbCr, palette, RGBX, ...
+        array = np.array(im)
+    if array.dtype == np.int32:  # Pillow's "I" mode: 16-bit gray data held in int32
+        array = np.clip(array, 0, 65535).astype(np.uint16)
+    return array
+
+
+def write_image(
+    path: str | Path,
+    image: Image | Tensor,
+    *,
+    bit_depth: int | None = None,
+    alpha: np.ndarray | None = None,
+) -> None:
+    """Write an image; the format follows the extension.
+
+    PNG and TIFF keep 8 or 16 bits; JPEG, BMP and WEBP are 8-bit only, so a 16-bit image is quantised to
+    8 bits there. Alpha is dropped for JPEG and BMP, and WEBP stores gray+alpha as RGBA. JPEG is written
+    at quality 95 and WEBP losslessly, because these are restored images that should not be degraded
+    again; PNG at zlib level 1, for speed. The parent directory must exist (it is not created here).
+
+    Args:
+        path: output file with an extension from :data:`IMAGE_EXTENSIONS`.
+        image: an :class:`Image`, or a (C, H, W) float tensor in [0, 1] with C = 1 or 3.
+        bit_depth: 8 or 16; for an :class:`Image` it overrides ``image.bit_depth``, for a tensor it
+            defaults to 8.
+        alpha: optional (H, W) alpha channel; for an :class:`Image` it overrides ``image.alpha``.
+
+    Raises:
+        ImageWriteError: unknown extension or the file could not be written. The message names the file.
+    """
+    path = Path(path)
+    if isinstance(image, Image):
+        data = image.data
+        bit_depth = image.bit_depth if bit_depth is None else bit_depth
+        alpha = image.alpha if alpha is None else alpha
+    else:
+        data, bit_depth = image, 8 if bit_depth is None else bit_depth
+    ext = path.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise ImageWriteError(path, f"unsupported extension '{path.suffix}' (expected one of {IMAGE_EXTENSIONS})")
+    if ext in (".jpg", ".jpeg", ".bmp", ".webp"):
+        bit_depth = 8
+    if ext in (".jpg", ".jpeg", ".bmp"):
+        alpha = None  # JPEG has no alpha; Pillow cannot write gray+alpha BMP nor read RGBA BMP back
+    try:
+        _encode(path, ext, to_array(data, bit_depth, alpha), bit_depth)
+    except CODEC_ERRORS as err:
+        raise ImageWriteError(path, f"{type(err).__name__}: {err}") from err
+
+
+def _encode(path: Path, ext: str, array: np.ndarray, bit_depth: int) -> None:
+    """Write an (H, W[, C]) uint8/uint16 array with the fastest codec that keeps it exactly (lossy only for JPEG)."""
+    if ext in (".tif", ".tiff"):
+        channels = 1 if array.ndim == 2 else array.shape[2]
+        tifffile.imwrite(path, array, photometric="rgb" if channels >= 3 else "minisblack",
+                         extrasamples=["unassalpha"] if channels in (2, 4) else None)
+    elif ext == ".png":
+        write_png(path, array, bit_depth)
+    else:
+        PILImage.fromarray(array).save(path, **_PILLOW_WRITE_OPTIONS.get(ext, {}))
+
+
+def natural_key(path: Path | str) -> tuple:
+    """Sort key that orders embedded numbers by value: frame2 < frame10, clip 9/ < clip 10/."""
+    parts = re.split(r"(\d+)", str(path))
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts)
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every image file under ``root`` (recursively, hidden files and folders skipped), in natural order
+    of their path relative to ``root``."""
+    root = Path(root)
+    found = [
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return sorted(found, key=lambda p: natural_key(p.relative_to(root)))
