@@ -13,6 +13,7 @@ from deblur_cli.main import app
 from deblur_core.checkpoint import pretrained_path, save_checkpoint
 from deblur_core.data import open_dataset
 from deblur_core.evaluate import evaluate, richardson_lucy
+from deblur_core.io import read_image
 from deblur_core.models import count_parameters, get_model, list_models
 
 from helpers import randomise
@@ -138,6 +139,23 @@ def test_blur_is_deterministic_and_never_writes_inside_input(tmp_path):
     assert _digest(tmp_path / "c")["blur/clip/0000.png"] != a["blur/clip/0000.png"]
     # the result is a dataset the trainer reads
     assert open_dataset(f"pairs:{tmp_path / 'a'}").train_batch(0, 2, 32, seed=0).blur.shape == (2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("kind", ["long", "nonuniform", "realistic"])
+def test_blur_writes_the_long_kinds_and_jpeg_artefacts(tmp_path, kind):
+    src = _tree(tmp_path / "in")
+    r = runner.invoke(app, ["blur", str(src), "--out", str(tmp_path / "plain"), "--kind", kind, "--quiet"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["blur", str(src), "--out", str(tmp_path / "jpeg"), "--kind", kind, "--jpeg", "30",
+                            "--quiet"])
+    assert r.exit_code == 0, r.output
+    plain = read_image(tmp_path / "plain/blur/clip/0000.png").data
+    jpeg = read_image(tmp_path / "jpeg/blur/clip/0000.png").data
+    sharp = read_image(src / "clip/0000.png").data
+    assert float((plain - sharp).abs().mean()) > 0.01  # blurred
+    assert 0 < float((jpeg - plain).abs().mean()) < 0.1  # the same blur, through a JPEG
+    r = runner.invoke(app, ["blur", str(src), "--out", str(tmp_path / "bad"), "--jpeg", "101"])
+    assert r.exit_code == 2 and "jpeg_quality" in r.output
 
 
 def test_blur_refuses_output_inside_input_and_bad_kind(tmp_path):

@@ -218,6 +218,7 @@ def blur(
     kind: Annotated[str, typer.Option(help=BLUR_HELP + ".")] = "mix",
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same blur.")] = 0,
     noise: Annotated[float, typer.Option(help="Std of additive gaussian noise (0-1 scale).")] = 0.0,
+    jpeg: Annotated[int, typer.Option(help="Save each blurred image through a JPEG of this quality (1-100) first; 0: none. 8-bit images only.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Write a paired blurred/sharp dataset from your own sharp footage (usable as --data pairs:OUT)."""
@@ -226,7 +227,8 @@ def blur(
 
     try:
         with Bar("blurring", enabled=not quiet) as bar:
-            report = make_blur_pairs(input, out, kind=kind, seed=seed, noise_sigma=noise, progress=bar.update)
+            report = make_blur_pairs(input, out, kind=kind, seed=seed, noise_sigma=noise, jpeg_quality=jpeg,
+                                     progress=bar.update)
     except ValueError as e:
         fail(str(e), 2)
     except DeblurError as e:
