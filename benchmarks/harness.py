@@ -57,7 +57,7 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(__file__).resolve().pa
                                                      "inductor-cache"))
 
 # the variants benchmarked at 1280x720 on a CPU by default: the heavy ones take 10-80 s a frame there
-MODELS_720P_CPU = ("srn", "srn-nolstm", "nafnet", "resunet1")
+MODELS_720P_CPU = ("srn", "srn-nolstm", "nafnet", "nafnet-cpu", "resunet1")
 NAIVE_MODEL = "srn"  # the variant of the naive/optimized paths and of the acceptance checks
 
 _PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -44,6 +44,9 @@ TARGET_TILING = 0.95  # batch's frames/s with its default tiling over tile=4096 
 TARGET_REDUCED, TARGET_REDUCED_PSNR = 2.0, 45.0  # bf16 over fp32 on an AMX CPU; its output's PSNR vs fp32
 TARGET_FORMER = 2.5  # nafnet's forward today over its former forward, CPU, model only (issue 15)
 CHECK_MODEL, CHECK_RES = "srn", "1280x720"
+# issue 23: the CPU preset per 720p frame against srn's time, its share of the fp32 peak, and nafnet's
+# training step today over its former one (fp32, the same loss to float rounding)
+CPU_PRESET, TARGET_PRESET_SPEEDUP, TARGET_PRESET_PEAK_PCT, TARGET_TRAIN_STEP = "nafnet-cpu", 4.0, 40.0, 2.0
 
 
 @dataclass
@@ -268,6 +271,7 @@ def _checks(run: Run) -> list[str]:
         res = current.info["resolution"] if current else CHECK_RES
         lines.append(_check(f"`nafnet` {res} model only, today's forward over its former one (CPU)",
                             run.speedup(current) if current else None, TARGET_FORMER, "x"))
+    lines += _preset_checks(run)
     io = sorted((r for r in run.rows if r.kind == "io"), key=lambda r: r.info["workers"])
     if io:
         cores = io[0].info.get("cores", 0)
@@ -277,6 +281,29 @@ def _checks(run: Run) -> list[str]:
         lines.append(f"- **{'pass' if rising else 'FAIL'}** IO pipeline alone (PNG decode + encode, "
                      f"{io[0].info['resolution']}) rises with worker threads ({cores} cores): frames/s by "
                      f"workers {rates}")
+    return lines
+
+
+def _preset_checks(run: Run) -> list[str]:
+    """Issue 23's figures: the CPU preset against srn at 1280x720 (fp32, model only, one run), and nafnet's
+    training step against its former one (and, for a look, under bf16 where the CPU has it)."""
+    lines = []
+    preset = run.find(kind="inference", model=CPU_PRESET, resolution=CHECK_RES, device="cpu", precision="fp32",
+                      batch=1)
+    srn = run.find(kind="inference", model=CHECK_MODEL, resolution=CHECK_RES, device="cpu", precision="fp32",
+                   batch=1)
+    if preset or srn:
+        lines.append(_check(f"`{CPU_PRESET}` {CHECK_RES} frames/s over `{CHECK_MODEL}`'s (CPU, fp32, model only)",
+                            preset.fps / srn.fps if preset and srn else None, TARGET_PRESET_SPEEDUP, "x"))
+        lines.append(_check(f"`{CPU_PRESET}` {CHECK_RES} model only, % of the fp32 peak (CPU)",
+                            run.pct_of_peak(preset) if preset else None, TARGET_PRESET_PEAK_PCT, "%"))
+    former = run.find(kind="training-nafnet", model="nafnet", forward="former", precision="fp32")
+    for precision in ("fp32", "bf16"):
+        current = run.find(kind="training-nafnet", model="nafnet", forward="current", precision=precision)
+        if former and current:
+            what = f"`nafnet` training step at {current.info['resolution']} x {current.info['batch']}, today's " \
+                   f"{precision} over the former fp32 step, crops/s (CPU)"
+            lines.append(_check(what, current.fps / former.fps, TARGET_TRAIN_STEP, "x"))
     return lines
 
 

@@ -62,6 +62,8 @@ def test_resume_keeps_the_runs_settings_but_steps_and_this_calls_time_limit(tmp_
     assert (cfg.out, cfg.steps, cfg.lr, cfg.max_minutes) == (str(moved), 300, 1e-3, 0.0)
     cfg = load_run_config(moved, steps=500, max_minutes=2.5)
     assert (cfg.steps, cfg.max_minutes, cfg.model) == (500, 2.5, "srn-nolstm")
+    assert cfg.precision == "auto"  # the run's own ...
+    assert load_run_config(moved, precision="fp32").precision == "fp32"  # ... unless this machine says otherwise
 
 
 @pytest.mark.slow

@@ -183,19 +183,21 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in keep))
 
 
-def load_run_config(run_dir: str | os.PathLike, *, steps: int | None = None,
-                    max_minutes: float | None = None) -> TrainConfig:
+def load_run_config(run_dir: str | os.PathLike, *, steps: int | None = None, max_minutes: float | None = None,
+                    precision: str | None = None) -> TrainConfig:
     """The config a run directory was trained with, to resume it (``train(cfg, resume=True)``).
 
-    A resumed run keeps every setting of its own except two: ``steps`` (None: the run's own) may extend
-    it, and ``max_minutes`` limits this call only (None: no limit; an earlier call's limit is not reused).
+    A resumed run keeps every setting of its own except three: ``steps`` (None: the run's own) may extend
+    it, ``max_minutes`` limits this call only (None: no limit; an earlier call's limit is not reused), and
+    ``precision`` (None: the run's own) belongs to the machine, not the run: bf16 that ran 2.3x faster on
+    one CPU (AMX) runs ~140x slower on another, where a run continues in fp32.
     """
     run = Path(run_dir)
     if not (run / "train_state.safetensors").is_file() or not (run / "config.json").is_file():
         raise DeblurError(f"cannot resume: '{run}' holds no train_state.safetensors/config.json of a run")
     saved = json.loads((run / "config.json").read_text())
     return TrainConfig.from_dict({**saved, "out": str(run), "steps": steps or saved["steps"],
-                                  "max_minutes": max_minutes or 0.0})
+                                  "max_minutes": max_minutes or 0.0, "precision": precision or saved["precision"]})
 
 
 @dataclass
