@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Train `srn` on a GPU machine in one command, end to end, and bring back what it made.
+# Train `srn` and the CPU preset `nafnet-cpu` on a GPU machine in one command, end to end, and bring back what
+# they made.
 #
-#   OUT=/path/to/results scripts/gpu_train.sh
+#   OUT=/path/to/results MINUTES=8 SHARE=0.5 scripts/gpu_train.sh
+#
+# Both train on the realistic synthesis (long curved motion and pans, shake, non-uniform blur, noise, JPEG:
+# README's "Training"), each continuing from its weights: srn from the shipped ones, nafnet-cpu from the
+# progress the CPU runs committed (training/nafnet-cpu/weights-fp16.safetensors). SHARE of $MINUTES goes
+# to the first of $MODELS, the rest to the others in equal parts.
 #
 # Phases, each logged with a timestamp to $OUT/log.txt:
 #   1. install offline what the machine lacks: wheels carried in .whl/ (kornia, kornia-rs), then this
 #      project with `pip install --no-deps --no-build-isolation -e .` (no registry is reachable there);
-#   2. smoke (about a minute): a few steps at full size under the training precision, a resume, and a
-#      checkpoint round trip; any error stops the script here, before the long phases;
-#   3. training: the step count is sized from the smoke phase's measured steps/s so that the cosine
-#      schedule ends inside $MINUTES (with --max-minutes as a backstop); the best weights are copied to
-#      $OUT at every checkpoint, so a run cut short still brings something back;
+#   2. smoke (about a minute a model): a few steps at full size under the training precision, a resume, and
+#      a checkpoint round trip; any error stops the script here, before the long phases;
+#   3. training, model after model: the step count is sized from the smoke phase's measured steps/s so that
+#      the cosine schedule ends inside the model's minutes (with --max-minutes as a backstop); the best
+#      weights are copied to $OUT at every checkpoint, so a run cut short still brings something back;
 #   4. the GPU benchmark profile ($BENCH_CMD; skipped when empty; its failure does not lose the weights);
 #   5. packing: fp16 weights and results.tar.gz, so that at most 8 files of at most 16 MiB come back.
 #
@@ -20,8 +26,10 @@ cd "$(dirname "$0")/.."
 
 OUT=${OUT:?set OUT to the results folder}
 DATA=${DATA:-data/photos}             # built by: python scripts/build_photos.py --out data/photos
-MODEL=${MODEL:-srn}
-MINUTES=${MINUTES:-4.7}               # training wall time
+MODELS=${MODELS:-srn nafnet-cpu}
+MINUTES=${MINUTES:-4.7}               # training wall time, all models together
+SHARE=${SHARE:-0.5}                   # share of $MINUTES for the first model
+BLUR=${BLUR:-realistic}
 PATCH=${PATCH:-256}
 BATCH=${BATCH:-32}
 LR=${LR:-1e-3}
@@ -31,8 +39,10 @@ VAL_EVERY=${VAL_EVERY:-1000}
 VAL_COUNT=${VAL_COUNT:-64}
 VAL_PATCH=${VAL_PATCH:-256}
 DEVICE=${DEVICE:-auto}
-INIT=${INIT:-}                        # e.g. "shipped": continue from the shipped weights
-RUN=${RUN:-runs/gpu-$MODEL}
+INIT_SRN=${INIT_SRN-shipped}          # srn continues from the shipped weights ("" starts fresh)
+NAFNET_CPU_PROGRESS=training/nafnet-cpu/weights-fp16.safetensors
+INIT_NAFNET_CPU=${INIT_NAFNET_CPU-$([ -f "$NAFNET_CPU_PROGRESS" ] && echo "$NAFNET_CPU_PROGRESS" || true)}
+RUNS=${RUNS:-runs}                    # run folders: $RUNS/gpu-<model>
 BENCH_CMD=${BENCH_CMD-}               # the GPU benchmark profile, run from the repository root
 PY=${PY:-python3}
 WHEELS=${WHEELS:-.whl}                # folder of carried wheels; a missing folder installs none
@@ -63,19 +73,33 @@ import deblur_core, kornia
 print("deblur_core", deblur_core.__version__, "kornia", kornia.__version__)
 EOF
 CLI=("$PY" -m deblur_cli)
-TRAIN_ARGS=(--model "$MODEL" --data "folder:$DATA" --blur mix --batch-size "$BATCH" --patch "$PATCH" --lr "$LR"
-            --warmup "$WARMUP" --loss l1 --fft-loss 0.1 --optimizer adamw --weight-decay 1e-4 --noise 0.01
-            --saturate 0.1 --rotate --val-count "$VAL_COUNT" --val-patch "$VAL_PATCH" --device "$DEVICE" --quiet)
-[ -n "$INIT" ] && TRAIN_ARGS+=(--init "$INIT")
+read -r -a MODEL_LIST <<< "$MODELS"
+init_for() { case "$1" in srn) echo "$INIT_SRN" ;; nafnet-cpu) echo "$INIT_NAFNET_CPU" ;; *) echo "" ;; esac; }
+minutes_for() {  # $1: the model's index in $MODELS
+    $PY -c "import sys; i, n, m, s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]); \
+print(m if n == 1 else m * s if i == 0 else m * (1 - s) / (n - 1))" "$1" "${#MODEL_LIST[@]}" "$MINUTES" "$SHARE"
+}
+train_args() {  # $1: the model
+    local init
+    init=$(init_for "$1")
+    TRAIN_ARGS=(--model "$1" --data "folder:$DATA" --blur "$BLUR" --batch-size "$BATCH" --patch "$PATCH" --lr "$LR"
+                --warmup "$WARMUP" --loss l1 --fft-loss 0.1 --optimizer adamw --weight-decay 1e-4 --noise 0.01
+                --saturate 0.1 --jpeg 0.2 --rotate --val-count "$VAL_COUNT" --val-patch "$VAL_PATCH" --device "$DEVICE"
+                --quiet)
+    [ -n "$init" ] && TRAIN_ARGS+=(--init "$init")
+    return 0
+}
 
 # ---- 2. smoke -----------------------------------------------------------------------------------------
-log "phase 2: smoke"
-SMOKE="$RUN-smoke"
+for MODEL in "${MODEL_LIST[@]}"; do
+log "phase 2: smoke ($MODEL)"
+train_args "$MODEL"
+SMOKE="$RUNS/gpu-$MODEL-smoke"
 rm -rf "$SMOKE"
 half=$((SMOKE_STEPS / 2))
 run "${CLI[@]}" train "${TRAIN_ARGS[@]}" --steps "$half" --val-every "$half" --val-count 8 --log-every 5 --out "$SMOKE"
 run "${CLI[@]}" train --resume "$SMOKE" --steps "$SMOKE_STEPS" --quiet
-run $PY - "$SMOKE" "$OUT/smoke.json" <<'EOF'
+run $PY - "$SMOKE" "$OUT/smoke-$MODEL.json" <<'EOF'
 import json, sys, torch
 from pathlib import Path
 from deblur_core.checkpoint import load_model, save_checkpoint
@@ -103,23 +127,30 @@ info = {"steps_per_s": rate, "val_psnr": rows[-1].get("val_psnr"), "fp16_roundtr
 dest.write_text(json.dumps(info, indent=2))
 print(json.dumps(info))
 EOF
+done
 
 # ---- 3. training --------------------------------------------------------------------------------------
-log "phase 3: train for $MINUTES minutes"
-STEPS=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['steps_per_s']; print(max(10, int(r*$MINUTES*60*0.93)))" "$OUT/smoke.json")
+for i in "${!MODEL_LIST[@]}"; do
+MODEL=${MODEL_LIST[$i]}
+RUN="$RUNS/gpu-$MODEL"
+MIN=$(minutes_for "$i")
+train_args "$MODEL"
+log "phase 3: train $MODEL for $MIN minutes"
+STEPS=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['steps_per_s']; print(max(10, int(r*$MIN*60*0.93)))" "$OUT/smoke-$MODEL.json")
 log "sized to $STEPS steps"
 rm -rf "$RUN"
 ( # keep copies of the newest results in $OUT while training runs
   while sleep 20; do
-    [ -f "$RUN/best.safetensors" ] && cp "$RUN/best.safetensors" "$OUT/best.safetensors.part" && mv "$OUT/best.safetensors.part" "$OUT/best.safetensors"
-    [ -f "$RUN/metrics.jsonl" ] && cp "$RUN/metrics.jsonl" "$OUT/metrics.jsonl"
+    [ -f "$RUN/best.safetensors" ] && cp "$RUN/best.safetensors" "$OUT/$MODEL-best.safetensors.part" && mv "$OUT/$MODEL-best.safetensors.part" "$OUT/$MODEL-best.safetensors"
+    [ -f "$RUN/metrics.jsonl" ] && cp "$RUN/metrics.jsonl" "$OUT/$MODEL-metrics.jsonl"
   done ) &
 WATCH=$!
 trap 'kill $WATCH 2>/dev/null || true' EXIT
-MAXMIN=$($PY -c "print($MINUTES + 0.5)")
+MAXMIN=$($PY -c "print($MIN + 0.5)")
 run "${CLI[@]}" train "${TRAIN_ARGS[@]}" --steps "$STEPS" --val-every "$VAL_EVERY" --max-minutes "$MAXMIN" --out "$RUN"
 kill $WATCH 2>/dev/null || true
-cp "$RUN/metrics.jsonl" "$OUT/metrics.jsonl"
+cp "$RUN/metrics.jsonl" "$OUT/$MODEL-metrics.jsonl"
+done
 
 # ---- 4. benchmarks ------------------------------------------------------------------------------------
 if [ -n "$BENCH_CMD" ]; then
@@ -130,6 +161,9 @@ fi
 
 # ---- 5. pack ------------------------------------------------------------------------------------------
 log "phase 5: pack"
+PACK=()
+for MODEL in "${MODEL_LIST[@]}"; do
+RUN="$RUNS/gpu-$MODEL"
 run $PY - "$RUN" "$OUT" "$MODEL" <<'EOF'
 import sys, torch
 from pathlib import Path
@@ -142,9 +176,13 @@ for which in ("best", "last"):
                         config=meta["config"], metrics=meta["metrics"], extra=extra, dtype=torch.float16)
     print(p, p.stat().st_size, meta["metrics"])
 EOF
-rm -f "$OUT/best.safetensors" "$OUT/metrics.jsonl"
-cp "$RUN"/config.json "$RUN"/metrics.jsonl "$OUT"/
-[ -f "$RUN/curve.png" ] && cp "$RUN/curve.png" "$OUT"/
-(cd "$OUT" && tar -czf results.tar.gz --remove-files config.json metrics.jsonl smoke.json $(ls -d curve.png bench 2>/dev/null))
+rm -f "$OUT/$MODEL-best.safetensors" "$OUT/$MODEL-metrics.jsonl"
+cp "$RUN/config.json" "$OUT/$MODEL-config.json"
+cp "$RUN/metrics.jsonl" "$OUT/$MODEL-metrics.jsonl"
+[ -f "$RUN/curve.png" ] && cp "$RUN/curve.png" "$OUT/$MODEL-curve.png"
+PACK+=("$MODEL-config.json" "$MODEL-metrics.jsonl" "smoke-$MODEL.json")
+[ -f "$OUT/$MODEL-curve.png" ] && PACK+=("$MODEL-curve.png")
+done
+(cd "$OUT" && tar -czf results.tar.gz --remove-files "${PACK[@]}" $(ls -d bench 2>/dev/null))
 log "done"
 ls -la "$OUT" | tee -a "$LOG"

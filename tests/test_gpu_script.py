@@ -24,7 +24,7 @@ def test_gpu_script_runs_end_to_end_at_toy_size(tmp_path):
             iio.imwrite(tmp_path / "photos" / split / f"p{i}.png", img)
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "WHEELS": str(tmp_path / "no-wheels"), "DATA": str(tmp_path / "photos"),
-           "RUN": str(tmp_path / "runs" / "srn"), "MINUTES": "0.05", "PATCH": "32", "BATCH": "2",
+           "RUNS": str(tmp_path / "runs"), "MINUTES": "0.1", "SHARE": "0.5", "PATCH": "32", "BATCH": "2",
            "SMOKE_STEPS": "6", "VAL_EVERY": "4", "VAL_COUNT": "2", "VAL_PATCH": "32", "WARMUP": "2",
            "PY": sys.executable, "BENCH_CMD": "echo bench > $BENCH_OUT/bench.txt"}
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_train.sh")], env=env, capture_output=True, text=True,
@@ -32,26 +32,35 @@ def test_gpu_script_runs_end_to_end_at_toy_size(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     files = sorted(p.name for p in out.iterdir())
     # at most 8 files come back from the GPU machine, none in nested folders
-    assert files == ["log.txt", "results.tar.gz", "srn-best-fp16.safetensors", "srn-last-fp16.safetensors"]
+    assert files == ["log.txt", "nafnet-cpu-best-fp16.safetensors", "nafnet-cpu-last-fp16.safetensors",
+                     "results.tar.gz", "srn-best-fp16.safetensors", "srn-last-fp16.safetensors"]
     with tarfile.open(out / "results.tar.gz") as tar:
         names = set(tar.getnames())
-        smoke = json.load(tar.extractfile("smoke.json"))
-    assert {"config.json", "metrics.jsonl", "smoke.json", "curve.png", "bench/bench.txt"} <= names
-    assert smoke["steps_per_s"] > 0 and smoke["fp16_roundtrip_max_diff"] < 1e-2
+        smoke = {m: json.load(tar.extractfile(f"smoke-{m}.json")) for m in ("srn", "nafnet-cpu")}
+    for m in ("srn", "nafnet-cpu"):
+        assert {f"{m}-config.json", f"{m}-metrics.jsonl", f"{m}-curve.png"} <= names
+        assert smoke[m]["steps_per_s"] > 0 and smoke[m]["fp16_roundtrip_max_diff"] < 1e-2
+    assert "bench/bench.txt" in names
     log = (out / "log.txt").read_text()
-    for phase in ("phase 1", "phase 2", "phase 3", "phase 4", "phase 5", "done"):
+    for phase in ("phase 1", "phase 2: smoke (srn)", "phase 2: smoke (nafnet-cpu)", "phase 3: train srn for 0.05",
+                  "phase 3: train nafnet-cpu for 0.05", "phase 4", "phase 5", "done"):
         assert phase in log
 
     from deblur_core.checkpoint import load_model
 
-    model, meta = load_model(out / "srn-best-fp16.safetensors")
-    assert meta["model"] == "srn" and meta["config"]["fft_loss"] == 0.1 and meta["config"]["rotate"]
+    for m in ("srn", "nafnet-cpu"):
+        model, meta = load_model(out / f"{m}-best-fp16.safetensors")
+        cfg = meta["config"]
+        assert meta["model"] == m and cfg["blur"] == "realistic" and cfg["fft_loss"] == 0.1 and cfg["rotate"]
+        assert cfg["jpeg"] == 0.2 and cfg["noise"] == 0.01
+    # srn continues from the shipped weights; nafnet-cpu from the committed progress, when there is some
+    assert load_model(out / "srn-best-fp16.safetensors")[1]["init"][-1]["weights"].endswith("weights/srn.safetensors")
 
 
 @pytest.mark.slow
 def test_gpu_script_stops_at_a_failing_smoke_phase(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path / "out"), "WHEELS": str(tmp_path / "none"),
-           "DATA": str(tmp_path / "missing"), "RUN": str(tmp_path / "runs" / "srn"), "PY": sys.executable}
+           "DATA": str(tmp_path / "missing"), "RUNS": str(tmp_path / "runs"), "PY": sys.executable}
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_train.sh")], env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode != 0
