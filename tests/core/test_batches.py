@@ -1,9 +1,9 @@
-"""Training batches made on the training device (deblur_core.batches): exact blur, determinism, workers."""
+"""Training batches made on the training device (deblur_core.data.batches): exact blur, determinism, workers."""
 
 import pytest
 import torch
 
-from deblur_core.batches import KERNEL_SIZE, DeviceBatches
+from deblur_core.data.batches import KERNEL_SIZE, DeviceBatches
 from deblur_core.blur import convolve, linear_to_srgb, quantize_8bit, random_kernels, srgb_to_linear
 from deblur_core.train import autocast_dtype
 from helpers import planned_crop

@@ -50,7 +50,7 @@ class TrainConfig:
     fft_loss: float = 0.0  # weight of an L1 loss on the 2-D FFT (MIMO-UNet uses 0.1): sharp edges are high frequencies
     optimizer: str = "adam"  # adam | adamw
     weight_decay: float = 0.0  # decoupled weight decay (adamw)
-    noise: float = 0.0  # synthetic data: largest read-noise sigma per sample (plus shot noise), see batches.py
+    noise: float = 0.0  # synthetic data: largest read-noise sigma per sample (plus shot noise), see data/batches.py
     saturate: float = 0.0  # synthetic data: share of samples with highlights saturated past white
     rotate: bool = False  # synthetic data: also transpose crops (8 rotations/reflections, not only flips)
     jpeg: float = 0.0  # synthetic data: share of samples saved as JPEG (quality 60-95) after the blur

@@ -12,9 +12,9 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from ..batches import DeviceBatches
+from .batches import DeviceBatches
 from ..blur import kernel_size, synth_blur
-from ..cache import ImageCache
+from .cache import ImageCache
 from ..seeding import seeded_generator
 from .base import (CACHE_BYTES, Batch, ImageFile, check_train_args, chunks, concat, flip, large_enough, place_crop,
                    randint, read_channels, val_layout)
@@ -84,7 +84,7 @@ class SyntheticSource:
 
     def device_batches(self, batch_size: int, patch: int, *, seed: int, rank: int = 0,
                        device: torch.device | str = "cpu", **recipe) -> DeviceBatches:
-        """Training batches made on ``device`` (see :mod:`deblur_core.batches`); ``recipe``: noise,
+        """Training batches made on ``device`` (see :mod:`deblur_core.data.batches`); ``recipe``: noise,
         saturate, rotate, jpeg, workers. Every training image takes part: one smaller than the crop (with the
         blur's context) is reflected out to its size and blurred as a whole, so the pair stays exact."""
         check_train_args(batch_size, patch)

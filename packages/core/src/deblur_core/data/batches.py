@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .blur import BlurDraw, draw_blur, jpeg_compress, kernel_size, pad_kernels, render_blur, sensor_noise
+from ..blur import BlurDraw, draw_blur, jpeg_compress, kernel_size, pad_kernels, render_blur, sensor_noise
 from .cache import ImageCache
-from .seeding import seeded_generator
+from ..seeding import seeded_generator
 
 __all__ = ["KERNEL_SIZE", "Plan", "Planner", "DeviceBatches"]
 
