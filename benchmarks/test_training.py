@@ -20,7 +20,7 @@ from harness import count_gflop, device_params, measure, synchronize
 try:
     from deblur_core.blur import BLUR_KINDS
     from deblur_core.data import open_dataset
-    from deblur_core.train import multiscale_loss
+    from deblur_core.losses import multiscale_loss
 except ImportError as err:  # kornia (or a codec) missing, as on the GPU machine unless their wheels are carried
     pytest.skip(f"deblur_core's training code cannot be imported here: {err}", allow_module_level=True)
 

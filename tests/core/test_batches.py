@@ -107,7 +107,7 @@ def test_bf16_training_step_on_cpu_learns():
     """A few steps under bf16 autocast at tiny size: finite loss that falls (any CPU runs bf16 correctly,
     if slowly where it lacks native support)."""
     from deblur_core.models import get_model
-    from deblur_core.train import multiscale_loss
+    from deblur_core.losses import multiscale_loss
 
     torch.manual_seed(0)
     imgs = _images()

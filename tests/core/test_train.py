@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from deblur_core.checkpoint import load_model
 from deblur_core.errors import DeblurError
-from deblur_core.train import TrainConfig, load_run_config, multiscale_loss, train
+from deblur_core.train import TrainConfig, load_run_config, train
 
 CLI = [sys.executable, "-m", "deblur_cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -24,14 +24,6 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 def _log(run: Path) -> list[dict]:
     return [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-
-
-def test_multiscale_loss_compares_each_scale_with_resized_target():
-    sharp = torch.rand(2, 3, 32, 32)
-    outs = [torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 16, 16), torch.zeros(2, 3, 32, 32)]
-    loss = multiscale_loss(outs, sharp, "l1")
-    assert loss.item() == pytest.approx(3 * sharp.mean().item(), rel=0.05)
-    assert multiscale_loss(sharp, sharp, "mse").item() == 0
 
 
 def test_config_rejects_bad_values():

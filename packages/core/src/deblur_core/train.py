@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import (atomic_path, load_checkpoint, load_train_state, pretrained_path, read_metadata,
@@ -28,10 +27,11 @@ from .distributed import DistContext
 from .data import open_dataset
 from .errors import DeblurError
 from .inference import check_precision, inference_dtype, resolve_device
+from .losses import LOSSES, multiscale_loss
 from .metrics import mse, psnr, ssim
 from .models import get_model, list_models
 
-__all__ = ["TrainConfig", "TrainResult", "train", "load_run_config", "multiscale_loss", "validate", "LOSSES"]
+__all__ = ["TrainConfig", "TrainResult", "train", "load_run_config", "validate"]
 
 
 @dataclass
@@ -87,37 +87,6 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
-
-
-def _charbonnier(x: Tensor, y: Tensor, eps: float = 1e-3) -> Tensor:
-    return torch.sqrt((x - y) ** 2 + eps**2).mean()
-
-
-LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": _charbonnier}
-
-
-def fft_l1(x: Tensor, y: Tensor) -> Tensor:
-    """Mean absolute difference of the 2-D real FFTs (real and imaginary parts), in fp32."""
-    fx, fy = torch.fft.rfft2(x.float()), torch.fft.rfft2(y.float())
-    return (torch.view_as_real(fx) - torch.view_as_real(fy)).abs().mean()
-
-
-def multiscale_loss(outputs: Tensor | list[Tensor], sharp: Tensor, loss: str = "mse", fft: float = 0.0) -> Tensor:
-    """Sum over scales of the loss between each output and the sharp image resized to its size (SRN);
-    a single output is compared with the sharp image directly. ``fft`` > 0 adds that weight times
-    :func:`fft_l1` at every scale (MIMO-UNet's frequency loss)."""
-    fn = LOSSES[loss]
-    outs = outputs if isinstance(outputs, list) else [outputs]
-    total = sharp.new_zeros((), dtype=torch.float32)
-    for o in outs:
-        o = o.float()
-        target = sharp
-        if o.shape[-2:] != sharp.shape[-2:]:
-            target = F.interpolate(sharp, size=o.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
-        total = total + fn(o, target)
-        if fft > 0:
-            total = total + fft * fft_l1(o, target)
-    return total
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
