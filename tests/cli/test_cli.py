@@ -172,6 +172,7 @@ def test_train_tiny_run_and_usage_errors(tmp_path):
     r = runner.invoke(app, ["train", "--model", "nafnet", "--out", str(run), "--steps", "4", "--batch-size", "2",
                             "--patch", "32", "--val-every", "2", "--val-count", "2", "--quiet"])
     assert r.exit_code == 0, r.output
+    assert r.stderr == ""  # --quiet: no progress bar
     assert {"last.safetensors", "best.safetensors", "train_state.safetensors", "metrics.jsonl", "curve.png",
             "config.json"} <= {p.name for p in run.iterdir()}
     r = runner.invoke(app, ["train", "--model", "nope"])
@@ -180,6 +181,15 @@ def test_train_tiny_run_and_usage_errors(tmp_path):
     assert r.exit_code == 2 and "loss" in r.output
     r = runner.invoke(app, ["train", "--data", "reds:/nonexistent", "--out", str(tmp_path / "y"), "--quiet"])
     assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def test_train_draws_its_progress_bar_on_stderr(tmp_path):
+    r = runner.invoke(app, ["train", "--model", "resunet1", "--out", str(tmp_path / "run"), "--steps", "2",
+                            "--batch-size", "2", "--patch", "32", "--val-every", "2", "--val-count", "2"])
+    assert r.exit_code == 0, r.output
+    bar = r.stderr.strip().splitlines()[-1]
+    assert bar.startswith("train") and "2/2" in bar and "loss " in bar and " dB" in bar and "steps/s" in bar, bar
+    assert "validation PSNR" in r.stdout and "validation PSNR" not in r.stderr
 
 
 def test_eval_scores_every_pair_whole_as_scikit_image_does(tmp_path):

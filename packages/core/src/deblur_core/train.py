@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,12 @@ from .losses import LOSSES, multiscale_loss
 from .metrics import mse, psnr, ssim
 from .models import get_model, list_models
 
-__all__ = ["TrainConfig", "TrainResult", "train", "load_run_config", "validate"]
+__all__ = ["TrainConfig", "TrainResult", "ProgressFn", "train", "load_run_config", "validate"]
+
+ProgressFn = Callable[[int, int, "float | None", "float | None"], None]
+"""Called with (step, total steps, mean training loss over the steps since the last logged loss or None, the
+last validation PSNR or None): once as the loop starts (at the step a resumed run continues from), then at
+every step written to metrics.jsonl, in order. Only rank 0 calls it."""
 
 
 @dataclass
@@ -185,11 +191,12 @@ class _State:
     last_val: dict[str, float] = field(default_factory=dict)
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
+def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None = None) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data``, writing checkpoints and logs to ``cfg.out``.
 
     ``resume=True`` continues the run in ``cfg.out`` from its last saved step (see
     :func:`load_run_config`); ``cfg.steps`` and ``cfg.max_minutes`` may be raised to extend it.
+    ``progress``: see :data:`ProgressFn` (None: train silently).
     """
     ctx = DistContext.from_env()
     device = torch.device(ctx.device(resolve_device(cfg.device)))
@@ -203,34 +210,32 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
     if ctx.is_main:
         _open_log(run, cfg, state.step if resume else None)
-    progress = _Progress(cfg.steps, state.step, enabled=ctx.is_main and not quiet)
+    if progress and ctx.is_main:
+        progress(state.step, cfg.steps, None, None)
     t0, start_step = time.time(), state.step
     loss_sum, loss_n = torch.zeros((), device=device), 0  # summed on the device: a per-step read stalls a GPU
-    try:
-        for blur, sharp in _batches(source, cfg, state.step, ctx.rank, device):
-            loss = _step(net, model, opt, scaler, amp, cfg, state.step, blur, sharp)
-            state.step += 1
-            loss_sum, loss_n = loss_sum + loss, loss_n + 1
-            out_of_time = ctx.any(cfg.max_minutes > 0 and time.time() - t0 > cfg.max_minutes * 60)
-            record: dict[str, Any] = {}
-            if state.step % cfg.log_every == 0 or state.step == cfg.steps:
-                record = {"step": state.step, "loss": float(loss_sum) / loss_n, "lr": opt.param_groups[0]["lr"]}
-                loss_sum, loss_n = torch.zeros((), device=device), 0
-            if state.step % cfg.val_every == 0 or state.step == cfg.steps or out_of_time:
-                ctx.average_buffers(model)
-                if ctx.is_main:
-                    record.update(_checkpoint(run, cfg, model, opt, source, device, state, time.time() - t0))
-                ctx.barrier()
-            if record and ctx.is_main:
-                record["elapsed_s"] = round(state.prior_seconds + time.time() - t0, 2)  # continues across --resume
-                with open(run / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            if record:
-                progress.update(state.step, record.get("loss"), state.last_val.get("val_psnr"))
-            if out_of_time:
-                break
-    finally:
-        progress.close()
+    for blur, sharp in _batches(source, cfg, state.step, ctx.rank, device):
+        loss = _step(net, model, opt, scaler, amp, cfg, state.step, blur, sharp)
+        state.step += 1
+        loss_sum, loss_n = loss_sum + loss, loss_n + 1
+        out_of_time = ctx.any(cfg.max_minutes > 0 and time.time() - t0 > cfg.max_minutes * 60)
+        record: dict[str, Any] = {}
+        if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+            record = {"step": state.step, "loss": float(loss_sum) / loss_n, "lr": opt.param_groups[0]["lr"]}
+            loss_sum, loss_n = torch.zeros((), device=device), 0
+        if state.step % cfg.val_every == 0 or state.step == cfg.steps or out_of_time:
+            ctx.average_buffers(model)
+            if ctx.is_main:
+                record.update(_checkpoint(run, cfg, model, opt, source, device, state, time.time() - t0))
+            ctx.barrier()
+        if record and ctx.is_main:
+            record["elapsed_s"] = round(state.prior_seconds + time.time() - t0, 2)  # continues across --resume
+            with open(run / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if progress:
+                progress(state.step, cfg.steps, record.get("loss"), state.last_val.get("val_psnr"))
+        if out_of_time:
+            break
     elapsed = time.time() - t0
     if ctx.is_main:
         _plot_curve(run / "metrics.jsonl", run / "curve.png")
@@ -369,34 +374,3 @@ def _plot_curve(log_path: Path, png: Path) -> None:
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-
-
-class _Progress:
-    """A rich progress bar with step, loss, validation PSNR, steps/s and ETA (or nothing when quiet)."""
-
-    def __init__(self, total: int, start: int, enabled: bool) -> None:
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("val {task.fields[val]}"),
-            TextColumn("{task.fields[rate]} steps/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-        )
-        self.bar.start()
-        self.task = self.bar.add_task("train", total=total, completed=start, loss="-", val="-", rate="-")
-        self.t0, self.s0 = time.time(), start
-
-    def update(self, step: int, loss: float | None, val: float | None) -> None:
-        if self.bar is None:
-            return
-        rate = (step - self.s0) / max(1e-9, time.time() - self.t0)
-        fields = {"loss": f"{loss:.4g}"} if loss is not None else {}
-        self.bar.update(self.task, completed=step, val=f"{val:.2f} dB" if val is not None else "-",
-                        rate=f"{rate:.2f}", **fields)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
