@@ -5,7 +5,8 @@ log. A training batch is a pure function of (seed, step, rank) (see :mod:`deblur
 needs only the step, the model, the optimizer and the RNG state, all kept in one atomically written
 ``train_state.safetensors``; a resumed run continues the interrupted run's loss curve exactly.
 Under ``torchrun`` the same function trains with DistributedDataParallel (gloo on CPU, NCCL on GPUs);
-only rank 0 writes files.
+only rank 0 writes files. The losses live in :mod:`deblur_core.losses`; progress goes to the caller's
+``progress`` callback (:data:`ProgressFn`), which draws it (the CLI's bar) or not.
 """
 
 from __future__ import annotations
