@@ -1,8 +1,11 @@
 """deblur-cli: models, train, eval, blur, through typer's CliRunner."""
 
+import dataclasses
 import hashlib
+import inspect
 import json
 import os
+import typing
 
 import numpy as np
 import pytest
@@ -34,6 +37,24 @@ def test_train_help_shows_the_defaults_it_spells_out():
     assert r.exit_code == 0
     assert "default 2000; on --resume, the run's own" in r.output
     assert "(default: no limit)" in r.output
+
+
+def test_train_option_defaults_are_train_configs():
+    """Every option of 'train' that is a TrainConfig field defaults to that field's default (None: left unset,
+    TrainConfig fills it in), and --steps' help spells out TrainConfig's number."""
+    from deblur_cli import main
+    from deblur_core.train import TrainConfig
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    params = inspect.signature(main.train).parameters
+    assert set(params) - set(fields) == {"resume", "quiet"}
+    drifted = {name: (p.default, fields[name].default) for name, p in params.items()
+               if name in fields and p.default is not None and p.default != fields[name].default}
+    assert not drifted, drifted  # option: (its default, TrainConfig's)
+    unset = {name for name, p in params.items() if p.default is None}
+    assert unset == {"out", "steps", "max_minutes", "init", "resume"}
+    steps_help = typing.get_type_hints(main.train, include_extras=True)["steps"].__metadata__[0].help
+    assert f"default {fields['steps'].default}" in steps_help
 
 
 def test_models_json_lists_every_variant_with_cost():

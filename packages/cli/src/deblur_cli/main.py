@@ -75,6 +75,8 @@ BLUR_HELP = ("gaussian | motion (5-21 px) | shake (25 px kernel) | video (pans t
              "mix (the first four) | realistic (motion and pans 3-40 px, shake to 31 px, defocus, non-uniform)")
 
 
+# The defaults are TrainConfig's, spelled out: reading them from deblur_core.train would import torch and
+# make every --help ~2.5 s slower. tests/cli/test_cli.py fails when one drifts from its TrainConfig field.
 @app.command()
 def train(
     model: Annotated[str, typer.Option(help="Model variant to train (see 'deblur-cli models').")] = "srn",
