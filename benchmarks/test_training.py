@@ -20,7 +20,7 @@ from harness import count_gflop, device_params, measure, synchronize
 try:
     from deblur_core.blur import BLUR_KINDS
     from deblur_core.data import open_dataset
-    from deblur_core.train import multiscale_loss
+    from deblur_core.losses import multiscale_loss
 except ImportError as err:  # kornia (or a codec) missing, as on the GPU machine unless their wheels are carried
     pytest.skip(f"deblur_core's training code cannot be imported here: {err}", allow_module_level=True)
 
@@ -34,10 +34,10 @@ RECIPE = (16, 64)  # (crops, patch) of the shipped srn's training batches
 def test_train_step(benchmark, sizes, device, at_recipe):
     benchmark.group = "training"
     b, patch = RECIPE if at_recipe else (sizes.train_batch, sizes.train_patch)
-    source = open_dataset("default", blur="gaussian", val_count=1)
-    batches = [source.train_batch(step, b, patch, seed=0) for step in range(BATCHES)]
+    make = open_dataset("default", blur="gaussian", val_count=1).device_batches(b, patch, seed=0)
     fmt = torch.channels_last if device == "cpu" else torch.contiguous_format
-    data = [(x.blur.to(device).contiguous(memory_format=fmt), x.sharp.to(device)) for x in batches]
+    data = [(blur.to(device).contiguous(memory_format=fmt), sharp.to(device))
+            for blur, sharp in map(make, range(BATCHES))]
 
     torch.manual_seed(0)
     model = get_model(MODEL).to(device).train()
@@ -73,12 +73,13 @@ def test_train_step(benchmark, sizes, device, at_recipe):
 @pytest.mark.parametrize("blur", [*BLUR_KINDS, "mix"])
 def test_train_batch_synthesis(benchmark, sizes, blur):
     """What ``train()`` pays for each batch before the network runs: crops cut from the bundled photos,
-    blurred on the fly (one kernel per crop), quantised to 8 bits. Always on the CPU."""
+    blurred on the fly (one kernel per crop), quantised to 8 bits, by the source's ``device_batches`` as
+    training makes them on a CPU (plans drawn in this process). Always on the CPU."""
     benchmark.group = "training"
     b, patch = RECIPE
-    source = open_dataset("default", blur=blur, val_count=1)
+    make = open_dataset("default", blur=blur, val_count=1).device_batches(b, patch, seed=0)
     step = iter(range(10**9))
-    batch = measure(benchmark, lambda: source.train_batch(next(step), b, patch, seed=0), sizes, device="cpu",
-                    frames=b, megapixels=b * patch * patch / 1e6, gflop=0.0, kind="data", blur=blur,
-                    resolution=f"{patch}x{patch}", batch=b)
-    assert batch.blur.shape == (b, 3, patch, patch) and not torch.equal(batch.blur, batch.sharp)
+    blurred, sharp = measure(benchmark, lambda: make(next(step)), sizes, device="cpu", frames=b,
+                             megapixels=b * patch * patch / 1e6, gflop=0.0, kind="data", blur=blur,
+                             resolution=f"{patch}x{patch}", batch=b)
+    assert blurred.shape == (b, 3, patch, patch) and not torch.equal(blurred, sharp)

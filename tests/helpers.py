@@ -29,7 +29,7 @@ def randomise(model: nn.Module, seed: int = 0, std: float = 0.01) -> nn.Module:
 
 def planned_crop(images: list[torch.Tensor], plan, j: int, full: int, sharp: torch.Tensor) -> torch.Tensor:
     """Sample ``j``'s sharp crop with its context (1, C, full, full), rebuilt from a training plan
-    (``deblur_core.batches.Plan``): of its two candidate crops, flipped as planned, the one whose centre is
+    (``deblur_core.data.batches.Plan``): of its two candidate crops, flipped as planned, the one whose centre is
     the batch's sharp target ``sharp`` (1, C, patch, patch). Fails the test when neither matches."""
     import pytest
 

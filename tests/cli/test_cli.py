@@ -1,8 +1,11 @@
 """deblur-cli: models, train, eval, blur, through typer's CliRunner."""
 
+import dataclasses
 import hashlib
+import inspect
 import json
 import os
+import typing
 
 import numpy as np
 import pytest
@@ -34,6 +37,22 @@ def test_train_help_shows_the_defaults_it_spells_out():
     assert r.exit_code == 0
     assert "default 2000; on --resume, the run's own" in r.output
     assert "(default: no limit)" in r.output
+
+
+def test_train_option_defaults_are_train_configs():
+    """Every option of 'train' that is a TrainConfig field defaults to that field's default (None: left unset,
+    TrainConfig fills it in), and --steps' help spells out TrainConfig's number."""
+    from deblur_cli import main
+    from deblur_core.train import TrainConfig
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    params = inspect.signature(main.train).parameters
+    assert set(params) - set(fields) == {"resume", "quiet"}
+    drifted = {name: (p.default, fields[name].default) for name, p in params.items()
+               if name in fields and p.default is not None and p.default != fields[name].default}
+    assert not drifted, drifted  # option: (its default, TrainConfig's)
+    steps_help = typing.get_type_hints(main.train, include_extras=True)["steps"].__metadata__[0].help
+    assert f"default {fields['steps'].default}" in steps_help
 
 
 def test_models_json_lists_every_variant_with_cost():
@@ -172,6 +191,7 @@ def test_train_tiny_run_and_usage_errors(tmp_path):
     r = runner.invoke(app, ["train", "--model", "nafnet", "--out", str(run), "--steps", "4", "--batch-size", "2",
                             "--patch", "32", "--val-every", "2", "--val-count", "2", "--quiet"])
     assert r.exit_code == 0, r.output
+    assert r.stderr == ""  # --quiet: no progress bar
     assert {"last.safetensors", "best.safetensors", "train_state.safetensors", "metrics.jsonl", "curve.png",
             "config.json"} <= {p.name for p in run.iterdir()}
     r = runner.invoke(app, ["train", "--model", "nope"])
@@ -180,6 +200,15 @@ def test_train_tiny_run_and_usage_errors(tmp_path):
     assert r.exit_code == 2 and "loss" in r.output
     r = runner.invoke(app, ["train", "--data", "reds:/nonexistent", "--out", str(tmp_path / "y"), "--quiet"])
     assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def test_train_draws_its_progress_bar_on_stderr(tmp_path):
+    r = runner.invoke(app, ["train", "--model", "resunet1", "--out", str(tmp_path / "run"), "--steps", "2",
+                            "--batch-size", "2", "--patch", "32", "--val-every", "2", "--val-count", "2"])
+    assert r.exit_code == 0, r.output
+    bar = r.stderr.strip().splitlines()[-1]
+    assert bar.startswith("train") and "2/2" in bar and "loss " in bar and " dB" in bar and "steps/s" in bar, bar
+    assert "validation PSNR" in r.stdout and "validation PSNR" not in r.stderr
 
 
 def test_eval_scores_every_pair_whole_as_scikit_image_does(tmp_path):
@@ -218,7 +247,7 @@ def test_eval_scores_every_pair_whole_as_scikit_image_does(tmp_path):
 
 
 def test_blur_reports_progress_for_every_image_read_or_not(tmp_path):
-    from deblur_core.pairs import make_blur_pairs
+    from deblur_core.data.pairs import make_blur_pairs
 
     src = _tree(tmp_path / "in")
     (src / "clip" / "0001.png").write_bytes(b"truncated")

@@ -1,9 +1,9 @@
-"""Training batches made on the training device (deblur_core.batches): exact blur, determinism, workers."""
+"""Training batches made on the training device (deblur_core.data.batches): exact blur, determinism, workers."""
 
 import pytest
 import torch
 
-from deblur_core.batches import KERNEL_SIZE, DeviceBatches
+from deblur_core.data.batches import KERNEL_SIZE, DeviceBatches
 from deblur_core.blur import convolve, linear_to_srgb, quantize_8bit, random_kernels, srgb_to_linear
 from deblur_core.train import autocast_dtype
 from helpers import planned_crop
@@ -107,7 +107,7 @@ def test_bf16_training_step_on_cpu_learns():
     """A few steps under bf16 autocast at tiny size: finite loss that falls (any CPU runs bf16 correctly,
     if slowly where it lacks native support)."""
     from deblur_core.models import get_model
-    from deblur_core.train import multiscale_loss
+    from deblur_core.losses import multiscale_loss
 
     torch.manual_seed(0)
     imgs = _images()

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deblur_core.batches import DeviceBatches
+from deblur_core.data.batches import DeviceBatches
 from deblur_core.blur import (LONG_KERNEL, REALISTIC_SHARES, convolve, curved_paths, draw_blur, jpeg_compress,
                               kernel_size, linear_to_srgb, path_kernels, quantize_8bit, render_blur, sensor_noise,
                               soft_masks, srgb_to_linear, synth_blur, valid_convolve)

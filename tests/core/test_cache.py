@@ -2,7 +2,7 @@
 
 import torch
 
-from deblur_core.cache import ImageCache
+from deblur_core.data.cache import ImageCache
 
 
 def test_least_recently_used_goes_first_and_the_budget_counts_bytes():

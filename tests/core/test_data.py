@@ -64,21 +64,30 @@ def make_folder(root, n=6):
 MAKERS = {"cifar10": make_cifar, "reds": make_reds, "gopro": make_gopro, "pairs": make_pairs, "folder": make_folder}
 
 
+def _train_pair(src, step, batch_size, patch, *, seed, rank=0):
+    """(blurred, sharp) of ``step`` as training gets it: synthetic blur made by the source's DeviceBatches
+    (on the CPU here), pairs and CIFAR-10 read by its ``train_batch``."""
+    if hasattr(src, "device_batches"):
+        return src.device_batches(batch_size, patch, seed=seed, rank=rank)(step)
+    b = src.train_batch(step, batch_size, patch, seed=seed, rank=rank)
+    return b.blur, b.sharp
+
+
 @pytest.mark.parametrize("kind", ["default", *MAKERS])
 def test_every_format_gives_deterministic_batches(tmp_path, kind):
     spec = "default" if kind == "default" else f"{kind}:{MAKERS[kind](tmp_path / kind)}"
     src = open_dataset(spec, blur="mix", val_patch=32, val_count=4)
     patch = 32
-    b = src.train_batch(5, 3, patch, seed=1)
-    assert b.blur.shape == b.sharp.shape == (3, 3, patch, patch)
-    assert b.blur.dtype == b.sharp.dtype == torch.float32
-    assert 0 <= b.blur.min() and b.blur.max() <= 1 and 0 <= b.sharp.min() and b.sharp.max() <= 1
-    assert not torch.equal(b.blur, b.sharp)
-    again = src.train_batch(5, 3, patch, seed=1)
-    assert torch.equal(b.blur, again.blur) and torch.equal(b.sharp, again.sharp)
-    assert not torch.equal(b.sharp, src.train_batch(6, 3, patch, seed=1).sharp)
-    assert not torch.equal(b.sharp, src.train_batch(5, 3, patch, seed=1, rank=1).sharp)
-    assert not torch.equal(b.sharp, src.train_batch(5, 3, patch, seed=2).sharp)
+    blur, sharp = _train_pair(src, 5, 3, patch, seed=1)
+    assert blur.shape == sharp.shape == (3, 3, patch, patch)
+    assert blur.dtype == sharp.dtype == torch.float32
+    assert 0 <= blur.min() and blur.max() <= 1 and 0 <= sharp.min() and sharp.max() <= 1
+    assert not torch.equal(blur, sharp)
+    again = _train_pair(src, 5, 3, patch, seed=1)
+    assert torch.equal(blur, again[0]) and torch.equal(sharp, again[1])
+    assert not torch.equal(sharp, _train_pair(src, 6, 3, patch, seed=1)[1])
+    assert not torch.equal(sharp, _train_pair(src, 5, 3, patch, seed=1, rank=1)[1])
+    assert not torch.equal(sharp, _train_pair(src, 5, 3, patch, seed=2)[1])
     v1, v2 = list(src.val_batches(2)), list(src.val_batches(3))
     assert sum(v.blur.shape[0] for v in v1) == 4
     assert torch.equal(torch.cat([v.blur for v in v1]), torch.cat([v.blur for v in v2]))
@@ -96,8 +105,8 @@ def test_synthetic_blur_is_cut_from_a_larger_crop_and_keeps_its_kernels():
     assert v.blur.shape == (3, 3, 32, 32) and v.kernels.shape[0] == 3
     assert torch.allclose(v.kernels.sum((1, 2)), torch.ones(3), atol=1e-5)
     assert v.linear_light.dtype == torch.bool and not v.linear_light.any()
-    b = open_dataset("default", blur="video").train_batch(0, 2, 24, seed=0)
-    assert b.linear_light.all() and b.kernels.shape[0] == 2
+    plan = open_dataset("default", blur="video").device_batches(2, 24, seed=0).planner(0)
+    assert plan.linear.all() and plan.kernels.shape[0] == 2
 
 
 def test_default_split_is_by_image_and_loads_offline():
@@ -109,11 +118,10 @@ def test_default_split_is_by_image_and_loads_offline():
     assert (info["train_images"], info["val_images"]) == (len(DEFAULT_TRAIN), len(DEFAULT_VAL))
 
 
-def test_default_leaves_out_photographs_smaller_than_the_patch():
-    b = open_dataset("default", blur="gaussian").train_batch(0, 2, 256, seed=0)  # page, text are < 256 px high
-    assert b.blur.shape == (2, 3, 256, 256)
+def test_default_check_patch_leaves_out_photographs_smaller_than_the_patch():
+    open_dataset("default", blur="gaussian").check_patch(256)  # page, text are < 256 px high
     with pytest.raises(DatasetError, match="smaller --patch"):
-        open_dataset("default").train_batch(0, 1, 2000, seed=0)
+        open_dataset("default").check_patch(2000)
 
 
 def test_cifar_reads_the_pickled_planes_and_uses_the_seed_recipe(tmp_path):
@@ -216,7 +224,7 @@ def test_malformed_datasets_fail_early_naming_the_problem(tmp_path):
 def test_images_smaller_than_the_patch_are_named(tmp_path):
     folder = make_folder(tmp_path / "small")
     with pytest.raises(DatasetError, match="img1.png' is 80x96, smaller than the 512x512"):
-        open_dataset(f"folder:{folder}").train_batch(0, 2, 512, seed=0)
+        open_dataset(f"folder:{folder}").check_patch(512)
     with pytest.raises(DatasetError, match="00000000.png' is 48x64, smaller than the 64x64"):
         open_dataset(f"reds:{make_reds(tmp_path / 'reds')}").check_patch(64)
 

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from deblur_core.checkpoint import load_model
 from deblur_core.errors import DeblurError
-from deblur_core.train import TrainConfig, load_run_config, multiscale_loss, train
+from deblur_core.train import TrainConfig, load_run_config, train
 
 CLI = [sys.executable, "-m", "deblur_cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -24,14 +24,6 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 def _log(run: Path) -> list[dict]:
     return [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-
-
-def test_multiscale_loss_compares_each_scale_with_resized_target():
-    sharp = torch.rand(2, 3, 32, 32)
-    outs = [torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 16, 16), torch.zeros(2, 3, 32, 32)]
-    loss = multiscale_loss(outs, sharp, "l1")
-    assert loss.item() == pytest.approx(3 * sharp.mean().item(), rel=0.05)
-    assert multiscale_loss(sharp, sharp, "mse").item() == 0
 
 
 def test_config_rejects_bad_values():
@@ -73,7 +65,7 @@ def test_short_srn_run_learns_on_default_data(tmp_path):
     cfg = TrainConfig(model="srn", data="default", blur="gaussian", out=str(tmp_path / "run"), steps=300,
                       batch_size=8, patch=64, lr=1e-3, warmup=10, val_every=150, val_count=8, val_patch=128,
                       log_every=10)
-    res = train(cfg, quiet=True)
+    res = train(cfg)
     log = _log(tmp_path / "run")
     vals = [r for r in log if "val_psnr" in r]
     assert [r["step"] for r in vals] == [150, 300]
@@ -132,6 +124,24 @@ def test_resume_after_sigkill_continues_the_loss_curve(tmp_path):
     assert load_run_config(run).steps == steps
 
 
+def test_progress_sees_the_start_and_every_logged_step_in_order(tmp_path):
+    """train() reports through its callback: the step it starts at, then each metrics.jsonl line's step with
+    its loss (None on a validation-only line) and the last validation PSNR; a resumed run starts at its step."""
+    cfg = TrainConfig(model="resunet1", data="default", blur="gaussian", out=str(tmp_path / "run"), steps=5,
+                      batch_size=2, patch=32, val_every=3, val_count=2, log_every=2)
+    calls = []
+    train(cfg, progress=lambda *args: calls.append(args))
+    val, want = None, [(0, 5, None, None)]
+    for r in _log(tmp_path / "run"):
+        val = r.get("val_psnr", val)
+        want.append((r["step"], 5, r.get("loss"), val))
+    assert [s for s, *_ in want] == [0, 2, 3, 4, 5]
+    assert calls == want
+    calls.clear()
+    train(load_run_config(tmp_path / "run", steps=6), resume=True, progress=lambda *args: calls.append(args))
+    assert [c[:2] for c in calls] == [(5, 6), (6, 6)] and calls[0][2:] == (None, None)
+
+
 def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path):
     r = subprocess.run([*CLI, "train", "--resume", str(tmp_path)], env=ENV, capture_output=True, text=True)
     assert r.returncode == 2 and "cannot resume" in r.stderr
@@ -148,7 +158,7 @@ DDP_WORKER = textwrap.dedent(
     # each rank is told its own run directory: any file under rank1/ would mean rank 1 wrote something
     cfg = TrainConfig(model="resunet1", data="default", blur="gaussian", out=f"{base}/rank{rank}", steps=6,
                       batch_size=2, patch=32, val_every=3, val_count=2, log_every=1, device="cpu")
-    res = train(cfg, quiet=True)
+    res = train(cfg)
     save_file({k: v.contiguous() for k, v in res.model.state_dict().items()}, f"{base}/weights{rank}.safetensors")
     """
 )
@@ -175,10 +185,10 @@ def test_init_fine_tunes_from_weights_and_records_their_training(tmp_path):
     """--init starts from a checkpoint's weights (not a fresh init) and carries its training record along."""
     first = TrainConfig(model="srn-nolstm", data="default", blur="gaussian", out=str(tmp_path / "a"), steps=4,
                         batch_size=2, patch=32, val_every=4, val_count=2)
-    a = train(first, quiet=True).model
+    a = train(first).model
     zero = TrainConfig(**{**first.__dict__, "out": str(tmp_path / "b"), "steps": 1, "lr": 1e-12, "warmup": 1,
                           "init": str(tmp_path / "a" / "last.safetensors")})
-    b = train(zero, quiet=True).model
+    b = train(zero).model
     # with a vanishing learning rate one step leaves the weights where --init put them
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(va, vb, atol=1e-6), k
@@ -187,4 +197,4 @@ def test_init_fine_tunes_from_weights_and_records_their_training(tmp_path):
     assert [e["step"] for e in meta["init"]] == [4] and meta["init"][0]["config"]["steps"] == 4
     with pytest.raises(DeblurError, match="holds weights for 'srn-nolstm'"):
         train(TrainConfig(model="resunet1", out=str(tmp_path / "c"), steps=1, batch_size=2, patch=32,
-                          init=str(tmp_path / "a" / "last.safetensors")), quiet=True)
+                          init=str(tmp_path / "a" / "last.safetensors")))

@@ -25,10 +25,12 @@ def note(message: str) -> None:
 
 class Bar:
     """A progress bar on stderr fed by core's ``progress(done, total[, megapixels])`` callbacks (nothing when
-    disabled); with ``rates``, also frames/s and megapixels/s since the first update."""
+    disabled); with ``rates``, also frames/s and megapixels/s since the first update. ``fields``: text columns
+    after the count, by name with their first text; :meth:`update`'s keywords set them (each keeps its last)."""
 
-    def __init__(self, label: str, enabled: bool = True, *, rates: bool = False) -> None:
-        self.label, self.enabled, self.rates = label, enabled, rates
+    def __init__(self, label: str, enabled: bool = True, *, rates: bool = False,
+                 fields: dict[str, str] | None = None) -> None:
+        self.label, self.enabled, self.rates, self.fields = label, enabled, rates, dict(fields or {})
         self.bar = self.task = None
         self.start = 0.0
 
@@ -37,7 +39,8 @@ class Bar:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             rates = [TextColumn("{task.fields[fps]:.2f} frames/s"), TextColumn("{task.fields[mps]:.2f} MP/s")]
-            self.bar = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(),
+            texts = [TextColumn(f"{{task.fields[{name}]}}") for name in self.fields]
+            self.bar = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(), *texts,
                                 *(rates if self.rates else []), TimeRemainingColumn(), console=err_console)
             self.bar.__enter__()
         return self
@@ -46,11 +49,12 @@ class Bar:
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
-    def update(self, done: int, total: int | None, megapixels: float = 0.0) -> None:
+    def update(self, done: int, total: int | None, megapixels: float = 0.0, **fields: str) -> None:
         if self.bar is None:
             return
         if self.task is None:
             self.start = time.perf_counter()
-            self.task = self.bar.add_task(self.label, total=total, fps=0.0, mps=0.0)
+            self.task = self.bar.add_task(self.label, total=total, fps=0.0, mps=0.0, **self.fields)
         elapsed = max(time.perf_counter() - self.start, 1e-9)
-        self.bar.update(self.task, completed=done, total=total, fps=done / elapsed, mps=megapixels / elapsed)
+        self.bar.update(self.task, completed=done, total=total, fps=done / elapsed, mps=megapixels / elapsed,
+                        **fields)

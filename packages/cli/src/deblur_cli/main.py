@@ -4,6 +4,8 @@ result; the work itself lives in :mod:`deblur_core`."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -73,6 +75,8 @@ BLUR_HELP = ("gaussian | motion (5-21 px) | shake (25 px kernel) | video (pans t
              "mix (the first four) | realistic (motion and pans 3-40 px, shake to 31 px, defocus, non-uniform)")
 
 
+# The defaults are TrainConfig's, spelled out: reading them from deblur_core.train would import torch and
+# make every --help ~2.5 s slower. tests/cli/test_cli.py fails when one drifts from its TrainConfig field.
 @app.command()
 def train(
     model: Annotated[str, typer.Option(help="Model variant to train (see 'deblur-cli models').")] = "srn",
@@ -129,7 +133,9 @@ def train(
     except (ValueError, DeblurError) as e:
         fail(str(e), 2)
     try:
-        summary = run_training(cfg, resume=resume is not None, quiet=quiet).summary
+        with Bar("train", enabled=not quiet, fields={"loss": "loss -", "val": "val -", "rate": ""}) as bar:
+            progress = None if quiet else _show_training(bar)
+            summary = run_training(cfg, resume=resume is not None, progress=progress).summary
     except (DeblurError, ValueError) as e:
         fail(str(e))
     if summary.get("best_val_psnr") is not None:
@@ -138,6 +144,22 @@ def train(
             f"(blurred input {summary['input_psnr']:.2f} dB, best {summary['best_val_psnr']:.2f} dB), "
             f"{summary['steps_per_s']} steps/s -> {summary['run']}"
         )
+
+
+def _show_training(bar: Bar) -> Callable[[int, int, float | None, float | None], None]:
+    """``train``'s progress callback (see :data:`deblur_core.train.ProgressFn`) shown on ``bar``: the last
+    logged loss, the last validation PSNR, and the steps/s since the first call (a resumed run's first step)."""
+    start: tuple[int, float] | None = None
+
+    def show(step: int, total: int, loss: float | None, val_psnr: float | None) -> None:
+        nonlocal start
+        start = start or (step, time.perf_counter())
+        rate = (step - start[0]) / max(time.perf_counter() - start[1], 1e-9)
+        shown = {"loss": f"loss {loss:.4g}"} if loss is not None else {}
+        bar.update(step, total, val=f"val {val_psnr:.2f} dB" if val_psnr is not None else "val -",
+                   rate=f"{rate:.2f} steps/s", **shown)
+
+    return show
 
 
 @app.command("eval")
@@ -223,7 +245,7 @@ def blur(
 ) -> None:
     """Write a paired blurred/sharp dataset from your own sharp footage (usable as --data pairs:OUT)."""
     from deblur_core.errors import DeblurError
-    from deblur_core.pairs import make_blur_pairs
+    from deblur_core.data.pairs import make_blur_pairs
 
     try:
         with Bar("blurring", enabled=not quiet) as bar:

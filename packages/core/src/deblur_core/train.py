@@ -5,7 +5,8 @@ log. A training batch is a pure function of (seed, step, rank) (see :mod:`deblur
 needs only the step, the model, the optimizer and the RNG state, all kept in one atomically written
 ``train_state.safetensors``; a resumed run continues the interrupted run's loss curve exactly.
 Under ``torchrun`` the same function trains with DistributedDataParallel (gloo on CPU, NCCL on GPUs);
-only rank 0 writes files.
+only rank 0 writes files. The losses live in :mod:`deblur_core.losses`; progress goes to the caller's
+``progress`` callback (:data:`ProgressFn`), which draws it (the CLI's bar) or not.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import (atomic_path, load_checkpoint, load_train_state, pretrained_path, read_metadata,
@@ -28,10 +29,16 @@ from .distributed import DistContext
 from .data import open_dataset
 from .errors import DeblurError
 from .inference import check_precision, inference_dtype, resolve_device
+from .losses import LOSSES, multiscale_loss
 from .metrics import mse, psnr, ssim
 from .models import get_model, list_models
 
-__all__ = ["TrainConfig", "TrainResult", "train", "load_run_config", "multiscale_loss", "validate", "LOSSES"]
+__all__ = ["TrainConfig", "TrainResult", "ProgressFn", "train", "load_run_config", "validate"]
+
+ProgressFn = Callable[[int, int, "float | None", "float | None"], None]
+"""Called with (step, total steps, mean training loss over the steps since the last logged loss or None, the
+last validation PSNR or None): once as the loop starts (at the step a resumed run continues from), then at
+every step written to metrics.jsonl, in order. Only rank 0 calls it."""
 
 
 @dataclass
@@ -50,7 +57,7 @@ class TrainConfig:
     fft_loss: float = 0.0  # weight of an L1 loss on the 2-D FFT (MIMO-UNet uses 0.1): sharp edges are high frequencies
     optimizer: str = "adam"  # adam | adamw
     weight_decay: float = 0.0  # decoupled weight decay (adamw)
-    noise: float = 0.0  # synthetic data: largest read-noise sigma per sample (plus shot noise), see batches.py
+    noise: float = 0.0  # synthetic data: largest read-noise sigma per sample (plus shot noise), see data/batches.py
     saturate: float = 0.0  # synthetic data: share of samples with highlights saturated past white
     rotate: bool = False  # synthetic data: also transpose crops (8 rotations/reflections, not only flips)
     jpeg: float = 0.0  # synthetic data: share of samples saved as JPEG (quality 60-95) after the blur
@@ -87,37 +94,6 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
-
-
-def _charbonnier(x: Tensor, y: Tensor, eps: float = 1e-3) -> Tensor:
-    return torch.sqrt((x - y) ** 2 + eps**2).mean()
-
-
-LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": _charbonnier}
-
-
-def fft_l1(x: Tensor, y: Tensor) -> Tensor:
-    """Mean absolute difference of the 2-D real FFTs (real and imaginary parts), in fp32."""
-    fx, fy = torch.fft.rfft2(x.float()), torch.fft.rfft2(y.float())
-    return (torch.view_as_real(fx) - torch.view_as_real(fy)).abs().mean()
-
-
-def multiscale_loss(outputs: Tensor | list[Tensor], sharp: Tensor, loss: str = "mse", fft: float = 0.0) -> Tensor:
-    """Sum over scales of the loss between each output and the sharp image resized to its size (SRN);
-    a single output is compared with the sharp image directly. ``fft`` > 0 adds that weight times
-    :func:`fft_l1` at every scale (MIMO-UNet's frequency loss)."""
-    fn = LOSSES[loss]
-    outs = outputs if isinstance(outputs, list) else [outputs]
-    total = sharp.new_zeros((), dtype=torch.float32)
-    for o in outs:
-        o = o.float()
-        target = sharp
-        if o.shape[-2:] != sharp.shape[-2:]:
-            target = F.interpolate(sharp, size=o.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
-        total = total + fn(o, target)
-        if fft > 0:
-            total = total + fft * fft_l1(o, target)
-    return total
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -218,11 +194,12 @@ class _State:
     last_val: dict[str, float] = field(default_factory=dict)
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
+def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None = None) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data``, writing checkpoints and logs to ``cfg.out``.
 
     ``resume=True`` continues the run in ``cfg.out`` from its last saved step (see
     :func:`load_run_config`); ``cfg.steps`` and ``cfg.max_minutes`` may be raised to extend it.
+    ``progress``: see :data:`ProgressFn` (None: train silently).
     """
     ctx = DistContext.from_env()
     device = torch.device(ctx.device(resolve_device(cfg.device)))
@@ -236,34 +213,32 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
     if ctx.is_main:
         _open_log(run, cfg, state.step if resume else None)
-    progress = _Progress(cfg.steps, state.step, enabled=ctx.is_main and not quiet)
+    if progress and ctx.is_main:
+        progress(state.step, cfg.steps, None, None)
     t0, start_step = time.time(), state.step
     loss_sum, loss_n = torch.zeros((), device=device), 0  # summed on the device: a per-step read stalls a GPU
-    try:
-        for blur, sharp in _batches(source, cfg, state.step, ctx.rank, device):
-            loss = _step(net, model, opt, scaler, amp, cfg, state.step, blur, sharp)
-            state.step += 1
-            loss_sum, loss_n = loss_sum + loss, loss_n + 1
-            out_of_time = ctx.any(cfg.max_minutes > 0 and time.time() - t0 > cfg.max_minutes * 60)
-            record: dict[str, Any] = {}
-            if state.step % cfg.log_every == 0 or state.step == cfg.steps:
-                record = {"step": state.step, "loss": float(loss_sum) / loss_n, "lr": opt.param_groups[0]["lr"]}
-                loss_sum, loss_n = torch.zeros((), device=device), 0
-            if state.step % cfg.val_every == 0 or state.step == cfg.steps or out_of_time:
-                ctx.average_buffers(model)
-                if ctx.is_main:
-                    record.update(_checkpoint(run, cfg, model, opt, source, device, state, time.time() - t0))
-                ctx.barrier()
-            if record and ctx.is_main:
-                record["elapsed_s"] = round(state.prior_seconds + time.time() - t0, 2)  # continues across --resume
-                with open(run / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            if record:
-                progress.update(state.step, record.get("loss"), state.last_val.get("val_psnr"))
-            if out_of_time:
-                break
-    finally:
-        progress.close()
+    for blur, sharp in _batches(source, cfg, state.step, ctx.rank, device):
+        loss = _step(net, model, opt, scaler, amp, cfg, state.step, blur, sharp)
+        state.step += 1
+        loss_sum, loss_n = loss_sum + loss, loss_n + 1
+        out_of_time = ctx.any(cfg.max_minutes > 0 and time.time() - t0 > cfg.max_minutes * 60)
+        record: dict[str, Any] = {}
+        if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+            record = {"step": state.step, "loss": float(loss_sum) / loss_n, "lr": opt.param_groups[0]["lr"]}
+            loss_sum, loss_n = torch.zeros((), device=device), 0
+        if state.step % cfg.val_every == 0 or state.step == cfg.steps or out_of_time:
+            ctx.average_buffers(model)
+            if ctx.is_main:
+                record.update(_checkpoint(run, cfg, model, opt, source, device, state, time.time() - t0))
+            ctx.barrier()
+        if record and ctx.is_main:
+            record["elapsed_s"] = round(state.prior_seconds + time.time() - t0, 2)  # continues across --resume
+            with open(run / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if progress:
+                progress(state.step, cfg.steps, record.get("loss"), state.last_val.get("val_psnr"))
+        if out_of_time:
+            break
     elapsed = time.time() - t0
     if ctx.is_main:
         _plot_curve(run / "metrics.jsonl", run / "curve.png")
@@ -402,34 +377,3 @@ def _plot_curve(log_path: Path, png: Path) -> None:
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-
-
-class _Progress:
-    """A rich progress bar with step, loss, validation PSNR, steps/s and ETA (or nothing when quiet)."""
-
-    def __init__(self, total: int, start: int, enabled: bool) -> None:
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("val {task.fields[val]}"),
-            TextColumn("{task.fields[rate]} steps/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-        )
-        self.bar.start()
-        self.task = self.bar.add_task("train", total=total, completed=start, loss="-", val="-", rate="-")
-        self.t0, self.s0 = time.time(), start
-
-    def update(self, step: int, loss: float | None, val: float | None) -> None:
-        if self.bar is None:
-            return
-        rate = (step - self.s0) / max(1e-9, time.time() - self.t0)
-        fields = {"loss": f"{loss:.4g}"} if loss is not None else {}
-        self.bar.update(self.task, completed=step, val=f"{val:.2f} dB" if val is not None else "-",
-                        rate=f"{rate:.2f}", **fields)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ._kernel import check_image, convolve, pad_kernels
+from ._mix import in_sample_order, per_kind
 from .gaussian import (
     GaussianBlur,
     SeedGaussianBlur,
@@ -67,21 +68,11 @@ def _one_kind(x: Tensor, kind: str, g: torch.Generator | None,
 
 
 def _seed_mix(x: Tensor, g: torch.Generator | None, strength: float | None) -> tuple[Tensor, Tensor, Tensor]:
-    b = x.shape[0]
-    choice = torch.randint(0, len(SEED_KINDS), (b,), generator=g)
-    blurred = torch.empty_like(x)
-    kernels: list[Tensor | None] = [None] * b
-    linear = torch.zeros(b, dtype=torch.bool)
-    for i, name in enumerate(SEED_KINDS):
-        idx = (choice == i).nonzero().flatten()
-        if idx.numel() == 0:
-            continue
-        out, k, lin = _one_kind(x[idx], name, g, strength)
-        blurred[idx] = out
-        linear[idx] = lin
-        for j, n in enumerate(idx.tolist()):
-            kernels[n] = k[j]
-    return blurred, pad_kernels([k for k in kernels if k is not None]), linear
+    choice = torch.randint(0, len(SEED_KINDS), (x.shape[0],), generator=g)
+    groups = per_kind(choice, SEED_KINDS, lambda name, idx: _one_kind(x[idx], name, g, strength))
+    blurred = in_sample_order([(idx, out) for idx, (out, _, _) in groups])
+    kernels = in_sample_order([(idx, k) for idx, (_, k, _) in groups], pad_kernels)
+    return blurred, kernels, choice == SEED_KINDS.index("video")  # video is the one kind in linear light
 
 
 def synth_blur(x: Tensor, kind: str, generator: torch.Generator | None = None, *, strength: float | None = None,

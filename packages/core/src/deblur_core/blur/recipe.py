@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._kernel import check_image, pad_kernels
+from ._mix import in_sample_order, per_kind
 from .gaussian import gaussian_kernels, sample_seed_sigmas
 from .layered import MASK_PARAMS, mask_params, soft_masks
 from .motion import motion_kernels, random_motion_kernels
@@ -169,13 +170,8 @@ def random_kernels(batch: int, kind: str, generator: torch.Generator | None = No
     if kind != "mix":
         return seed_kind_kernels(batch, kind, generator), torch.full((batch,), kind == "video")
     choice = torch.randint(0, len(SEED_KINDS), (batch,), generator=generator)
-    kernels: list[Tensor | None] = [None] * batch
-    for i, name in enumerate(SEED_KINDS):
-        idx = (choice == i).nonzero().flatten().tolist()
-        if idx:
-            for n, k in zip(idx, seed_kind_kernels(len(idx), name, generator)):
-                kernels[n] = k
-    return pad_kernels([k for k in kernels if k is not None]), choice == SEED_KINDS.index("video")
+    groups = per_kind(choice, SEED_KINDS, lambda name, idx: seed_kind_kernels(idx.numel(), name, generator))
+    return in_sample_order(groups, pad_kernels), choice == SEED_KINDS.index("video")
 
 
 def draw_blur(batch: int, kind: str, generator: torch.Generator | None = None, *,
@@ -195,15 +191,10 @@ def draw_blur(batch: int, kind: str, generator: torch.Generator | None = None, *
         return BlurDraw(*random_kernels(batch, kind, generator))
     if kind != "realistic":
         return _concat([(torch.arange(batch), _draw_one(batch, kind, generator, strength))], batch)
-    names = list(REALISTIC_SHARES)
     choice = torch.multinomial(torch.tensor(list(REALISTIC_SHARES.values())), batch, replacement=True,
                                generator=generator)
-    parts = []
-    for i, name in enumerate(names):
-        idx = (choice == i).nonzero().flatten()
-        if idx.numel():
-            parts.append((idx, _draw_one(idx.numel(), name, generator, strength)))
-    return _concat(parts, batch)
+    return _concat(per_kind(choice, list(REALISTIC_SHARES),
+                            lambda name, idx: _draw_one(idx.numel(), name, generator, strength)), batch)
 
 
 def valid_convolve(x: Tensor, kernels: Tensor) -> Tensor:

@@ -26,7 +26,10 @@ spread over the validation images on an even grid per image (coverage, not a luc
 lazily (REDS has 24,000 720p frames) through a small byte-bounded cache.
 
 Modules: :mod:`.base` (:class:`Batch`, :class:`PairSource`, crop helpers), :mod:`.formats` (the on-disk
-layouts and their splits), :mod:`.synthetic`, :mod:`.paired` and :mod:`.cifar` (the sources).
+layouts and their splits), :mod:`.synthetic`, :mod:`.paired` and :mod:`.cifar` (the sources),
+:mod:`.batches` (synthetic training batches made on the training device), :mod:`.cache` (the byte-bounded
+image cache), :mod:`.pairs` (:func:`~.pairs.make_blur_pairs`: writes a blurred/sharp dataset that
+``pairs:PATH`` reads back).
 """
 
 from __future__ import annotations

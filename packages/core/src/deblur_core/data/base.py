@@ -37,7 +37,11 @@ class PairSource(Protocol):
     name: str  # the spec it was opened from, e.g. "reds:/data/REDS"
 
     def train_batch(self, step: int, batch_size: int, patch: int, *, seed: int, rank: int = 0) -> Batch:
-        """The batch of ``step``: a pure function of (seed, step, rank), shape (B, C, patch, patch)."""
+        """The batch of ``step``: a pure function of (seed, step, rank), shape (B, C, patch, patch).
+
+        Sources read from disk (pairs, CIFAR-10) have it; synthetic blur has ``device_batches`` instead (a
+        :class:`~.batches.DeviceBatches`, which makes the batch of a step on the training device).
+        """
         ...
 
     def val_batches(self, batch_size: int) -> Iterator[Batch]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..cache import ImageCache
+from .cache import ImageCache
 from ..seeding import seeded_generator
 from .base import (CACHE_BYTES, Batch, PairFiles, check_train_args, chunks, concat, flip, large_enough, place_crop,
                    randint, read_channels, val_layout)

@@ -1,7 +1,8 @@
 """Sharp images blurred on the fly: the ``default`` photographs and ``folder:PATH`` trees.
 
-The blur is applied to a crop with a margin of context that is cut away afterwards, so the blur's border
-handling never reaches the pixels the model is trained or scored on.
+Training batches are made on the training device (:meth:`SyntheticSource.device_batches`, see
+:mod:`.batches`). Validation crops are blurred with a margin of context that is cut away afterwards, so the
+blur's border handling never reaches the pixels the model is scored on.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from ..batches import DeviceBatches
+from .batches import DeviceBatches
 from ..blur import kernel_size, synth_blur
-from ..cache import ImageCache
+from .cache import ImageCache
 from ..seeding import seeded_generator
-from .base import (CACHE_BYTES, Batch, ImageFile, check_train_args, chunks, concat, flip, large_enough, place_crop,
-                   randint, read_channels, val_layout)
+from .base import (CACHE_BYTES, Batch, ImageFile, check_train_args, chunks, flip, large_enough, place_crop,
+                   read_channels, val_layout)
 
 __all__ = ["SyntheticSource"]
 
@@ -25,8 +26,9 @@ _MARGIN = 16  # context around a crop before blurring; the seed kinds' largest k
 
 
 class SyntheticSource:
-    """Sharp images on disk, blurred on the fly with :func:`deblur_core.blur.synth_blur` (8-bit quantised,
-    as a saved frame would be)."""
+    """Sharp images on disk, blurred on the fly: training batches by :class:`.batches.DeviceBatches`,
+    validation crops and test images by :func:`deblur_core.blur.synth_blur` (both 8-bit quantised, as a
+    saved frame would be)."""
 
     def __init__(self, name: str, fmt: str, train: list[ImageFile], val: list[ImageFile], *, blur: str,
                  val_patch: int, val_count: int, channels: int, skip_small: bool = False) -> None:
@@ -49,10 +51,10 @@ class SyntheticSource:
         large_enough(self._train, patch, self.fmt, skip_small=self.skip_small)
 
     def _sharp_crop(self, f: ImageFile, size: int, g: torch.Generator,
-                    at: tuple[float, float] | None = None) -> tuple[Tensor, int]:
+                    at: tuple[float, float]) -> tuple[Tensor, int]:
         # crop size + 2 * margin (as much margin as the image allows) so the blur sees real context, not a
-        # reflected border; ``at`` places the crop at fractions of the free range (validation), else it is
-        # random and randomly flipped. Returns the (1, C, full, full) crop and its margin.
+        # reflected border; ``at`` places the crop at fractions of the free range. Returns the
+        # (1, C, full, full) crop and its margin.
         m = min(self.margin, (f.short_side - size) // 2)
         full = size + 2 * m
         y, x, flips = place_crop(f.height - full, f.width - full, g, at)
@@ -63,28 +65,9 @@ class SyntheticSource:
         inner = (..., slice(m, m + size), slice(m, m + size))
         return Batch(res.blurred[inner], crops[inner], res.kernels, res.linear_light)
 
-    def train_batch(self, step: int, batch_size: int, patch: int, *, seed: int, rank: int = 0) -> Batch:
-        check_train_args(batch_size, patch)
-        pool = large_enough(self._train, patch, self.fmt, skip_small=self.skip_small)
-        g = seeded_generator("train", seed, step, rank)
-        crops = [self._sharp_crop(pool[randint(len(pool), g)], patch, g) for _ in range(batch_size)]
-        # one synth_blur call per margin (crops of a margin share a size) instead of one per crop: the
-        # camera-shake trajectories are a python loop over time steps, so a batch of 16 costs as much as one
-        parts, order = [], []
-        for m in sorted({m for _, m in crops}):
-            idx = [i for i, (_, mi) in enumerate(crops) if mi == m]
-            parts.append(self._blur_crops(torch.cat([crops[i][0] for i in idx]), m, patch, g))
-            order += idx
-        out = concat(parts)
-        if order != sorted(order):  # put the samples back in drawing order
-            inv = torch.argsort(torch.tensor(order))
-            out = Batch(out.blur[inv], out.sharp[inv], None if out.kernels is None else out.kernels[inv],
-                        out.linear_light[inv])
-        return out
-
     def device_batches(self, batch_size: int, patch: int, *, seed: int, rank: int = 0,
                        device: torch.device | str = "cpu", **recipe) -> DeviceBatches:
-        """Training batches made on ``device`` (see :mod:`deblur_core.batches`); ``recipe``: noise,
+        """Training batches made on ``device`` (see :mod:`deblur_core.data.batches`); ``recipe``: noise,
         saturate, rotate, jpeg, workers. Every training image takes part: one smaller than the crop (with the
         blur's context) is reflected out to its size and blurred as a whole, so the pair stays exact."""
         check_train_args(batch_size, patch)

@@ -13,10 +13,10 @@ from typing import Callable
 
 import torch
 
-from .blur import check_kind, synth_blur
-from .errors import DeblurError, ImageReadError
-from .io import Image, list_images, read_image, write_image
-from .seeding import seeded_generator
+from ..blur import check_kind, synth_blur
+from ..errors import DeblurError, ImageReadError
+from ..io import Image, list_images, read_image, write_image
+from ..seeding import seeded_generator
 
 __all__ = ["PairsReport", "make_blur_pairs"]
 

@@ -31,9 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .blur import BlurDraw, draw_blur, jpeg_compress, kernel_size, pad_kernels, render_blur, sensor_noise
+from ..blur import (BlurDraw, draw_blur, jpeg_compress, kernel_size, pad_kernels, quantize_8bit, render_blur,
+                     sensor_noise)
 from .cache import ImageCache
-from .seeding import seeded_generator
+from ..seeding import seeded_generator
 
 __all__ = ["KERNEL_SIZE", "Plan", "Planner", "DeviceBatches"]
 
@@ -181,7 +182,7 @@ class DeviceBatches:
         blurred = render_blur(sharp, plan.blur, context=True, gain=plan.gain)
         g = torch.Generator(dev).manual_seed(plan.noise_seed)
         blurred = sensor_noise(blurred, plan.read, plan.shot, g)
-        blurred = torch.round(blurred * 255) / 255  # what an 8-bit frame can hold
+        blurred = quantize_8bit(blurred)  # what an 8-bit frame can hold
         if plan.jpeg is not None:
             blurred = jpeg_compress(blurred, plan.jpeg)
         m = (full - patch) // 2
