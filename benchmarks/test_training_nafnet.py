@@ -19,7 +19,7 @@ from harness import CPU_BF16, count_gflop, measure, randomise
 from nafnet_train_former import former_train_forward
 
 try:
-    from deblur_core.train import multiscale_loss
+    from deblur_core.losses import multiscale_loss
 except ImportError as err:  # kornia missing, as on the GPU machine unless its wheels are carried
     pytest.skip(f"deblur_core's training code cannot be imported here: {err}", allow_module_level=True)
 
