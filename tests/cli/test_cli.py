@@ -160,6 +160,15 @@ def test_blur_is_deterministic_and_never_writes_inside_input(tmp_path):
     assert open_dataset(f"pairs:{tmp_path / 'a'}").train_batch(0, 2, 32, seed=0).blur.shape == (2, 3, 32, 32)
 
 
+def test_blur_help_names_every_kind_and_mix():
+    from deblur_cli.main import BLUR_HELP
+    from deblur_core.blur import EXTENTS, KINDS, MIXES
+
+    assert set(EXTENTS) == {*KINDS, *MIXES}
+    for kind in (*KINDS, *MIXES):
+        assert f"{kind} (" in BLUR_HELP or f"{kind} |" in BLUR_HELP, kind
+
+
 @pytest.mark.parametrize("kind", ["long", "nonuniform", "realistic"])
 def test_blur_writes_the_long_kinds_and_jpeg_artefacts(tmp_path, kind):
     src = _tree(tmp_path / "in")

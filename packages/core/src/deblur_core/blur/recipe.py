@@ -37,7 +37,7 @@ from .shake import shake_kernels
 from .video import pan_kernels, pan_paths
 from .video import linear_to_srgb, srgb_to_linear
 
-__all__ = ["KINDS", "MIXES", "SEED_KINDS", "LONG_KERNEL", "REALISTIC_SHARES", "BlurDraw", "check_kind", "draw_blur",
+__all__ = ["EXTENTS", "KINDS", "MIXES", "SEED_KINDS", "LONG_KERNEL", "REALISTIC_SHARES", "BlurDraw", "check_kind", "draw_blur",
            "kernel_size", "random_kernels", "render_blur", "seed_kind_kernels", "valid_convolve"]
 
 LONG_KERNEL = 2 * int(MAX_REACH) + 3  # 51: every kernel the kinds of this module draw fits
@@ -45,6 +45,17 @@ DIRECT_MAX = 25  # kernels up to this size convolve directly; larger ones throug
 SEED_KINDS = ("gaussian", "motion", "shake", "video")  # the first kinds, and the shipped weights' "mix"
 KINDS = (*SEED_KINDS, "long", "nonuniform")  # one kind of blur per image
 MIXES = ("mix", "realistic")  # each sample draws a kind: mix from SEED_KINDS, realistic as REALISTIC_SHARES
+# what each kind and mix covers, for people: the model card says with it which ranges weights were trained on
+EXTENTS = {
+    "gaussian": "sigma from {1, 2, 3} px",
+    "motion": "straight streaks of 5-21 px",
+    "shake": "camera shake within a 25 px kernel",
+    "video": "pans of 4.5-15 px, 15 sub-frames averaged in linear light",
+    "long": "pans and motion of 25-40 px with speed changes and curvature, continuous or 7-15 sub-frames",
+    "nonuniform": "a foreground moving 8-40 px over a background moving 1-20 px",
+    "mix": "a quarter each of gaussian (sigma 1-3 px), motion (5-21 px), shake (25 px kernel), video (pans to 15 px)",
+    "realistic": "defocus (sigma 0.5-3.2), curved motion and sub-frame pans of 3-40 px, shake to 31 px, non-uniform",
+}
 REALISTIC_SHARES = {"gaussian": 0.10, "motion": 0.20, "pan": 0.25, "shake": 0.20, "nonuniform": 0.25}
 
 
