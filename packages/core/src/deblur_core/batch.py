@@ -51,8 +51,9 @@ from torch import Tensor
 from .catalog import gaussian_only, trained_on
 from .errors import DeblurError, ImageReadError, ImageWriteError
 from .frames import list_images
-from .inference import Deblurrer, TilePlan, check_precision, deblur_tensor, load_deblurrer, memory_budget, plan_batch
+from .inference import Deblurrer, TilePlan, load_deblurrer, memory_budget, plan_batch
 from .io import IMAGE_EXTENSIONS, Image, VideoWriter, probe_video, read_image, read_video, to_tensor, write_image
+from .precision import check_precision
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -122,7 +123,7 @@ class BatchOptions:
         weights: a checkpoint instead of the variant's shipped weights (None: shipped, if any).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``auto`` (bf16 on GPUs and AMX CPUs, else fp32), ``fp32``, ``bf16`` or ``fp16``; see
-            :func:`deblur_core.inference.inference_dtype`. Outputs keep their format and bit depth.
+            :func:`deblur_core.precision.inference_dtype`. Outputs keep their format and bit depth.
         tile, overlap: frames larger than ``tile`` x ``tile`` run alone in tiles of that size sharing
             ``overlap`` pixels; None (default): whole frames, batched, where they fit the memory budget of
             :func:`deblur_core.inference.memory_budget`, else the grid of tiles that fits it best.
@@ -544,8 +545,7 @@ class _Run:
         if self.deb.device.type == "cuda":
             x = x.pin_memory()  # lets the host-to-device copy run asynchronously
         t = time.perf_counter()
-        y = deblur_tensor(self.deb.model, x, device=self.deb.device, precision=self.deb.precision, tile=plan.tile,
-                          overlap=self.overlap)
+        y = self.deb(x, tile=plan.tile, overlap=self.overlap)
         self.report.model_s += time.perf_counter() - t
         for (name, image, write), after in zip(self.batch, y):
             self._submit(name, write, image, after)

@@ -35,9 +35,10 @@ from .blur import check_kind, synth_blur
 from .catalog import model_catalog, trained_on
 from .checkpoint import pretrained_path, read_metadata
 from .errors import DeblurError, ImageTooLargeError
-from .inference import Deblurrer, check_precision, load_deblurrer, resolve_device
+from .inference import Deblurrer, load_deblurrer, resolve_device
 from .io import Image, image_size, read_image, to_tensor
 from .metrics import psnr, ssim
+from .precision import check_precision
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -187,7 +188,7 @@ def deblur_image(
         weights: a checkpoint to use instead of the variant's shipped weights (None: shipped, if any).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
-            :func:`deblur_core.inference.inference_dtype`); the output keeps the input's bit depth.
+            :func:`deblur_core.precision.inference_dtype`); the output keeps the input's bit depth.
         tile: tile size for large images (None: the whole image at once).
         max_pixels: refuse images with more pixels than this.
         progress: called with (tiles done, tiles total) as tiles finish.

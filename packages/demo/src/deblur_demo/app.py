@@ -33,7 +33,7 @@ except ImportError as _err:  # a plain install: deblur-demo says which extra to 
 
 from deblur_core.blur import BLUR_KINDS  # noqa: E402
 from deblur_core.errors import DeblurError, ImageReadError  # noqa: E402
-from deblur_core.inference import PRECISIONS  # noqa: E402
+from deblur_core.precision import PRECISIONS  # noqa: E402
 from deblur_core.io import to_array, write_image  # noqa: E402
 from deblur_core.single import (  # noqa: E402
     DEFAULT_MAX_PIXELS,
@@ -115,7 +115,7 @@ def build_app(
         max_pixels: the largest image (width x height) accepted.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         precision: the networks' arithmetic, ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
-            :func:`deblur_core.inference.inference_dtype`).
+            :func:`deblur_core.precision.inference_dtype`).
     """
     if gr is None:
         raise ImportError(_GRADIO_MISSING)
