@@ -8,11 +8,13 @@ import pytest
 import torch
 from skimage import data as skdata
 
-from deblur_core.batch import BatchOptions, deblur_path
+from deblur_core.batch import deblur_path
 from deblur_core.checkpoint import pretrained_path
 from deblur_core.inference import deblur_tensor, load_deblurrer
 from deblur_core.io import Image, read_image, write_image
 from deblur_core.models import list_models
+
+from helpers import assert_output_of, random_deblurrer
 
 SHIPPED = [name for name in list_models() if pretrained_path(name) is not None]
 
@@ -79,17 +81,18 @@ def test_bf16_output_is_close_to_fp32(name):
 
 @pytest.mark.parametrize("bits", [8, 16])
 def test_bf16_batch_keeps_bit_depth_and_alpha(tmp_path, bits):
-    """Frames deblurred in bf16 come back in their own format: bit depth, channels, alpha bit for bit
-    (``srn-nolstm`` ships no weights: untrained it is the identity, so every pixel must come back)."""
+    """Frames deblurred in bf16 come back in their own format: bit depth and channels, the network's pixels
+    to the level, alpha bit for bit."""
     src = tmp_path / "in"
     src.mkdir()
     g = torch.Generator().manual_seed(0)
     alpha = np.random.default_rng(0).integers(0, 2**bits, size=(40, 48)).astype(np.uint8 if bits == 8 else np.uint16)
     write_image(src / "rgba.png", Image(data=torch.rand(3, 40, 48, generator=g), alpha=alpha, bit_depth=bits))
     original = read_image(src / "rgba.png")
-    report = deblur_path(src, options=BatchOptions(model="srn-nolstm", precision="bf16"))
+    deb = random_deblurrer(precision="bf16")
+    report = deblur_path(src, deblurrer=deb)
     assert report.done == 1 and report.precision == "bf16"
     result = read_image(tmp_path / "in_deblurred" / "rgba.png")
     assert (result.mode, result.bit_depth) == ("RGBA", bits)
-    assert torch.equal(result.data, original.data)
+    assert_output_of(result.data, deb, original.data, bits)
     assert result.alpha.dtype == alpha.dtype and np.array_equal(result.alpha, alpha)
