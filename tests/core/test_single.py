@@ -1,9 +1,11 @@
+import math
 import struct
 import zlib
 
 import numpy as np
 import pytest
 import torch
+from skimage import data as skdata
 
 from deblur_core.blur import gaussian_blur
 from deblur_core.checkpoint import pretrained_path, save_checkpoint
@@ -17,7 +19,7 @@ from deblur_core.single import (
 )
 from deblur_core.inference import load_deblurrer
 from deblur_core.io import Image, image_size, read_image, write_image
-from deblur_core.metrics import psnr, ssim
+from deblur_core.metrics import blur_effect, psnr, ssim
 from deblur_core.models import get_model, list_models
 
 from helpers import assert_output_of, random_checkpoint
@@ -128,6 +130,15 @@ def test_grayscale_runs_as_three_equal_channels_averaged_back(blur_first):
     torch.testing.assert_close(out_gray.output.data, out_rgb.output.data.mean(dim=0, keepdim=True),
                                atol=1e-3, rtol=0)
     assert (out_gray.output.data - out_gray.input.data).abs().mean() > 1e-3  # the trained network did work
+
+
+def test_blur_effect_before_and_after_is_reported():
+    photo = Image(data=torch.from_numpy(skdata.astronaut()[100:292, 150:342]).permute(2, 0, 1).float() / 255)
+    result = blur_then_deblur(photo, "nafnet", "gaussian", 0.5, device="cpu")
+    assert result.blur_effect_before == blur_effect(result.input.data).item()
+    assert result.blur_effect_after == blur_effect(result.output.data).item()
+    assert result.blur_effect_after < result.blur_effect_before - 0.05  # the shipped nafnet removes gaussian blur
+    assert math.isnan(deblur_image(np.zeros((3, 40), np.uint8), "srn-nolstm", device="cpu").blur_effect_before)
 
 
 def test_blur_then_deblur_refuses_bad_blur_arguments(photo):

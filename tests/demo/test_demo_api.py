@@ -77,6 +77,7 @@ def test_deblur_example(client, example):
     assert Path(download).name == "clock_motion-deblurred.png"
     assert "nafnet" in details and "cpu" in details and " s for 400x300 px" in details
     assert "untrained" not in details
+    assert "Blur effect (no reference; 0 sharp .. 1 blurry): 0." in details and " after." in details
 
 
 def test_untrained_model_is_reported(client, example):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import sys
@@ -89,6 +90,9 @@ def _summary(result: DeblurResult) -> str:
     tiles = f", {result.tiles} tiles" if result.tiles > 1 else ""
     lines = [f"**{result.model}** on **{result.device}** ({result.precision}): {result.seconds:.2f} s for "
              f"{w}x{h} px{tiles}."]
+    if math.isfinite(result.blur_effect_before):
+        lines.append(f"\nBlur effect (no reference; 0 sharp .. 1 blurry): {result.blur_effect_before:.3f} before, "
+                     f"{result.blur_effect_after:.3f} after.")
     if not result.trained:
         lines.append(
             f"\n*{result.model} has no trained weights yet: an untrained network is the identity, "
