@@ -23,9 +23,9 @@ import pytest
 import torch
 
 from deblur_core.checkpoint import pretrained_path
-from deblur_core.inference import inference_dtype
 from deblur_core.models import list_models
 from deblur_core.models.profile import count_gflop
+from deblur_core.precision import DTYPES, autocast as _autocast, inference_dtype, precision_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from helpers import randomise  # noqa: E402  the tests' helper: one way to give a network random weights
@@ -59,8 +59,6 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(__file__).resolve().pa
 # the variants benchmarked at 1280x720 on a CPU by default: the heavy ones take 10-80 s a frame there
 MODELS_720P_CPU = ("srn", "srn-nolstm", "nafnet", "nafnet-cpu", "resunet1")
 NAIVE_MODEL = "srn"  # the variant of the naive/optimized paths and of the acceptance checks
-
-_PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 # The CPU instruction sets that decide what a CPU figure means (see hardware()); bf16 runs on a CPU only
 # where it has native bf16 instructions: without them bf16 ran ~140x slower than fp32.
@@ -172,10 +170,11 @@ def peak_params() -> list:
 
 
 def reduced_precision(device: str) -> str | None:
-    """The fast precision of ``device``: bf16 where it is native, else fp16 on CUDA; None on a CPU without
-    native bf16."""
+    """The fast precision of ``device``: on CUDA what deblur_core runs at ``--precision auto`` (bf16 where it
+    is native, else fp16); on a CPU bf16 where it has native bf16 instructions (AMX or AVX512-BF16), else
+    None."""
     if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return precision_name(inference_dtype("auto", device))
     return "bf16" if CPU_BF16 else None
 
 
@@ -201,8 +200,8 @@ def sizes_for(config: pytest.Config) -> Sizes:
 
 
 def autocast(device: str, precision: str):
-    dtype = _PRECISIONS[precision]
-    return torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None)
+    """Autocast to the dtype of ``precision`` (``fp32``: none) on ``device``."""
+    return _autocast(device, DTYPES[precision])
 
 
 def synchronize(device: str) -> None:

@@ -33,6 +33,7 @@ import torch
 
 from deblur_core.inference import load_deblurrer
 from deblur_core.models import get_model
+from deblur_core.precision import DTYPES
 from harness import (CUDA, MODELS_720P_CPU, NAIVE_MODEL, autocast, count_gflop, cudnn_autotune, device_params,
                      gpu_profile, gpu_profile_params, measure, model_list, peak_params, photo_batch, precision_params,
                      psnr_db, randomise, reduced_precision, sizes_for, synchronize)
@@ -41,8 +42,6 @@ from nafnet_former import former_forward
 TOLERANCE = 1e-3  # largest absolute difference allowed between the optimized and the naive output ...
 TOLERANCE_REDUCED = 2e-2  # ... when the optimized one runs under fp16/bf16 autocast
 TOLERANCE_FORMER = 1e-4  # largest absolute difference allowed between nafnet's current and former forward
-# the peak cases run in the precision itself (not autocast), for the tensor cores and bf16 units
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 # (model, device, H, W, batch) -> the fp32 output of test_model_throughput, the reference of the reduced precision
 _fp32_outputs: dict[tuple, torch.Tensor] = {}
@@ -97,7 +96,7 @@ def test_matmul_peak(benchmark, sizes, device, precision, n):
     """One square matmul of size ``n`` (fp16/bf16 as such, for the tensor cores): the report's peak for a
     device and precision is the best round over the sizes."""
     benchmark.group = "peak"
-    dtype = _DTYPES[precision]
+    dtype = DTYPES[precision]  # the precision itself (not autocast), for the tensor cores and bf16 units
     torch.manual_seed(0)
     a = torch.randn(n, n, device=device, dtype=dtype)  # made where they are used: 16384² on a CPU takes seconds
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -118,7 +117,7 @@ def test_conv_peak(benchmark, sizes, device, precision, shape):
     precision is the best round over these and the matmuls."""
     benchmark.group = "peak"
     channels, side, batch = shape
-    dtype = _DTYPES[precision]
+    dtype = DTYPES[precision]
     torch.manual_seed(0)
     x = torch.randn(batch, channels, side, side, device=device, dtype=dtype).to(memory_format=torch.channels_last)
     w = torch.randn(channels, channels, 3, 3, device=device, dtype=dtype).to(memory_format=torch.channels_last)

@@ -1,7 +1,7 @@
 """End-to-end ``batch`` on a folder of 1280x720 PNG frames against the model alone on the same frames.
 
 Both run ``srn`` (random weights) on the same frames, whole frames (no tiling), the same batch size, through
-the same ``deblur_core.inference.deblur_tensor``; the only difference is the IO: decoding the PNGs and
+the same :class:`deblur_core.inference.Deblurrer` call; the only difference is the IO: decoding the PNGs and
 encoding the results, which the pipeline overlaps with the network in reader and writer threads. The
 ratio of the two frames/s (``e2e_over_model``, in the report) is the share of the model's speed that
 survives the IO; the issue asks for at least 85%. Skipped, with the reason, where ``deblur_core.batch``
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from deblur_core.inference import Deblurrer, deblur_tensor, inference_dtype, load_deblurrer, precision_name
+from deblur_core.inference import Deblurrer, load_deblurrer
 from harness import count_gflop, device_params, measure, randomise
 
 try:
@@ -81,10 +81,10 @@ def test_model_only(benchmark, sizes, frames_dir, device):
 
     def run():
         for x in batches:
-            deblur_tensor(deb.model, x, device=deb.device)  # result comes back to the CPU, as in batch
+            deb(x)  # in the arithmetic --precision auto picks; the result comes back to the CPU, as in batch
 
     h, w = sizes.large
-    measure(benchmark, run, sizes, device=device, kind="model-only", model=MODEL, precision=_precision(device),
+    measure(benchmark, run, sizes, device=device, kind="model-only", model=MODEL, precision=deb.precision,
             resolution=f"{w}x{h}", batch=sizes.e2e_batch, **_work(sizes))
     if "frames_per_s" in benchmark.extra_info:
         _model_only_fps[device] = benchmark.extra_info["frames_per_s"]
@@ -106,7 +106,7 @@ def test_batch_folder(benchmark, sizes, frames_dir, tmp_path, device):
 
     # its codec threads: as many readers as writers; the report compares with the IO pipeline alone at that count
     io_threads = 2 * batch_module._IO_WORKERS
-    report = measure(benchmark, run, sizes, device=device, kind="e2e", model=MODEL, precision=_precision(device),
+    report = measure(benchmark, run, sizes, device=device, kind="e2e", model=MODEL, precision=deb.precision,
                      resolution=f"{w}x{h}", batch=sizes.e2e_batch, io_threads=io_threads, **_work(sizes))
     assert report.done == sizes.e2e_frames and not report.failed, report.as_dict()
     assert len(list(out.glob("*.png"))) == sizes.e2e_frames
@@ -115,11 +115,6 @@ def test_batch_folder(benchmark, sizes, frames_dir, tmp_path, device):
     fps = benchmark.extra_info.get("frames_per_s")
     if fps is not None and device in _model_only_fps:
         benchmark.extra_info["e2e_over_model"] = fps / _model_only_fps[device]
-
-
-def _precision(device: str) -> str:
-    # what deblur_core runs at --precision auto: bf16 on GPUs that have it and on AMX CPUs, else fp32
-    return precision_name(inference_dtype("auto", device))
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -140,7 +135,7 @@ def test_batch_tiling(benchmark, sizes, frames_dir, tmp_path, device, tile):
     def run():
         return deblur_path(folder, out, BatchOptions(tile=tile, overwrite=True), deblurrer=deb)
 
-    report = measure(benchmark, run, sizes, device=device, kind="tiling", model=MODEL, precision=_precision(device),
+    report = measure(benchmark, run, sizes, device=device, kind="tiling", model=MODEL, precision=deb.precision,
                      resolution=f"{w}x{h}", batch=4, tile=str(tile or "default"), **_work(sizes, n))
     assert report.done == n and not report.failed, report.as_dict()
     benchmark.extra_info["tiled"] = [note for note in report.notes if "tiles" in note]

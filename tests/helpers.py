@@ -6,10 +6,12 @@ directory of ``tests/conftest.py`` there), so a test imports this module as ``he
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from pathlib import Path
 
-__all__ = ["planned_crop", "randomise"]
+import torch
+from torch import Tensor, nn
+
+__all__ = ["planned_crop", "randomise", "random_deblurrer", "random_checkpoint", "assert_output_of"]
 
 
 def randomise(model: nn.Module, seed: int = 0, std: float = 0.01) -> nn.Module:
@@ -45,3 +47,37 @@ def planned_crop(images: list[torch.Tensor], plan, j: int, full: int, sharp: tor
         if torch.allclose(crop[..., m:-m, m:-m], sharp, atol=1e-6):
             return crop
     pytest.fail("no candidate crop matches the sharp target")
+
+
+def random_deblurrer(name: str = "srn-nolstm", *, precision: str = "fp32", seed: int = 0):
+    """``load_deblurrer(name)`` on the CPU, initialised from ``seed`` and :func:`randomise`d: a network that
+    changes every image, so that a pipeline that skipped it, or handed its input back, fails."""
+    from deblur_core.inference import load_deblurrer
+
+    with torch.random.fork_rng(devices=[]):  # the layers' own initialisation too, or a test turns flaky
+        torch.manual_seed(seed)
+        deb = load_deblurrer(name, device="cpu", precision=precision)
+    randomise(deb.model, seed=seed)
+    return deb
+
+
+def random_checkpoint(path: Path, name: str = "srn-nolstm", seed: int = 0) -> Path:
+    """A checkpoint at ``path`` of variant ``name``, initialised from ``seed`` and :func:`randomise`d, for what
+    loads weights from a file (the CLI, the demo, ``deblur_image(weights=...)``)."""
+    from deblur_core.checkpoint import save_checkpoint
+    from deblur_core.models import get_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = get_model(name)
+    return save_checkpoint(path, randomise(model, seed=seed), name=name)
+
+
+def assert_output_of(got: Tensor, deb, x: Tensor, bit_depth: int | None = None, **kwargs) -> None:
+    """Assert that ``got`` (C, H, W) is what Deblurrer ``deb`` makes of ``x`` (C, H, W; ``kwargs`` go to the
+    call), to within one level of ``bit_depth`` (None: float rounding), and that the network changed ``x``."""
+    tolerance = 1e-5 if bit_depth is None else 1 / (2**bit_depth - 1) + 1e-6
+    want = deb(x[None], **kwargs)[0]
+    assert got.shape == want.shape
+    assert (got - want).abs().max().item() <= tolerance
+    assert (got - x).abs().mean().item() > 2 * tolerance, "the output is the input: the network did not run"

@@ -39,6 +39,7 @@ def test_help_describes_every_option():
     for opt in ("--model", "--out", "--weights", "--device", "--tile", "--tile-overlap", "--batch-size",
                 "--overwrite", "--compare", "--codec", "--crf", "--quiet", "--json-summary"):
         assert opt in r.output
+    assert "blur_effect_before" in r.output and "0 sharp .. 1 blurry" in r.output  # what the figure is
     assert "179 megapixels" in r.output and "memory budget" in r.output  # why large frames are refused, how tiled
     assert "batch" in runner.invoke(app, ["--help"]).output
 
@@ -55,6 +56,9 @@ def test_batch_writes_outputs_summary_and_json(tmp_path):
         assert word in r.stdout
     got = json.loads(summary.read_text())
     assert (got["done"], got["skipped"], got["failed"], got["model"], got["trained"]) == (4, 0, [], "srn", (pretrained_path("srn") is not None))
+    before, after = got["blur_effect_before"], got["blur_effect_after"]  # the frames' no-reference blur
+    assert 0 <= before <= 1 and 0 <= after <= 1
+    assert f"blur effect │ {before:.3f} -> {after:.3f} (no reference; 0 sharp .. 1 blurry)" in r.stdout
     r = runner.invoke(app, ["batch", str(tmp_path / "frames"), "--quiet", "--json-summary", str(summary)])
     assert r.exit_code == 0 and r.output == ""
     assert json.loads(summary.read_text())["skipped"] == 4

@@ -1,86 +1,37 @@
-"""deblur_core.inference: the choice of arithmetic (capabilities faked), bf16 against fp32 on real photos,
-and outputs that keep their format whatever the arithmetic."""
+"""deblur_core.inference in each arithmetic: ``auto`` resolved once per network (capabilities faked), bf16
+against fp32 on real photos, and outputs that keep their format whatever the arithmetic."""
 
 import math
-from types import MappingProxyType
 
 import numpy as np
 import pytest
 import torch
 from skimage import data as skdata
 
-import deblur_core.inference as inference
-from deblur_core.batch import BatchOptions, deblur_path
+from deblur_core.batch import deblur_path
 from deblur_core.checkpoint import pretrained_path
-from deblur_core.inference import (PRECISIONS, cpu_has_amx_bf16, deblur_tensor, inference_dtype, load_deblurrer,
-                                   precision_name)
+from deblur_core.inference import deblur_tensor, load_deblurrer
 from deblur_core.io import Image, read_image, write_image
 from deblur_core.models import list_models
+
+from helpers import assert_output_of, random_deblurrer
 
 SHIPPED = [name for name in list_models() if pretrained_path(name) is not None]
 
 
-@pytest.fixture
-def amx(monkeypatch):
-    """Set what the CPU is said to have: ``amx(True)`` an AMX Xeon, ``amx(False)`` any other CPU."""
-    return lambda present: monkeypatch.setattr(inference, "cpu_has_amx_bf16", lambda: present)
-
-
-@pytest.fixture
-def cuda_bf16(monkeypatch):
-    """Set whether the (absent) GPU is said to have native bf16."""
-    def fake(present):
-        def is_bf16_supported(including_emulation=True):
-            assert including_emulation is False  # emulated bf16 (pre-Ampere GPUs) must not count
-            return present
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
-    return fake
-
-
-def test_auto_is_bf16_on_a_cpu_with_amx_and_fp32_on_any_other(amx):
-    amx(True)
-    assert inference_dtype("auto", "cpu") is torch.bfloat16
-    amx(False)
-    assert inference_dtype("auto", "cpu") is None
-    assert inference_dtype("auto", torch.device("cpu")) is None
-
-
-def test_auto_on_cuda_is_bf16_where_native_else_fp16(cuda_bf16):
-    cuda_bf16(True)
-    assert inference_dtype("auto", "cuda") is torch.bfloat16
-    cuda_bf16(False)
-    assert inference_dtype("auto", "cuda:0") is torch.float16
-
-
-@pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_explicit_precisions_are_honoured_everywhere(amx, device):
-    amx(False)
-    assert [precision_name(inference_dtype(p, device)) for p in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "fp16"]
-
-
 def test_unknown_precision_is_refused():
-    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, fp16"):
-        inference_dtype("int8", "cpu")
-    with pytest.raises(ValueError, match="'half'"):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, fp16, got 'half'"):
         load_deblurrer("srn-small", device="cpu", precision="half")
-    assert PRECISIONS == ("auto", "fp32", "bf16", "fp16")
 
 
-@pytest.mark.parametrize("caps, expected", [
-    ({"amx_bf16": True, "amx_tile": True, "avx512_bf16": True}, True),  # Intel Xeon, Sapphire Rapids on
-    ({"amx_bf16": False, "amx_tile": False, "avx512_bf16": True}, False),  # AMD EPYC Zen 4: AVX512-BF16 only
-    ({"amx_bf16": False, "avx2": True}, False),  # AVX2 only: bf16 ~140x slower than fp32
-])
-def test_amx_is_read_from_torchs_cpu_capabilities(monkeypatch, caps, expected):
-    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: MappingProxyType(caps), raising=False)
-    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
-    assert cpu_has_amx_bf16() is expected
-
-
-def test_load_deblurrer_resolves_auto(amx):
+def test_load_deblurrer_resolves_auto_once(amx):
     amx(True)
-    assert load_deblurrer("srn-small", device="cpu").precision == "bf16"
-    amx(False)
+    deb = load_deblurrer("srn-small", device="cpu")
+    assert (deb.dtype, deb.precision) == (torch.bfloat16, "bf16")
+    amx(False)  # the network keeps the arithmetic it was loaded for
+    x = _photos(32)
+    assert torch.equal(deb(x), deblur_tensor(deb.model, x, precision="bf16"))
+    assert not torch.equal(deb(x), deblur_tensor(deb.model, x, precision="fp32"))
     assert load_deblurrer("srn-small", device="cpu").precision == "fp32"
     assert load_deblurrer("srn-small", device="cpu", precision="bf16").precision == "bf16"
 
@@ -130,17 +81,18 @@ def test_bf16_output_is_close_to_fp32(name):
 
 @pytest.mark.parametrize("bits", [8, 16])
 def test_bf16_batch_keeps_bit_depth_and_alpha(tmp_path, bits):
-    """Frames deblurred in bf16 come back in their own format: bit depth, channels, alpha bit for bit
-    (``srn-nolstm`` ships no weights: untrained it is the identity, so every pixel must come back)."""
+    """Frames deblurred in bf16 come back in their own format: bit depth and channels, the network's pixels
+    to the level, alpha bit for bit."""
     src = tmp_path / "in"
     src.mkdir()
     g = torch.Generator().manual_seed(0)
     alpha = np.random.default_rng(0).integers(0, 2**bits, size=(40, 48)).astype(np.uint8 if bits == 8 else np.uint16)
     write_image(src / "rgba.png", Image(data=torch.rand(3, 40, 48, generator=g), alpha=alpha, bit_depth=bits))
     original = read_image(src / "rgba.png")
-    report = deblur_path(src, options=BatchOptions(model="srn-nolstm", precision="bf16"))
+    deb = random_deblurrer(precision="bf16")
+    report = deblur_path(src, deblurrer=deb)
     assert report.done == 1 and report.precision == "bf16"
     result = read_image(tmp_path / "in_deblurred" / "rgba.png")
     assert (result.mode, result.bit_depth) == ("RGBA", bits)
-    assert torch.equal(result.data, original.data)
+    assert_output_of(result.data, deb, original.data, bits)
     assert result.alpha.dtype == alpha.dtype and np.array_equal(result.alpha, alpha)

@@ -5,9 +5,10 @@ import pytest
 import torch
 from kornia.filters import gaussian_blur2d
 from skimage import data
+from skimage.measure import blur_effect as skimage_blur_effect
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from deblur_core.metrics import mse, psnr, ssim
+from deblur_core.metrics import blur_effect, mse, psnr, ssim
 
 
 def _photo(name: str, size: int = 96, top: int = 100, left: int = 150) -> torch.Tensor:
@@ -76,3 +77,31 @@ def test_bad_input():
         psnr(torch.rand(32, 32), torch.rand(32, 32))
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(torch.rand(1, 8, 8), torch.rand(1, 8, 8))
+
+
+@pytest.mark.parametrize("name", ["astronaut", "camera"])
+def test_blur_effect_is_skimages_on_the_luma(name):
+    x = _photo(name)  # 96x96: under the crop, scored whole
+    array = x.permute(1, 2, 0).double().numpy()
+    want = skimage_blur_effect(array, channel_axis=2) if x.shape[0] == 3 else skimage_blur_effect(array[..., 0])
+    assert blur_effect(x).item() == pytest.approx(want, abs=1e-9)
+
+
+def test_blur_effect_rises_with_blur_per_image_on_the_central_crop():
+    sharp = _photo("astronaut", size=200, top=50, left=100)
+    blurred = torch.stack([sharp, _blurred(sharp, 1.0), _blurred(sharp, 2.5)])
+    scores = blur_effect(blurred)
+    assert scores.shape == (3,) and scores[0] < scores[1] < scores[2]
+    # the central 64x64 only: blurring outside it changes nothing
+    framed = blurred[0].clone()
+    framed[:, :60] = _blurred(sharp, 2.5)[:, :60]
+    assert blur_effect(framed, crop=64).item() == blur_effect(sharp, crop=64).item()
+    assert blur_effect(framed).item() != blur_effect(sharp).item()
+
+
+def test_blur_effect_refuses_bad_input_and_cannot_tell_tiny_images():
+    with pytest.raises(ValueError, match="1 or 3 channels, got 2"):
+        blur_effect(torch.rand(2, 16, 16))
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\) or \(C, H, W\)"):
+        blur_effect(torch.rand(16, 16))
+    assert torch.isnan(blur_effect(torch.rand(2, 3, 3, 40))).all()

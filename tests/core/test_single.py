@@ -1,9 +1,11 @@
+import math
 import struct
 import zlib
 
 import numpy as np
 import pytest
 import torch
+from skimage import data as skdata
 
 from deblur_core.blur import gaussian_blur
 from deblur_core.checkpoint import pretrained_path, save_checkpoint
@@ -15,8 +17,12 @@ from deblur_core.single import (
     load_image,
     model_choices,
 )
+from deblur_core.inference import load_deblurrer
 from deblur_core.io import Image, image_size, read_image, write_image
+from deblur_core.metrics import blur_effect, psnr, ssim
 from deblur_core.models import get_model, list_models
+
+from helpers import assert_output_of, random_checkpoint
 
 
 def _png_header_only(path, width, height):
@@ -68,21 +74,29 @@ def test_corrupt_file_is_an_image_read_error(tmp_path):
         deblur_image(bad, "nafnet", device="cpu")
 
 
-def test_deblur_image_keeps_size_alpha_and_reports(photo):
+@pytest.fixture
+def weights(tmp_path):
+    """Randomised weights for srn-nolstm, which ships none (untrained, it would hand every image back)."""
+    return random_checkpoint(tmp_path / "random.safetensors")
+
+
+def test_deblur_image_keeps_size_alpha_and_reports(photo, weights):
     ticks = []
-    # srn-nolstm ships no weights: untrained, it is the identity
-    result = deblur_image(photo, "srn-nolstm", device="cpu", tile=80, progress=lambda d, t: ticks.append((d, t)))
+    result = deblur_image(photo, "srn-nolstm", weights=weights, device="cpu", tile=80,
+                          progress=lambda d, t: ticks.append((d, t)))
     assert result.output.data.shape == result.input.data.shape == (3, 100, 140)
     assert result.model == "srn-nolstm" and result.device == "cpu" and result.seconds > 0
-    assert not result.trained
+    assert result.trained and not deblur_image(photo, "srn-nolstm", device="cpu").trained
     assert result.tiles == ticks[-1][1] > 1 and ticks[-1][0] == ticks[-1][1]
-    torch.testing.assert_close(result.output.data, result.input.data)  # untrained: the identity
+    deb = load_deblurrer("srn-nolstm", weights, device="cpu")
+    assert_output_of(result.output.data, deb, result.input.data, tile=80)
 
 
-def test_precision_is_passed_through_and_checked(photo):
-    result = deblur_image(photo, "srn-nolstm", device="cpu", precision="bf16")
+def test_precision_is_passed_through_and_checked(photo, weights):
+    result = deblur_image(photo, "srn-nolstm", weights=weights, device="cpu", precision="bf16")
     assert result.precision == "bf16"
-    torch.testing.assert_close(result.output.data, result.input.data)  # untrained: the identity, in bf16 too
+    assert_output_of(result.output.data, load_deblurrer("srn-nolstm", weights, device="cpu", precision="bf16"),
+                     result.input.data)
     assert blur_then_deblur(photo, "srn-nolstm", "gaussian", 0.2, device="cpu", precision="fp32").precision == "fp32"
     with pytest.raises(DeblurError, match="precision must be one of .*'half'"):
         deblur_image(photo, "srn-nolstm", device="cpu", precision="half")
@@ -118,6 +132,15 @@ def test_grayscale_runs_as_three_equal_channels_averaged_back(blur_first):
     assert (out_gray.output.data - out_gray.input.data).abs().mean() > 1e-3  # the trained network did work
 
 
+def test_blur_effect_before_and_after_is_reported():
+    photo = Image(data=torch.from_numpy(skdata.astronaut()[100:292, 150:342]).permute(2, 0, 1).float() / 255)
+    result = blur_then_deblur(photo, "nafnet", "gaussian", 0.5, device="cpu")
+    assert result.blur_effect_before == blur_effect(result.input.data).item()
+    assert result.blur_effect_after == blur_effect(result.output.data).item()
+    assert result.blur_effect_after < result.blur_effect_before - 0.05  # the shipped nafnet removes gaussian blur
+    assert math.isnan(deblur_image(np.zeros((3, 40), np.uint8), "srn-nolstm", device="cpu").blur_effect_before)
+
+
 def test_blur_then_deblur_refuses_bad_blur_arguments(photo):
     with pytest.raises(DeblurError, match="kind"):
         blur_then_deblur(photo, "srn-nolstm", "mix", 0.5, device="cpu")  # one kind per photo
@@ -125,13 +148,17 @@ def test_blur_then_deblur_refuses_bad_blur_arguments(photo):
         blur_then_deblur(photo, "srn-nolstm", "motion", 2.0, device="cpu")
 
 
-def test_blur_then_deblur_scores_both(photo):
-    result = blur_then_deblur(photo, "srn-nolstm", "gaussian", 1.0, seed=0, device="cpu")
+def test_blur_then_deblur_scores_both(photo, weights):
+    result = blur_then_deblur(photo, "srn-nolstm", "gaussian", 1.0, seed=0, weights=weights, device="cpu")
     assert result.original is not None
     m = result.metrics
     assert set(m) == {"blurred", "deblurred"} and set(m["blurred"]) == {"psnr", "ssim"}
     assert m["blurred"]["psnr"] < 40 and m["blurred"]["ssim"] < 1
-    assert m["deblurred"] == pytest.approx(m["blurred"], abs=1e-4)  # untrained: identity
+    sharp = result.original.data[None]
+    for name, img in (("blurred", result.input), ("deblurred", result.output)):
+        assert m[name] == pytest.approx({"psnr": psnr(img.data[None], sharp).item(),
+                                         "ssim": ssim(img.data[None], sharp).item()}, abs=1e-4)
+    assert m["deblurred"]["psnr"] != pytest.approx(m["blurred"]["psnr"], abs=1e-3)  # each scores its own image
 
 
 def test_blur_then_deblur_refuses_tiny_images():

@@ -35,7 +35,7 @@ def batch(
     codec: Annotated[str, typer.Option(help="Video only: the ffmpeg encoder of the output's video stream (libx264, libx265, libvpx-vp9 for .webm, mpeg4, ...). Audio streams are copied as they are where the container takes them, else re-encoded to AAC.")] = "libx264",
     crf: Annotated[int, typer.Option(min=0, max=63, help="Video only: constant rate factor of encoders that have one (x264/x265: 0 lossless, 18 visually lossless, 23 their own default).")] = 18,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar, notes or summary table; failures still go to stderr.")] = False,
-    json_summary: Annotated[Path | None, typer.Option("--json-summary", help="Write the summary as JSON to PATH (under torchrun, each rank writes PATH with .rankN before the extension).", show_default=False)] = None,
+    json_summary: Annotated[Path | None, typer.Option("--json-summary", help="Write the summary as JSON to PATH (under torchrun, each rank writes PATH with .rankN before the extension). Its blur_effect_before/blur_effect_after are the summary's blur effect: how blurred the frames done are as read and as deblurred, scored without a sharp reference (scikit-image's blur_effect on each frame's central 512x512, averaged; 0 sharp .. 1 blurry).", show_default=False)] = None,
 ) -> None:
     """Deblur a folder of frames or a video file; outputs mirror INPUT and are never written inside it.
 
@@ -138,6 +138,9 @@ def _summary_table(report):
         ("wall time", f"{report.wall_s:.2f} s (network {report.model_s:.2f} s)"),
         ("throughput", f"{report.frames_per_s:.2f} frames/s, {report.megapixels_per_s:.2f} MP/s"),
     ]
+    if report.blur_effect_before is not None:
+        rows.append(("blur effect", f"{report.blur_effect_before:.3f} -> {report.blur_effect_after:.3f} "
+                                    "(no reference; 0 sharp .. 1 blurry)"))
     for key, value in rows:
         table.add_row(key, value)
     return table

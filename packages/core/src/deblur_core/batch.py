@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import tempfile
 import time
@@ -50,9 +51,11 @@ from torch import Tensor
 
 from .catalog import gaussian_only, trained_on
 from .errors import DeblurError, ImageReadError, ImageWriteError
-from .inference import Deblurrer, TilePlan, check_precision, deblur_tensor, load_deblurrer, memory_budget, plan_batch
+from .inference import Deblurrer, TilePlan, load_deblurrer, memory_budget, plan_batch
 from .io import (IMAGE_EXTENSIONS, Image, VideoWriter, list_images, probe_video, read_image, read_video, to_tensor,
                  write_image)
+from .metrics import blur_effect
+from .precision import check_precision
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -90,6 +93,10 @@ class BatchReport:
     megapixels: float = 0.0  # size of the frames done, in millions of pixels
     wall_s: float = 0.0  # from the first read to the last write
     model_s: float = 0.0  # of which the network ran (the rest of wall_s is IO not hidden behind it)
+    # no-reference blur of the frames done, their mean as read and as deblurred (metrics.blur_effect: 0 sharp
+    # .. 1 blurry, on each frame's central 512x512; None: no frame scored): real footage has no sharp twin
+    blur_effect_before: float | None = None
+    blur_effect_after: float | None = None
     rank: int = 0
     world_size: int = 1
     trained_on: str = ""  # what the weights were trained on, e.g. "default, mix blur" ("" where unknown)
@@ -122,7 +129,7 @@ class BatchOptions:
         weights: a checkpoint instead of the variant's shipped weights (None: shipped, if any).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``auto`` (bf16 on GPUs and AMX CPUs, else fp32), ``fp32``, ``bf16`` or ``fp16``; see
-            :func:`deblur_core.inference.inference_dtype`. Outputs keep their format and bit depth.
+            :func:`deblur_core.precision.inference_dtype`. Outputs keep their format and bit depth.
         tile, overlap: frames larger than ``tile`` x ``tile`` run alone in tiles of that size sharing
             ``overlap`` pixels; None (default): whole frames, batched, where they fit the memory budget of
             :func:`deblur_core.inference.memory_budget`, else the grid of tiles that fits it best.
@@ -300,6 +307,7 @@ def _deblur_video(input: Path, out: str | Path | None, opts: BatchOptions, deb: 
         except (ImageReadError, ImageWriteError) as err:
             report.failed = [(src.name, err.reason)]
             report.done, report.megapixels = 0, 0.0
+            report.blur_effect_before = report.blur_effect_after = None
     return report
 
 
@@ -487,6 +495,7 @@ class _Run:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="deblur-write")
         self.writes: deque[tuple[Future, str, float, int]] = deque()  # (future, name, megapixels, bytes)
         self.batch: list[tuple[str, Image, Callable]] = []
+        self.blur_sums, self.blur_frames = [0.0, 0.0], 0  # blur_effect of the frames done (before, after)
         self.finished = 0
         self.start = 0.0
 
@@ -544,8 +553,7 @@ class _Run:
         if self.deb.device.type == "cuda":
             x = x.pin_memory()  # lets the host-to-device copy run asynchronously
         t = time.perf_counter()
-        y = deblur_tensor(self.deb.model, x, device=self.deb.device, precision=self.deb.precision, tile=plan.tile,
-                          overlap=self.overlap)
+        y = self.deb(x, tile=plan.tile, overlap=self.overlap)
         self.report.model_s += time.perf_counter() - t
         for (name, image, write), after in zip(self.batch, y):
             self._submit(name, write, image, after)
@@ -554,7 +562,7 @@ class _Run:
     def _submit(self, name: str, write: Callable, image: Image, after: Tensor) -> None:
         size = 2 * image.data.nbytes
         self._collect(keep=_QUEUE_FRAMES - 1, room=_QUEUE_BYTES - size)
-        future = self.pool.submit(write, name, image, after)
+        future = self.pool.submit(_write_and_score, write, name, image, after)
         self.writes.append((future, name, image.height * image.width / 1e6, size))
 
     def _collect(self, keep: int, room: int | None = None) -> None:
@@ -565,17 +573,33 @@ class _Run:
             if future.done() or len(self.writes) > keep or (room is not None and held > max(0, room)):
                 self.writes.popleft()
                 try:
-                    future.result()
+                    blur = future.result()
                 except ImageWriteError as err:
                     self.report.failed.append((name, err.reason))
                 else:
-                    self.report.done += 1
-                    self.report.megapixels += megapixels
+                    self._done(megapixels, blur)
                 self._finished()
             else:
                 break
+
+    def _done(self, megapixels: float, blur: tuple[float, float]) -> None:
+        report = self.report
+        report.done += 1
+        report.megapixels += megapixels
+        if all(math.isfinite(b) for b in blur):  # frames under 4x4 pixels have none
+            self.blur_sums = [total + b for total, b in zip(self.blur_sums, blur)]
+            self.blur_frames += 1
+            report.blur_effect_before, report.blur_effect_after = (t / self.blur_frames for t in self.blur_sums)
 
     def _finished(self) -> None:
         self.finished += 1
         if self.progress:
             self.progress(self.finished, self.todo, self.report.megapixels)
+
+
+def _write_and_score(write: Callable[[str, Image, Tensor], None], name: str, before: Image,
+                     after: Tensor) -> tuple[float, float]:
+    """``write`` the frame, then score its blur as read and as deblurred (in the writer thread, beside the
+    network)."""
+    write(name, before, after)
+    return blur_effect(before.data).item(), blur_effect(after).item()

@@ -69,7 +69,7 @@ def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.devic
     By default every held-out image is scored whole, as the field's test protocols (GoPro, REDS) do:
     ``source.test_images()``, the model run in ``tile`` x ``tile`` tiles where larger. ``crops=True``
     scores the fixed validation crops training reports instead (a quick look). The model runs at
-    ``precision`` (see :func:`deblur_core.inference.inference_dtype`).
+    ``precision`` (see :func:`deblur_core.precision.inference_dtype`).
 
     Returns:
         ``{"dataset": ..., "images": n, "protocol": "whole images" | "crops", "rows": {"blurred": {...},

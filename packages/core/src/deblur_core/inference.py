@@ -3,8 +3,8 @@
 ``load_deblurrer`` picks the weights (a file, or the ones shipped for the variant, or none) and prepares
 the network for fast inference; ``deblur_tensor`` runs it on a batch, in overlapping tiles when the frame
 is larger than the tile so memory stays bounded whatever the frame size, blending the tiles with smooth
-weights so no seam shows. ``inference_dtype`` decides the arithmetic: bf16 autocast where the hardware
-multiplies bf16 natively and fast, fp32 elsewhere.
+weights so no seam shows. :func:`deblur_core.precision.inference_dtype` decides the arithmetic: bf16 autocast
+where the hardware multiplies bf16 natively and fast, fp32 elsewhere.
 """
 
 from __future__ import annotations
@@ -18,13 +18,10 @@ from torch import Tensor, nn
 
 from .checkpoint import load_model, pretrained_path
 from .models import activation_bytes_per_pixel, get_model
+from .precision import autocast, inference_dtype, precision_name
 
-__all__ = ["PRECISIONS", "Deblurrer", "resolve_device", "cpu_has_amx_bf16", "check_precision", "inference_dtype", "precision_name",
-           "load_deblurrer", "deblur_tensor", "tile_starts",
+__all__ = ["Deblurrer", "resolve_device", "load_deblurrer", "deblur_tensor", "tile_starts",
            "CPU_MEMORY_BUDGET", "TilePlan", "memory_budget", "plan_batch"]
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 # Memory: a batch of whole frames, or one tile, may take this many bytes of network activations. On a CPU a
@@ -52,53 +49,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def cpu_has_amx_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in AMX tiles (Intel Xeon since Sapphire Rapids), as torch reports it.
-
-    Only there is bf16 known to pay on a CPU: ``srn`` at 1280x720 ran 2.7x faster under bf16 autocast than
-    in fp32 on such a Xeon, while on a CPU without native bf16 instructions it ran ~140x slower.
-    """
-    capabilities = getattr(torch.cpu, "get_capabilities", None)  # older torch has only the private query
-    if capabilities is not None:
-        amx = bool(capabilities().get("amx_bf16", False))
-    else:
-        amx = torch.cpu._is_amx_tile_supported()
-    return amx and torch.backends.mkldnn.is_available()
-
-
-def check_precision(precision: str) -> None:
-    """Raises ValueError unless ``precision`` is one of :data:`PRECISIONS`."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-
-
-def inference_dtype(precision: str = "auto", device: str | torch.device = "cpu") -> torch.dtype | None:
-    """The autocast dtype of inference at ``precision`` on ``device``, or None for plain fp32.
-
-    ``auto`` is bf16 on CUDA GPUs with native bf16 (Ampere and later), fp16 on older CUDA GPUs (their
-    tensor cores take fp16), bf16 on CPUs with AMX (:func:`cpu_has_amx_bf16`), and fp32 on every other
-    CPU. ``fp32``, ``bf16`` and ``fp16`` are honoured on any device (bf16 on a CPU without AMX is correct
-    but may be far slower than fp32).
-
-    Raises:
-        ValueError: an unknown precision.
-    """
-    check_precision(precision)
-    if precision != "auto":
-        return _DTYPES[precision]
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-    if dev.type == "cpu" and cpu_has_amx_bf16():
-        return torch.bfloat16
-    return None
-
-
-def precision_name(dtype: torch.dtype | None) -> str:
-    """``"fp32"``, ``"bf16"`` or ``"fp16"``: the name of an :func:`inference_dtype` result."""
-    return next(name for name, d in _DTYPES.items() if d == dtype)
-
-
 @dataclass
 class Deblurrer:
     """A network ready for inference and what is known about it."""
@@ -108,11 +58,16 @@ class Deblurrer:
     device: torch.device
     weights: Path | None  # None: untrained (the identity, for the residual networks here)
     meta: dict[str, Any] = field(default_factory=dict)
-    precision: str = "fp32"  # the arithmetic it runs in: fp32, bf16 or fp16 autocast (see inference_dtype)
+    dtype: torch.dtype | None = None  # the autocast dtype it runs in; None: plain fp32 (see inference_dtype)
 
     @property
     def trained(self) -> bool:
         return self.weights is not None
+
+    @property
+    def precision(self) -> str:
+        """The name of the arithmetic it runs in: ``"fp32"``, ``"bf16"`` or ``"fp16"``."""
+        return precision_name(self.dtype)
 
     @property
     def bytes_per_pixel(self) -> float:
@@ -127,7 +82,9 @@ class Deblurrer:
         return _counted[key]
 
     def __call__(self, x: Tensor, **kwargs) -> Tensor:
-        return deblur_tensor(self.model, x, device=self.device, precision=self.precision, **kwargs)
+        """Deblur a (B, C, H, W) batch in its arithmetic; keywords as :func:`deblur_tensor`'s ``tile``,
+        ``overlap`` and ``progress``."""
+        return _deblur(self.model, x, self.device, self.dtype, **kwargs)
 
 
 def load_deblurrer(
@@ -139,13 +96,14 @@ def load_deblurrer(
     channels_last: bool = True,
 ) -> Deblurrer:
     """Build variant ``name`` with ``weights`` (a safetensors checkpoint) or its shipped weights if any, to
-    run at ``precision`` (``auto``, ``fp32``, ``bf16`` or ``fp16``; see :func:`inference_dtype`).
+    run at ``precision`` (``auto``, ``fp32``, ``bf16`` or ``fp16``; see
+    :func:`deblur_core.precision.inference_dtype`).
 
     channels_last roughly doubles convolution speed on x86 CPUs (oneDNN's preferred layout) and suits
     tensor cores on GPUs.
     """
     dev = resolve_device(device)
-    resolved = precision_name(inference_dtype(precision, dev))
+    dtype = inference_dtype(precision, dev)
     path = Path(weights) if weights is not None else pretrained_path(name)
     if path is not None:
         model, meta = load_model(path, expect=name)
@@ -154,7 +112,7 @@ def load_deblurrer(
     model = model.to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return Deblurrer(model=model, name=name, device=dev, weights=path, meta=meta, precision=resolved)
+    return Deblurrer(model=model, name=name, device=dev, weights=path, meta=meta, dtype=dtype)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -254,12 +212,11 @@ def _ramp(size: int, overlap: int, taper_start: bool, taper_end: bool) -> Tensor
 
 def _run(model: nn.Module, x: Tensor, device: torch.device, dtype: torch.dtype | None) -> Tensor:
     x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+    with autocast(device, dtype):
         y = model(x)
     return y.float().clamp_(0, 1)
 
 
-@torch.inference_mode()
 def deblur_tensor(
     model: nn.Module,
     x: Tensor,
@@ -275,20 +232,27 @@ def deblur_tensor(
     Args:
         model: a network in eval mode (see :func:`load_deblurrer`).
         device: where to run; defaults to the model's device.
-        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` autocast (see :func:`inference_dtype`); the
-            result is float32 whatever the arithmetic.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` autocast (see
+            :func:`deblur_core.precision.inference_dtype`); the result is float32 whatever the arithmetic.
         tile: process frames larger than ``tile`` x ``tile`` (or ``tile`` = (height, width)) in overlapping
             tiles of that size (None: whole frames; :func:`plan_batch` picks one from a memory budget).
         overlap: pixels shared by neighbouring tiles, blended with linear ramps.
         progress: called with (tiles done, tiles total) after each tile.
     """
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    return _deblur(model, x, dev, inference_dtype(precision, dev), tile=tile, overlap=overlap, progress=progress)
+
+
+@torch.inference_mode()
+def _deblur(model: nn.Module, x: Tensor, dev: torch.device, dtype: torch.dtype | None, *,
+            tile: int | tuple[int, int] | None = None, overlap: int = 32,
+            progress: Callable[[int, int], None] | None = None) -> Tensor:
+    """:func:`deblur_tensor` with the device and the autocast dtype resolved."""
     if x.ndim != 4:
         raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
     tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile or (0, 0)
     if tile is not None and min(tile_h, tile_w) <= 2 * overlap:
         raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap})")
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
-    dtype = inference_dtype(precision, dev)
     b, c, h, w = x.shape
     if tile is None or (h <= tile_h and w <= tile_w):
         y = _run(model, x, dev, dtype).cpu()

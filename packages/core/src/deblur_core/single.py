@@ -5,8 +5,8 @@ and presents:
 
 * :func:`load_image` reads an upload safely: the pixel count is checked from the file header *before*
   the image is decoded (a small compressed file can expand to gigabytes: a decompression bomb).
-* :func:`deblur_image` runs a model on an image, tiled so memory stays bounded, and reports time, device
-  and whether the model has trained weights.
+* :func:`deblur_image` runs a model on an image, tiled so memory stays bounded, and reports time, device,
+  whether the model has trained weights, and the no-reference blur effect before and after.
 * :func:`blur_then_deblur` blurs a sharp photo with a chosen synthetic blur first (:func:`deblur_core.blur.
   synth_blur` at a given strength), so the result can be scored (PSNR/SSIM of the blurred and of the
   deblurred image against the original).
@@ -35,9 +35,10 @@ from .blur import check_kind, synth_blur
 from .catalog import model_catalog, trained_on
 from .checkpoint import pretrained_path, read_metadata
 from .errors import DeblurError, ImageTooLargeError
-from .inference import Deblurrer, check_precision, load_deblurrer, resolve_device
+from .inference import Deblurrer, load_deblurrer, resolve_device
 from .io import Image, image_size, read_image, to_tensor
-from .metrics import psnr, ssim
+from .metrics import blur_effect, psnr, ssim
+from .precision import check_precision
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -71,6 +72,9 @@ class DeblurResult:
         original: the sharp upload, for :func:`blur_then_deblur`; else None.
         metrics: for :func:`blur_then_deblur`, ``{"blurred": {"psnr", "ssim"}, "deblurred": {...}}``, each
             against ``original``; else empty.
+        blur_effect_before, blur_effect_after: the no-reference blur of ``input`` and of ``output``
+            (:func:`deblur_core.metrics.blur_effect`: 0 sharp .. 1 blurry, on the central 512x512; NaN for
+            images under 4x4 pixels), as ``deblur-cli batch`` reports for frames.
     """
 
     input: Image
@@ -83,6 +87,8 @@ class DeblurResult:
     precision: str = "fp32"
     original: Image | None = None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    blur_effect_before: float = math.nan
+    blur_effect_after: float = math.nan
 
 
 def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
@@ -187,7 +193,7 @@ def deblur_image(
         weights: a checkpoint to use instead of the variant's shipped weights (None: shipped, if any).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
-            :func:`deblur_core.inference.inference_dtype`); the output keeps the input's bit depth.
+            :func:`deblur_core.precision.inference_dtype`); the output keeps the input's bit depth.
         tile: tile size for large images (None: the whole image at once).
         max_pixels: refuse images with more pixels than this.
         progress: called with (tiles done, tiles total) as tiles finish.
@@ -203,7 +209,8 @@ def deblur_image(
                                                 progress)
     return DeblurResult(input=img, output=Image(data=y[0], alpha=img.alpha, bit_depth=img.bit_depth), model=model,
                         trained=deblurrer.trained, device=str(deblurrer.device), seconds=seconds, tiles=tiles,
-                        precision=deblurrer.precision)
+                        precision=deblurrer.precision, blur_effect_before=blur_effect(img.data).item(),
+                        blur_effect_after=blur_effect(y[0]).item())
 
 
 def _blur_as_saved(original: Image, kind: str, strength: float, seed: int) -> Tensor:

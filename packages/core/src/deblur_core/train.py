@@ -28,10 +28,11 @@ from .checkpoint import (atomic_path, load_checkpoint, load_train_state, pretrai
 from .distributed import DistContext
 from .data import open_dataset
 from .errors import DeblurError
-from .inference import check_precision, inference_dtype, resolve_device
+from .inference import resolve_device
 from .losses import LOSSES, multiscale_loss
 from .metrics import mse, psnr, ssim
 from .models import get_model, list_models
+from .precision import autocast_dtype, check_precision
 
 __all__ = ["TrainConfig", "TrainResult", "ProgressFn", "train", "load_run_config", "validate"]
 
@@ -96,16 +97,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a training run, or None for plain fp32.
-
-    Inference's rule (:func:`deblur_core.inference.inference_dtype`: on GPUs bf16 where native, else
-    fp16), except that ``auto`` trains in fp32 on every CPU: bf16 runs ~140x slower than fp32 on CPUs
-    without native support, and on those with it (AMX) its effect on training has not been measured here.
-    """
-    if precision == "auto" and device.type != "cuda":
-        return None
-    return inference_dtype(precision, device)
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import sys
@@ -33,7 +34,7 @@ except ImportError as _err:  # a plain install: deblur-demo says which extra to 
 
 from deblur_core.blur import BLUR_KINDS  # noqa: E402
 from deblur_core.errors import DeblurError, ImageReadError  # noqa: E402
-from deblur_core.inference import PRECISIONS  # noqa: E402
+from deblur_core.precision import PRECISIONS  # noqa: E402
 from deblur_core.io import to_array, write_image  # noqa: E402
 from deblur_core.single import (  # noqa: E402
     DEFAULT_MAX_PIXELS,
@@ -89,6 +90,9 @@ def _summary(result: DeblurResult) -> str:
     tiles = f", {result.tiles} tiles" if result.tiles > 1 else ""
     lines = [f"**{result.model}** on **{result.device}** ({result.precision}): {result.seconds:.2f} s for "
              f"{w}x{h} px{tiles}."]
+    if math.isfinite(result.blur_effect_before):
+        lines.append(f"\nBlur effect (no reference; 0 sharp .. 1 blurry): {result.blur_effect_before:.3f} before, "
+                     f"{result.blur_effect_after:.3f} after.")
     if not result.trained:
         lines.append(
             f"\n*{result.model} has no trained weights yet: an untrained network is the identity, "
@@ -115,7 +119,7 @@ def build_app(
         max_pixels: the largest image (width x height) accepted.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         precision: the networks' arithmetic, ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
-            :func:`deblur_core.inference.inference_dtype`).
+            :func:`deblur_core.precision.inference_dtype`).
     """
     if gr is None:
         raise ImportError(_GRADIO_MISSING)

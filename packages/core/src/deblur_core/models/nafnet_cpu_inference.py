@@ -1,0 +1,251 @@
+"""NAFNet's inference path on a CPU: the same weights and the same result (to float rounding) as
+:class:`~deblur_core.models.nafnet.NAFNet`'s forward, at a fraction of its memory traffic.
+
+The network does little arithmetic per byte of activations, so on a CPU its time goes to memory traffic:
+to the dozen elementwise passes of a block written plainly, and above all to fresh full-resolution tensors,
+each of which costs a page fault per 4 KiB on first touch. Inference on a CPU (no autograd, no autocast, no
+compiler tracing: :func:`eager_cpu_inference`) therefore runs :func:`forward_inplace`:
+
+- each block updates the residual stream in place (:func:`block_forward_`), a strip of rows at a time,
+  so the hidden activations stay in the cache; its temporaries live in one scratch tensor that every block
+  reuses, and the channel attention's means are summed from each strip while it is in the cache;
+- the LayerNorms' scale and shift, the channel attention and the residual scales fold into the weights of
+  the 1x1 convolutions, and the two residual sums accumulate into the stream in one pass each
+  (:func:`_conv1x1_add_`: oneDNN's in-place convolution with a fused add, a private torch op, where the
+  torch build has it and computes it right; else ``addmm_``);
+- the upsampling's PixelShuffle is a view, added into the skip connection in place.
+
+Nothing here defines a layer: the functions read the modules of a ``NAFNet`` and its ``NAFBlock``s.
+tests/core/test_nafnet.py checks this path against the forward as it was before
+(``benchmarks/nafnet_former.py``, to 1e-4), and the benchmark suite times the two
+(``test_nafnet_former_vs_current``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["conv_matrix", "eager_cpu_inference", "forward_inplace", "block_forward_", "strip_rows", "scratch_numel"]
+
+# hidden activations per strip in block_forward_: 16 MiB, within an L3 cache; 4 MiB ran as fast, and
+# smaller strips run slower (more halo rows, more calls), far slower where other processes share the cores
+_STRIP_ELEMENTS = 2**22
+
+
+def eager_cpu_inference(x: Tensor) -> bool:
+    """Whether :func:`forward_inplace` applies: a CPU tensor, no autograd, no autocast, no compiler tracing
+    (torch.compile and torch.export see the plain forward, which they fuse or translate better)."""
+    if x.device.type != "cpu" or torch.is_grad_enabled():
+        return False
+    try:
+        autocast, tracing = torch.is_autocast_enabled("cpu"), torch.compiler.is_compiling()
+    except (TypeError, AttributeError):  # torch < 2.4
+        autocast, tracing = torch.is_autocast_cpu_enabled(), torch._dynamo.is_compiling()
+    return not (autocast or tracing)
+
+
+def forward_inplace(net: nn.Module, x: Tensor) -> Tensor:
+    """What ``NAFNet`` ``net``'s layers compute of ``x`` (B, C, H, W, padded to its stride), without autograd.
+
+    Every block updates a tensor made here in place (never the caller's ``x``, nor a skip until the decoder
+    takes it over), and all share one scratch tensor, sized for the largest need of any level.
+    """
+    y = net.intro(x).contiguous(memory_format=torch.channels_last)
+    b, c, h, w = y.shape
+    levels = [(i, blk) for i, enc in enumerate(net.encoders) for blk in enc]
+    levels += [(len(net.encoders), blk) for blk in net.middle]
+    levels += [(len(net.decoders) - 1 - i, blk) for i, dec in enumerate(net.decoders) for blk in dec]
+    need = [scratch_numel(blk, (b, c << i, h >> i, w >> i)) for i, blk in levels]
+    need += [b * (h >> i) * (w >> i) * up[0].out_channels for i, up in zip(range(len(net.ups), 0, -1), net.ups)]
+    scratch = y.new_empty(max(need, default=0))
+    skips = []
+    for enc, down in zip(net.encoders, net.downs):
+        for block in enc:
+            y = block_forward_(block, y, scratch)
+        skips.append(y)
+        y = down(y).contiguous(memory_format=torch.channels_last)
+    for block in net.middle:
+        y = block_forward_(block, y, scratch)
+    for up, dec, skip in zip(net.ups, net.decoders, reversed(skips)):
+        y = _add_upsampled_(skip, up, y, scratch)
+        for block in dec:
+            y = block_forward_(block, y, scratch)
+    return net.ending(y).add_(x)
+
+
+@torch.no_grad()
+def block_forward_(block: nn.Module, x: Tensor, scratch: Tensor | None = None) -> Tensor:
+    """``NAFBlock`` ``block``'s forward without autograd, overwriting ``x`` (channels_last) with the result;
+    returns it.
+
+    ``scratch``: a float tensor of at least :func:`scratch_numel` elements that the block may overwrite
+    (the network passes one to all its blocks, so that their temporaries reuse the same pages).
+
+    Raises:
+        ValueError: ``x`` is not channels_last.
+    """
+    if not x.is_contiguous(memory_format=torch.channels_last):
+        raise ValueError("block_forward_ needs a channels_last tensor (it updates it in place)")
+    b, c, h, w = x.shape
+    half = block.conv2.in_channels
+    if scratch is None or scratch.numel() < scratch_numel(block, x.shape):
+        scratch = x.new_empty(scratch_numel(block, x.shape))
+    gated = scratch[: b * h * w * half].view(b, h, w, half)
+    strip = scratch[b * h * w * half :]
+    sums = _gate_strips(block, x, gated, strip)
+    _add_residuals_(block, x, gated, strip, sums)
+    return x
+
+
+def strip_rows(block: nn.Module, width: int) -> int:
+    """Rows of an image ``width`` pixels wide that :func:`block_forward_` processes at a time."""
+    return max(1, _STRIP_ELEMENTS // (width * block.conv1.out_channels))
+
+
+def scratch_numel(block: nn.Module, shape: torch.Size | tuple[int, ...]) -> int:
+    """Elements of scratch memory :func:`block_forward_` needs for an input of ``shape`` (B, C, H, W)."""
+    b, c, h, w = shape
+    half = block.conv2.in_channels
+    # the normalised strip (halo rows included), then pass 2's gated strip beside it
+    strip = (strip_rows(block, w) + 2 * block.dwconv.padding[0]) * w * (c + half)
+    return b * h * w * half + strip
+
+
+def _gate_strips(block: nn.Module, x: Tensor, gated: Tensor, strip: Tensor) -> Tensor:
+    """Pass 1: norm1 -> conv1 -> dwconv -> SimpleGate of ``x`` into ``gated`` (B, H, W, hidden / 2), a strip
+    of rows at a time (with the rows the depthwise kernel reaches beyond it), so that the hidden activations
+    stay in the cache. Returns the channel attention's sums over each image (B, hidden / 2), summed from
+    each strip while it is there."""
+    b, c, h, w = x.shape
+    half, reach, rows = gated.shape[-1], block.dwconv.padding[0], strip_rows(block, w)
+    w1, b1 = _fold_norm(block.norm1, block.conv1)
+    sums = x.new_zeros(b, half)
+    for i in range(b):
+        for r0 in range(0, h, rows):
+            r1 = min(r0 + rows, h)
+            i0, i1 = max(r0 - reach, 0), min(r1 + reach, h)
+            # two statements, not one expression: each strip then frees the previous strip's buffer as it
+            # allocates its own, so glibc hands back the same pages; nested, three strip-sized buffers
+            # lived at once, the freed pages went back to the OS, and a 720p frame page-faulted on 470 MB
+            # instead of 200 MB (20% slower)
+            y = _norm_conv(x, i, i0, i1, block.norm1.eps, w1, b1, strip)
+            y = block.dwconv(y)[:, :, r0 - i0 : r1 - i0]
+            g = gated[i, r0:r1]
+            torch.mul(y[:, :half], y[:, half:], out=_image(g, r1 - r0, w))
+            sums[i] += g.view(-1, half).sum(0)
+    return sums
+
+
+def _add_residuals_(block: nn.Module, x: Tensor, gated: Tensor, strip: Tensor, sums: Tensor) -> None:
+    """Pass 2, a strip at a time: ``x += beta * conv2(gated * sca(gated))``, then
+    ``x += gamma * ffn2(SimpleGate(ffn1(norm2(x))))``, in place."""
+    b, c, h, w = x.shape
+    half, rows = gated.shape[-1], strip_rows(block, w)
+    beta, gamma = block.beta.view(c), block.gamma.view(c)
+    # the channel attention s (one per image, from the means) and beta fold into conv2
+    s = block.sca[1]((sums / (h * w)).view(b, half, 1, 1)).view(b, 1, half)
+    w2, b2 = beta[:, None] * conv_matrix(block.conv2) * s, beta * block.conv2.bias
+    w3, b3 = _fold_norm(block.norm2, block.ffn1)
+    w4, b4 = gamma[:, None] * conv_matrix(block.ffn2), gamma * block.ffn2.bias
+    for i in range(b):
+        for r0 in range(0, h, rows):
+            r1 = min(r0 + rows, h)
+            xv = x[i : i + 1, :, r0:r1]
+            _conv1x1_add_(xv, _image(gated[i, r0:r1], r1 - r0, w), w2[i], b2)
+            y = _norm_conv(x, i, r0, r1, block.norm2.eps, w3, b3, strip)
+            a = strip[(r1 - r0) * w * c : (r1 - r0) * w * (c + half)]
+            a = torch.mul(y[:, :half], y[:, half:], out=_image(a, r1 - r0, w))
+            _conv1x1_add_(xv, a, w4, b4)
+
+
+def _norm_conv(x: Tensor, i: int, r0: int, r1: int, eps: float, weight: Tensor, bias: Tensor,
+               strip: Tensor) -> Tensor:
+    """A 1x1 convolution of rows r0:r1 of image i of ``x``, normalised (into ``strip``), whose norm's scale
+    and shift ``weight`` and ``bias`` hold; oneDNN's 1x1 convolution beats a matrix product over so few
+    channels."""
+    c, w = x.shape[1], x.shape[3]
+    pixels = x.permute(0, 2, 3, 1)[i, r0:r1].reshape(-1, c)
+    normed = _normalize(pixels, eps, out=strip[: pixels.numel()].view(-1, c))
+    return F.conv2d(_image(normed, r1 - r0, w), weight[:, :, None, None], bias)
+
+
+def _add_upsampled_(skip: Tensor, up: nn.Sequential, y: Tensor, scratch: Tensor) -> Tensor:
+    """``skip += up(y)`` for ``up`` = (1x1 convolution without bias, PixelShuffle), in place on ``skip``.
+
+    The convolution is a matrix product into ``scratch``; the shuffle is only a view of it.
+    """
+    conv, shuffle = up
+    r = shuffle.upscale_factor
+    b, c, h, w = y.shape
+    out = conv.out_channels
+    t = torch.mm(_pixels(y).view(-1, c), conv_matrix(conv).t(), out=scratch[: b * h * w * out].view(-1, out))
+    # PixelShuffle: channel k * r * r + i * r + j of pixel (y, x) becomes channel k of pixel (y * r + i, x * r + j)
+    t = t.view(b, h, w, out // r**2, r, r).permute(0, 1, 4, 2, 5, 3)
+    skip.permute(0, 2, 3, 1).view(b, h, r, w, r, out // r**2).add_(t)
+    return skip
+
+
+def _pixels(x: Tensor) -> Tensor:
+    """The (B, H*W, C) view of a channels_last (B, C, H, W) tensor (or of channels sliced from one).
+
+    A view, never a copy: in-place updates of it update ``x``; ``view`` raises where that is impossible.
+    """
+    b, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).view(b, h * w, c)
+
+
+def _image(pixels: Tensor, height: int, width: int) -> Tensor:
+    """The (1, C, height, width) channels_last view of ``height * width`` pixels' channel vectors."""
+    return pixels.reshape(1, height, width, -1).permute(0, 3, 1, 2)
+
+
+def _conv1x1_add_(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor) -> None:
+    """``x += conv1x1(y, weight, bias)`` in place, for channels_last ``x`` (1, C, H, W) and ``y``.
+
+    oneDNN does it in one pass with the sum fused (its in-place convolution with a binary add, the kernel
+    torch.compile's CPU backend emits for this pattern); elsewhere a matrix product accumulated into ``x``.
+    """
+    op = _onednn_conv_add()
+    if op is not None:
+        op(x, y, weight[:, :, None, None], bias, [0, 0], [1, 1], [1, 1], 1, "add", None, None, [], None)
+        return
+    c, k = weight.shape
+    _pixels(x).view(-1, c).addmm_(_pixels(y).view(-1, k), weight.t()).add_(bias)
+
+
+@functools.cache
+def _onednn_conv_add():
+    """oneDNN's in-place convolution-and-add where this torch build has it and computes it right, else None."""
+    try:
+        op = torch.ops.mkldnn._convolution_pointwise_.binary
+        if not torch.backends.mkldnn.is_available():
+            return None
+        x = torch.zeros(1, 2, 1, 2).contiguous(memory_format=torch.channels_last)
+        y = torch.ones(1, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        op(x, y, torch.ones(2, 3, 1, 1), torch.ones(2), [0, 0], [1, 1], [1, 1], 1, "add", None, None, [], None)
+    except (AttributeError, RuntimeError):
+        return None
+    return op if torch.equal(x, torch.full_like(x, 4.0)) else None
+
+
+def conv_matrix(conv: nn.Conv2d) -> Tensor:
+    """The (out, in) matrix of a 1x1 convolution."""
+    return conv.weight.view(conv.weight.shape[0], conv.weight.shape[1])
+
+
+def _fold_norm(norm: nn.Module, conv: nn.Conv2d) -> tuple[Tensor, Tensor]:
+    """Matrix and bias of ``conv(norm.weight * n + norm.bias)`` as one affine map of the normalised ``n``
+    (``norm`` a channel LayerNorm)."""
+    m = conv_matrix(conv)
+    return m * norm.weight, torch.addmv(conv.bias, m, norm.bias)
+
+
+def _normalize(x: Tensor, eps: float, *, out: Tensor) -> Tensor:
+    """``(x - mean) / sqrt(var + eps)`` over the last dimension of ``x`` (N, C), written to ``out``."""
+    torch.sub(x, x.mean(-1, keepdim=True), out=out)
+    var = torch.linalg.vector_norm(out, dim=-1, keepdim=True).square_().div_(x.shape[-1])
+    return out.mul_(var.add_(eps).rsqrt_())
