@@ -1,4 +1,5 @@
-"""NAFNet's forward as it was before its CPU inference path (``afa4298``), the yardstick of issue #15.
+"""NAFNet's forward as it was before its CPU inference path (``afa4298``), the yardstick of issue #15, and its
+training forward as it was before the (B, H*W, C) view (``38d51d9``), the yardstick of issue #23.
 
 Kept verbatim in its arithmetic (LayerNorm as mean/var/sqrt, SimpleGate, channel attention and residual
 scales as separate passes) and run on a current ``NAFNet``'s own modules and parameters, so both forwards
@@ -8,13 +9,15 @@ use the same weights. ``test_inference.py::test_nafnet_former_vs_current`` times
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from deblur_core.models import pad_to_multiple
 from deblur_core.models.nafnet import NAFBlock, NAFNet
 
-__all__ = ["former_forward"]
+__all__ = ["former_forward", "former_train_forward"]
 
 
 def _layer_norm(norm, x: Tensor) -> Tensor:
@@ -37,24 +40,45 @@ def _block(blk: NAFBlock, x: Tensor) -> Tensor:
     return x + blk.gamma * y
 
 
-def former_forward(model: NAFNet, x: Tensor) -> Tensor:
-    """``model``'s forward before the CPU inference path, padding and crop included.
+def _module_block(blk: NAFBlock, x: Tensor) -> Tensor:
+    # training's block before it ran on the (B, H*W, C) view (38d51d9): the modules one after the other
+    y = blk.gate(blk.dwconv(blk.conv1(blk.norm1(x))))
+    y = blk.conv2(y * blk.sca(y))
+    x = x + blk.beta * y
+    y = blk.ffn2(blk.gate(blk.ffn1(blk.norm2(x))))
+    return x + blk.gamma * y
 
-    Shape: (B, C, H, W) -> (B, C, H, W), C = ``model.in_channels``.
-    """
+
+def _unet(model: NAFNet, x: Tensor, block: Callable[[NAFBlock, Tensor], Tensor]) -> Tensor:
     h, w = x.shape[-2:]
     x = pad_to_multiple(x, model.stride)
     y = model.intro(x)
     skips = []
     for enc, down in zip(model.encoders, model.downs):
         for blk in enc:
-            y = _block(blk, y)
+            y = block(blk, y)
         skips.append(y)
         y = down(y)
     for blk in model.middle:
-        y = _block(blk, y)
+        y = block(blk, y)
     for up, dec, skip in zip(model.ups, model.decoders, reversed(skips)):
         y = up(y) + skip
         for blk in dec:
-            y = _block(blk, y)
+            y = block(blk, y)
     return (x + model.ending(y))[..., :h, :w]
+
+
+def former_forward(model: NAFNet, x: Tensor) -> Tensor:
+    """``model``'s forward before the CPU inference path, padding and crop included.
+
+    Shape: (B, C, H, W) -> (B, C, H, W), C = ``model.in_channels``.
+    """
+    return _unet(model, x, _block)
+
+
+def former_train_forward(model: NAFNet, x: Tensor) -> Tensor:
+    """``model(x)`` as training computed it before the (B, H*W, C) view (``38d51d9``): each block through its
+    modules (1x1 convolutions, SimpleGate, channel attention and residual scales as separate passes), the
+    upsampling through its 1x1 convolution and PixelShuffle. The yardstick of issue #23's training step
+    (``test_training_nafnet.py``)."""
+    return _unet(model, x, _module_block)

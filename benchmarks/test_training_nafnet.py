@@ -1,5 +1,5 @@
 """Training throughput of NAFNet on a CPU (issue #23): crops/s of one optimizer step at 256x256, ``nafnet``'s
-former training forward (``nafnet_train_former.py``) beside today's, and the ``nafnet-cpu`` preset, in fp32
+former training forward (``nafnet_former.py``) beside today's, and the ``nafnet-cpu`` preset, in fp32
 and (on a CPU with native bf16) under bf16 autocast.
 
 A step is what ``deblur_core.train`` does with the preset's recipe: forward, L1 + 0.1 x FFT loss, backward,
@@ -16,7 +16,7 @@ from torch import nn
 
 from deblur_core.models import get_model
 from harness import CPU_BF16, count_gflop, measure, randomise
-from nafnet_train_former import former_train_forward
+from nafnet_former import former_train_forward
 
 try:
     from deblur_core.losses import multiscale_loss
