@@ -85,3 +85,13 @@ def test_autocast_runs_in_its_dtype_and_fp32_switches_an_enclosing_one_off():
             assert (a @ b).dtype == torch.float32
         with autocast(torch.device("cpu"), torch.float32):
             assert (a @ b).dtype == torch.float32
+
+
+def test_auto_keeps_nafnet_on_its_fp32_cpu_path_even_with_amx(amx):
+    from deblur_core.inference import load_deblurrer
+
+    amx(True)
+    assert load_deblurrer("srn-nolstm", device="cpu").precision == "bf16"
+    for name in ("nafnet", "nafnet-cpu"):
+        assert load_deblurrer(name, device="cpu").precision == "fp32"  # its own path beats bf16 autocast
+        assert load_deblurrer(name, device="cpu", precision="bf16").precision == "bf16"  # asked for: honoured

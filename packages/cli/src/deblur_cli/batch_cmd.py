@@ -26,7 +26,7 @@ def batch(
     out: Annotated[Path | None, typer.Option(help="Output folder mirroring INPUT's relative paths (default: INPUT_deblurred beside INPUT). For a video: the output video, or a folder for STEM.mp4 (default: STEM_deblurred.mp4 beside it).", show_default=False)] = None,
     weights: Annotated[Path | None, typer.Option(help="A .safetensors checkpoint (default: the weights shipped for the model, if any).", show_default=False)] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (auto: CUDA if available).")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX, else fp32). Outputs keep their format and bit depth.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX but for the nafnet models, whose fp32 CPU path is faster, else fp32). Outputs keep their format and bit depth.")] = "auto",
     tile: Annotated[int | None, typer.Option(help="Frames larger than N x N pixels run alone in overlapping N x N tiles. Default: from a memory budget for the network (1.5 GiB of activations on a CPU, half the free memory of a GPU): frames that fit run whole, batched; larger ones in the fewest pixels of tiles that fit.", show_default="from the memory budget")] = None,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="Pixels shared by neighbouring tiles, blended smoothly (tile must exceed twice this).")] = 32,
     batch_size: Annotated[int, typer.Option(help="Consecutive frames of one size deblurred together, as many as the memory budget allows.")] = 4,

@@ -172,7 +172,7 @@ def evaluate_cmd(
     val_count: Annotated[int, typer.Option(help="With --crops: number of validation crops.")] = 48,
     tile: Annotated[int, typer.Option(help="Whole images: run the model in tiles of this size where larger (bounds memory).")] = 1024,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX, else fp32).")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX but for the nafnet models, whose fp32 CPU path is faster, else fp32).")] = "auto",
     baseline: Annotated[bool, typer.Option(help="Also run Richardson-Lucy with the true kernel where known.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (with a row per image).")] = False,
     csv: Annotated[str | None, typer.Option(help="Also write one row per image and method to this CSV file.")] = None,

@@ -110,6 +110,8 @@ def load_deblurrer(
     else:
         model, meta = get_model(name).eval(), {}
     model = model.to(dev)
+    if precision == "auto" and dev.type == "cpu" and not getattr(model, "cpu_autocast", True):
+        dtype = None  # the network's own fp32 path beats autocast on this CPU
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return Deblurrer(model=model, name=name, device=dev, weights=path, meta=meta, dtype=dtype)

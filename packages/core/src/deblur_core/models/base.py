@@ -38,6 +38,9 @@ class DeblurModel(nn.Module):
     """
 
     stride: int = 1
+    # whether --precision auto may run this network under bf16 autocast on a CPU with AMX; a network with a
+    # faster fp32 path of its own there says False
+    cpu_autocast: bool = True
 
     def __init__(self, *, in_channels: int) -> None:
         super().__init__()
