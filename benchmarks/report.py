@@ -307,6 +307,27 @@ def _preset_checks(run: Run) -> list[str]:
     return lines
 
 
+def _candidates(run: Run) -> list[str]:
+    """The shapes weighed for the CPU preset side by side: inference per 1280x720 frame and training crops/s."""
+    rows = [r for r in run.rows if r.kind == "preset-candidate"]
+    if not rows:
+        return []
+    srn = run.find(kind="inference", model=CHECK_MODEL, device="cpu", precision="fp32", batch=1,
+                   resolution=CHECK_RES)
+    out = ["## CPU preset candidates (`nafnet` shapes, fp32)", "",
+           "| shape | params (M) | GFLOP / frame | s / frame | % of peak | frames/s over srn's | training crops/s |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in dict.fromkeys(r.info["model"] for r in rows):
+        infer = run.find(kind="preset-candidate", model=name, what="infer")
+        train = run.find(kind="preset-candidate", model=name, what="train")
+        if not infer or not infer.fps:
+            continue
+        over = _fmt(infer.fps / srn.fps, 2, "x") if srn and srn.fps else "-"
+        out.append(f"| `{name}` | {infer.info['params_m']:.2f} | {infer.info['gflop']:.1f} | {1 / infer.fps:.3f} | "
+                   f"{_fmt(run.pct_of_peak(infer), 1, '%')} | {over} | {_fmt(train.fps if train else None, 2)} |")
+    return [*out, ""]
+
+
 def _e2e_bound(run: Run, e2e: Row | None) -> list[str]:
     """``batch`` against the smaller of its two bounds measured in the same run: the model alone, and the IO
     pipeline alone with as many threads as ``batch``'s readers and writers (issue 17's GPU check)."""
@@ -413,6 +434,7 @@ def render_markdown(run: Run, prev: Run | None, chart: Path) -> str:
         f"![chart]({chart.name})",
         "",
         *_per_model(run),
+        *_candidates(run),
     ]
     groups: dict[str, list[Row]] = {}
     for r in run.rows:

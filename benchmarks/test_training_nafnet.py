@@ -81,3 +81,46 @@ def test_current_step_matches_former(model_name):
     assert abs(l0 - l1) <= 1e-6 * max(1.0, abs(l0))
     for a, b in zip(g0, g1):
         torch.testing.assert_close(b, a, atol=1e-5 * max(1.0, float(a.abs().max())), rtol=1e-4)
+
+
+# the shapes weighed for the CPU preset (issue #23): today's nafnet, four levels with few blocks, the chosen
+# nafnet-cpu (blocks where the channels are many and the pixels few), and a wider four-level net
+PRESET_CANDIDATES = {
+    "w16-l3-e112-m2": dict(width=16, enc_blocks=(1, 1, 2), middle_blocks=2, dec_blocks=(1, 1, 1)),
+    "w16-l4-e1111-m4": dict(width=16, enc_blocks=(1, 1, 1, 1), middle_blocks=4, dec_blocks=(1, 1, 1, 1)),
+    "w16-l4-e1124-m6": dict(width=16, enc_blocks=(1, 1, 2, 4), middle_blocks=6, dec_blocks=(1, 1, 1, 1)),
+    "w24-l4-e1111-m2": dict(width=24, enc_blocks=(1, 1, 1, 1), middle_blocks=2, dec_blocks=(1, 1, 1, 1)),
+}
+
+
+@pytest.mark.parametrize("what", ["train", "infer"])
+@pytest.mark.parametrize("candidate", list(PRESET_CANDIDATES))
+def test_preset_candidate(benchmark, sizes, candidate, what):
+    """Training crops/s (fp32, the step above) and 1280x720 inference (fp32, the CPU inference path) of each
+    shape weighed for ``nafnet-cpu``, in one run: the preset must cost at most 1/4 of srn's time per frame
+    and reach 40% of the peak, with a receptive field for 40 px of blur (four levels)."""
+    benchmark.group = "preset-candidates"
+    kwargs = PRESET_CANDIDATES[candidate]
+    torch.manual_seed(0)
+    model = randomise(get_model("nafnet", **kwargs)).to(memory_format=torch.channels_last)
+    info = dict(kind="preset-candidate", model=candidate, what=what, precision="fp32", batch=BATCH if what == "train"
+                else 1, params_m=round(sum(p.numel() for p in model.parameters()) / 1e6, 3))
+    if what == "train":
+        patch = sizes.train_patch
+        _, blur, sharp = _setup("nafnet", patch)
+        gflop = count_gflop(model.train(), (BATCH, 3, patch, patch), backward=True)
+        measure(benchmark, _stepper(model.train(), "current", "fp32", blur, sharp), sizes, device="cpu",
+                frames=BATCH, megapixels=BATCH * patch * patch / 1e6, gflop=gflop, resolution=f"{patch}x{patch}",
+                **info)
+        return
+    h, w = sizes.large
+    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=torch.channels_last)
+    gflop = count_gflop(model.eval(), (1, 3, h, w))
+
+    def infer():
+        with torch.inference_mode():
+            return model(x)
+
+    out = measure(benchmark, infer, sizes, device="cpu", frames=1, megapixels=h * w / 1e6, gflop=gflop,
+                  resolution=f"{w}x{h}", **info)
+    assert out.shape == x.shape
