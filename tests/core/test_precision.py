@@ -95,3 +95,12 @@ def test_auto_keeps_nafnet_on_its_fp32_cpu_path_even_with_amx(amx):
     for name in ("nafnet", "nafnet-cpu"):
         assert load_deblurrer(name, device="cpu").precision == "fp32"  # its own path beats bf16 autocast
         assert load_deblurrer(name, device="cpu", precision="bf16").precision == "bf16"  # asked for: honoured
+
+
+def test_the_model_aware_rule_is_the_one_rule(amx):
+    from deblur_core.models import get_model
+
+    amx(True)
+    assert inference_dtype("auto", "cpu", get_model("nafnet-cpu")) is None
+    assert inference_dtype("auto", "cpu", get_model("srn-nolstm")) is torch.bfloat16
+    assert inference_dtype("bf16", "cpu", get_model("nafnet")) is torch.bfloat16

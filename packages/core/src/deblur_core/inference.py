@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load_model, pretrained_path
 from .models import activation_bytes_per_pixel, get_model
-from .precision import autocast, inference_dtype, precision_name
+from .precision import autocast, check_precision, inference_dtype, precision_name
 
 __all__ = ["Deblurrer", "resolve_device", "load_deblurrer", "deblur_tensor", "tile_starts",
            "CPU_MEMORY_BUDGET", "TilePlan", "memory_budget", "plan_batch"]
@@ -103,15 +103,14 @@ def load_deblurrer(
     tensor cores on GPUs.
     """
     dev = resolve_device(device)
-    dtype = inference_dtype(precision, dev)
+    check_precision(precision)
     path = Path(weights) if weights is not None else pretrained_path(name)
     if path is not None:
         model, meta = load_model(path, expect=name)
     else:
         model, meta = get_model(name).eval(), {}
     model = model.to(dev)
-    if precision == "auto" and dev.type == "cpu" and not getattr(model, "cpu_autocast", True):
-        dtype = None  # the network's own fp32 path beats autocast on this CPU
+    dtype = inference_dtype(precision, dev, model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return Deblurrer(model=model, name=name, device=dev, weights=path, meta=meta, dtype=dtype)
@@ -242,7 +241,7 @@ def deblur_tensor(
         progress: called with (tiles done, tiles total) after each tile.
     """
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    return _deblur(model, x, dev, inference_dtype(precision, dev), tile=tile, overlap=overlap, progress=progress)
+    return _deblur(model, x, dev, inference_dtype(precision, dev, model), tile=tile, overlap=overlap, progress=progress)
 
 
 @torch.inference_mode()

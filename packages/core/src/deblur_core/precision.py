@@ -37,11 +37,13 @@ def cpu_has_amx_bf16() -> bool:
     return amx and torch.backends.mkldnn.is_available()
 
 
-def inference_dtype(precision: str = "auto", device: str | torch.device = "cpu") -> torch.dtype | None:
+def inference_dtype(precision: str = "auto", device: str | torch.device = "cpu",
+                    model: torch.nn.Module | None = None) -> torch.dtype | None:
     """The autocast dtype of inference at ``precision`` on ``device``, or None for plain fp32.
 
     ``auto`` is bf16 on CUDA GPUs with native bf16 (Ampere and later), fp16 on older CUDA GPUs (their
-    tensor cores take fp16), bf16 on CPUs with AMX (:func:`cpu_has_amx_bf16`), and fp32 on every other
+    tensor cores take fp16), bf16 on CPUs with AMX (:func:`cpu_has_amx_bf16`) unless ``model`` says its
+    own fp32 CPU path is faster (``cpu_autocast = False``: the nafnet models), and fp32 on every other
     CPU. ``fp32``, ``bf16`` and ``fp16`` are honoured on any device (bf16 on a CPU without AMX is correct
     but may be far slower than fp32).
 
@@ -59,6 +61,8 @@ def inference_dtype(precision: str = "auto", device: str | torch.device = "cpu")
         dtype = DTYPES[precision]
         return None if dtype == torch.float32 else dtype
     dev = torch.device(device)
+    if dev.type == "cpu" and not getattr(model, "cpu_autocast", True):
+        return None
     if dev.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     if dev.type == "cpu" and cpu_has_amx_bf16():

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._kernel import check_image, convolve, splat_points
+from ._kernel import check_image, splat_points
 
 __all__ = ["srgb_to_linear", "linear_to_srgb", "average_frames", "pan_paths", "pan_kernels", "pan_blur", "PanBlur"]
 
