@@ -43,7 +43,7 @@ def test_blur_is_the_true_convolution_of_the_sharp_crop(kind):
     full, m = db.planner.context, (KERNEL_SIZE - 1) // 2
     for j in range(2):
         crop = planned_crop(imgs, plan, j, full, sharp[j : j + 1])
-        k = plan.kernels[j : j + 1]
+        k = plan.blur.kernels[j : j + 1]
         if kind == "video":
             ref = linear_to_srgb(convolve(srgb_to_linear(crop), k))
         else:

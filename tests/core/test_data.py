@@ -106,7 +106,7 @@ def test_synthetic_blur_is_cut_from_a_larger_crop_and_keeps_its_kernels():
     assert torch.allclose(v.kernels.sum((1, 2)), torch.ones(3), atol=1e-5)
     assert v.linear_light.dtype == torch.bool and not v.linear_light.any()
     plan = open_dataset("default", blur="video").device_batches(2, 24, seed=0).planner(0)
-    assert plan.linear.all() and plan.kernels.shape[0] == 2
+    assert plan.blur.linear.all() and plan.blur.kernels.shape[0] == 2
 
 
 def test_default_split_is_by_image_and_loads_offline():

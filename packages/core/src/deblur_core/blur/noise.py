@@ -47,6 +47,8 @@ def jpeg_compress(x: Tensor, quality: Tensor | float) -> Tensor:
         if img.shape[-1] == 3:
             img = img[..., ::-1]  # OpenCV stores BGR
         ok, data = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, int(q[i])])
+        if not ok:
+            raise RuntimeError(f"OpenCV could not encode image {i} of shape {tuple(x[i].shape)} as JPEG")
         back = cv2.imdecode(data, cv2.IMREAD_UNCHANGED if img.shape[-1] == 3 else cv2.IMREAD_GRAYSCALE)
         back = back.reshape(img.shape)[..., ::-1] if img.shape[-1] == 3 else back.reshape(img.shape)
         out[i] = torch.from_numpy(np.ascontiguousarray(back)).permute(2, 0, 1).to(x.device, x.dtype) / 255

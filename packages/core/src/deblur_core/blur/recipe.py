@@ -34,8 +34,7 @@ from .layered import MASK_PARAMS, mask_params, soft_masks
 from .motion import motion_kernels, random_motion_kernels
 from .paths import MAX_REACH, curved_paths, path_kernels
 from .shake import shake_kernels
-from .video import pan_kernels, pan_paths
-from .video import linear_to_srgb, srgb_to_linear
+from .video import linear_to_srgb, pan_kernels, pan_paths, srgb_to_linear
 
 __all__ = ["EXTENTS", "KINDS", "MIXES", "SEED_KINDS", "LONG_KERNEL", "REALISTIC_SHARES", "BlurDraw", "check_kind", "draw_blur",
            "kernel_size", "random_kernels", "render_blur", "seed_kind_kernels", "valid_convolve"]
@@ -246,14 +245,14 @@ def render_blur(x: Tensor, draw: BlurDraw, *, context: bool = False, gain: Tenso
     light = torch.where(linear.view(-1, 1, 1, 1), srgb_to_linear(x), x)
     if gain is not None:
         light = light * (1 + gain.view(-1, 1, 1, 1) * ((light - 0.9).clamp(min=0) / 0.1))
+    r = size // 2  # the kernel's reach: the border a reflected render adds, the margin a mask is drawn with
     if not context:
-        r = size // 2
         small = min(light.shape[-2:]) <= r
         light = F.pad(light, (r, r, r, r), mode="replicate" if small else "reflect")
     out = valid_convolve(light, draw.kernels)
     if not draw.uniform:
         idx = draw.layered.nonzero().flatten().to(dev)
-        r = size // 2  # the mask's shape is placed within the output's frame, whatever context comes with it
+        # the mask's shape is placed within the output's frame, whatever context comes with it
         m = soft_masks(draw.masks[draw.layered], out.shape[-2], out.shape[-1], margin=r, device=dev,
                        dtype=light.dtype)
         c = x.shape[1]

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._kernel import check_image, splat_points
+from ._kernel import check_image
+from .paths import path_kernels
 
 __all__ = ["srgb_to_linear", "linear_to_srgb", "average_frames", "pan_paths", "pan_kernels", "pan_blur", "PanBlur"]
 
@@ -57,9 +58,7 @@ def pan_paths(batch: int, generator: torch.Generator | None = None, *, max_shift
 
 def pan_kernels(paths: Tensor, size: int | None = None) -> Tensor:
     """The (B, k, k) kernel equivalent to averaging sub-frames shifted along ``paths`` (in linear light)."""
-    reach = float(paths.abs().max())
-    size = size or (2 * int(math.ceil(reach)) + 3) | 1
-    return splat_points(paths, torch.ones(paths.shape[:2]), size)
+    return path_kernels(paths, size)
 
 
 def _shift(x: Tensor, dx: Tensor, dy: Tensor) -> Tensor:

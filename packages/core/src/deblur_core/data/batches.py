@@ -25,7 +25,7 @@ boosted past white before blurring and clipped after it, as a sensor clips light
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -52,20 +52,12 @@ class Plan:
     flip_h: Tensor  # (B,) bool
     flip_v: Tensor
     transpose: Tensor  # (B,) bool: with the flips, all 8 rotations/reflections of a square crop
-    kernels: Tensor  # (B, K, K): of the whole crop, or of its background where it has a moving foreground
-    linear: Tensor  # (B,) bool: blur in linear light
+    blur: BlurDraw  # the kernels (K x K each), linear light or sRGB, a moving foreground where there is one
     gain: Tensor  # (B,) highlight boost before blurring (0 = none)
     read: Tensor  # (B,) read-noise sigma
     shot: Tensor  # (B,) shot-noise coefficient: variance grows by shot * signal
     noise_seed: int  # seeds the device generator of this batch's noise
     jpeg: Tensor | None = None  # (B,) JPEG quality each blurred crop is saved at (0: none)
-    fg_kernels: Tensor | None = None  # (B, K, K): a moving foreground's kernel (see blur.layered)
-    masks: Tensor | None = None  # (B, MASK_PARAMS): its shape
-    layered: Tensor | None = None  # (B,) bool: the samples with a moving foreground
-
-    @property
-    def blur(self) -> BlurDraw:
-        return BlurDraw(self.kernels, self.linear, self.fg_kernels, self.masks, self.layered)
 
 
 @dataclass(frozen=True)
@@ -97,7 +89,7 @@ class Planner:
         x = (torch.rand(2 * b, generator=g) * (w - full + 1)).long()
         flips = torch.rand(3, b, generator=g) < 0.5
         draw = draw_blur(b, self.blur, g)
-        kernels = pad_kernels(draw.kernels, kernel_size(self.blur))
+        draw = replace(draw, kernels=pad_kernels(draw.kernels, kernel_size(self.blur)))
         gain = torch.where(torch.rand(b, generator=g) < self.saturate, 1 + 3 * torch.rand(b, generator=g),
                            torch.zeros(b))
         read = self.noise * torch.rand(b, generator=g)
@@ -107,8 +99,8 @@ class Planner:
         if self.jpeg > 0:
             jpeg = torch.where(torch.rand(b, generator=g) < self.jpeg, (60 + 36 * torch.rand(b, generator=g)).floor(),
                                torch.zeros(b))
-        return Plan(step, image, y, x, flips[0], flips[1], flips[2] & self.rotate, kernels, draw.linear, gain, read,
-                    shot, noise_seed, jpeg, draw.fg_kernels, draw.masks, draw.layered)
+        return Plan(step, image, y, x, flips[0], flips[1], flips[2] & self.rotate, draw, gain, read, shot,
+                    noise_seed, jpeg)
 
 
 class _Steps(torch.utils.data.Dataset):
