@@ -96,7 +96,7 @@ def train(
     saturate: Annotated[float, typer.Option(help="Synthetic data: share of samples whose highlights saturate past white before the blur.")] = 0.0,
     rotate: Annotated[bool, typer.Option("--rotate", help="Synthetic data: rotate crops by 90 degrees too, not only flip them.")] = False,
     jpeg: Annotated[float, typer.Option(help="Synthetic data: share of samples saved as JPEG (quality 60-95) after the blur and 8-bit rounding.")] = 0.0,
-    precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16 autocast (auto: bf16 on GPUs that have it, else fp16 on GPUs; fp32 on CPUs; bf16 trained nafnet-cpu 2.3x faster on an AMX CPU). With --resume it replaces the run's own (default: auto for a new run, the run's own on --resume).", show_default=False)] = None,
+    precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16 autocast (auto: bf16 on GPUs that have it, else fp16 on GPUs; fp32 on CPUs; bf16 trained nafnet-cpu 1.4x faster on an AMX CPU). With --resume it replaces the run's own (default: auto for a new run, the run's own on --resume).", show_default=False)] = None,
     workers: Annotated[int, typer.Option(help="Processes drawing the next batches' blur kernels ahead (-1: 6 on a GPU, 0 on a CPU).")] = -1,
     val_every: Annotated[int, typer.Option(help="Validate and checkpoint every N steps.")] = 250,
     val_count: Annotated[int, typer.Option(help="Number of validation crops.")] = 48,

@@ -156,7 +156,7 @@ def load_run_config(run_dir: str | os.PathLike, *, steps: int | None = None, max
 
     A resumed run keeps every setting of its own except three: ``steps`` (None: the run's own) may extend
     it, ``max_minutes`` limits this call only (None: no limit; an earlier call's limit is not reused), and
-    ``precision`` (None: the run's own) belongs to the machine, not the run: bf16 that ran 2.3x faster on
+    ``precision`` (None: the run's own) belongs to the machine, not the run: bf16 that ran 1.4x faster on
     one CPU (AMX) runs ~140x slower on another, where a run continues in fp32.
     """
     run = Path(run_dir)

@@ -117,7 +117,7 @@ class NAFNet(DeblurModel):
     Shape: (B, C, H, W) -> (B, C, H, W), values in [0, 1].
     """
 
-    # its fp32 CPU inference path (nafnet_cpu_inference.py) ran 1.4-1.6x faster than bf16 autocast at
+    # its fp32 CPU inference path (nafnet_cpu_inference.py) ran 1.08-1.26x faster than bf16 autocast at
     # 1280x720 on an AMX Xeon (benchmarks/reports/intel-xeon-2c.md): --precision auto stays fp32 on CPUs
     cpu_autocast = False
 
