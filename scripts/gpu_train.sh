@@ -13,10 +13,12 @@
 #   1. install offline what the machine lacks: wheels carried in .whl/ (kornia, kornia-rs), then this
 #      project with `pip install --no-deps --no-build-isolation -e .` (no registry is reachable there);
 #   2. smoke (about a minute a model): a few steps at full size under the training precision, a resume, and
-#      a checkpoint round trip; any error stops the script here, before the long phases;
+#      a checkpoint round trip; a model that fails any of it is left out and its minutes go to the others,
+#      and the script stops here, before the long phases, only when every model failed;
 #   3. training, model after model: the step count is sized from the smoke phase's measured steps/s so that
 #      the cosine schedule ends inside the model's minutes (with --max-minutes as a backstop); the best
-#      weights are copied to $OUT at every checkpoint, so a run cut short still brings something back;
+#      weights are copied to $OUT at every checkpoint, so a run cut short still brings something back, and
+#      a run that fails midway does not stop the next model's;
 #   4. the GPU benchmark profile ($BENCH_CMD; skipped when empty; its failure does not lose the weights);
 #   5. packing: fp16 weights and results.tar.gz, so that at most 8 files of at most 16 MiB come back.
 #
@@ -91,15 +93,19 @@ train_args() {  # $1: the model
 }
 
 # ---- 2. smoke -----------------------------------------------------------------------------------------
-for MODEL in "${MODEL_LIST[@]}"; do
-log "phase 2: smoke ($MODEL)"
+# A model whose smoke phase fails is left out (logged) and its minutes go to the others: a GPU window is
+# short and rarely repeated, so one model's error must not cost the others their training. The script stops
+# here only when every model failed.
+smoke() {  # $1: the model; non-zero at the first failing step (errexit does not apply inside `if`)
+local MODEL=$1 SMOKE half
 train_args "$MODEL"
 SMOKE="$RUNS/gpu-$MODEL-smoke"
 rm -rf "$SMOKE"
 half=$((SMOKE_STEPS / 2))
-run "${CLI[@]}" train "${TRAIN_ARGS[@]}" --steps "$half" --val-every "$half" --val-count 8 --log-every 5 --out "$SMOKE"
-run "${CLI[@]}" train --resume "$SMOKE" --steps "$SMOKE_STEPS" --quiet
-run $PY - "$SMOKE" "$OUT/smoke-$MODEL.json" <<'EOF'
+run "${CLI[@]}" train "${TRAIN_ARGS[@]}" --steps "$half" --val-every "$half" --val-count 8 --log-every 5 \
+    --out "$SMOKE" || return 1
+run "${CLI[@]}" train --resume "$SMOKE" --steps "$SMOKE_STEPS" --quiet || return 1
+run $PY - "$SMOKE" "$OUT/smoke-$MODEL.json" <<'EOF' || return 1
 import json, sys, torch
 from pathlib import Path
 from deblur_core.checkpoint import load_model, save_checkpoint
@@ -127,7 +133,14 @@ info = {"steps_per_s": rate, "val_psnr": rows[-1].get("val_psnr"), "fp16_roundtr
 dest.write_text(json.dumps(info, indent=2))
 print(json.dumps(info))
 EOF
+}
+PASSED=()
+for MODEL in "${MODEL_LIST[@]}"; do
+    log "phase 2: smoke ($MODEL)"
+    if smoke "$MODEL"; then PASSED+=("$MODEL"); else log "smoke failed for $MODEL: left out"; fi
 done
+[ ${#PASSED[@]} -gt 0 ] || { log "every smoke phase failed: stopping"; exit 1; }
+MODEL_LIST=("${PASSED[@]}")
 
 # ---- 3. training --------------------------------------------------------------------------------------
 for i in "${!MODEL_LIST[@]}"; do
@@ -147,9 +160,11 @@ rm -rf "$RUN"
 WATCH=$!
 trap 'kill $WATCH 2>/dev/null || true' EXIT
 MAXMIN=$($PY -c "print($MIN + 0.5)")
-run "${CLI[@]}" train "${TRAIN_ARGS[@]}" --steps "$STEPS" --val-every "$VAL_EVERY" --max-minutes "$MAXMIN" --out "$RUN"
+# an error mid-run (out of memory, say) keeps what the run saved and goes on to the next model
+run "${CLI[@]}" train "${TRAIN_ARGS[@]}" --steps "$STEPS" --val-every "$VAL_EVERY" --max-minutes "$MAXMIN" --out "$RUN" \
+    || log "training $MODEL stopped with an error: its saved checkpoints are kept"
 kill $WATCH 2>/dev/null || true
-cp "$RUN/metrics.jsonl" "$OUT/$MODEL-metrics.jsonl"
+[ -f "$RUN/metrics.jsonl" ] && cp "$RUN/metrics.jsonl" "$OUT/$MODEL-metrics.jsonl"
 done
 
 # ---- 4. benchmarks ------------------------------------------------------------------------------------
@@ -164,7 +179,8 @@ log "phase 5: pack"
 PACK=()
 for MODEL in "${MODEL_LIST[@]}"; do
 RUN="$RUNS/gpu-$MODEL"
-run $PY - "$RUN" "$OUT" "$MODEL" <<'EOF'
+if [ ! -f "$RUN/best.safetensors" ]; then log "no checkpoint for $MODEL: nothing to pack"; continue; fi
+run $PY - "$RUN" "$OUT" "$MODEL" <<'EOF' || { log "packing $MODEL failed: its newest best weights stay in \$OUT"; continue; }
 import sys, torch
 from pathlib import Path
 from deblur_core.checkpoint import load_model, save_checkpoint
@@ -183,6 +199,7 @@ cp "$RUN/metrics.jsonl" "$OUT/$MODEL-metrics.jsonl"
 PACK+=("$MODEL-config.json" "$MODEL-metrics.jsonl" "smoke-$MODEL.json")
 [ -f "$OUT/$MODEL-curve.png" ] && PACK+=("$MODEL-curve.png")
 done
-(cd "$OUT" && tar -czf results.tar.gz --remove-files "${PACK[@]}" $(ls -d bench 2>/dev/null))
+[ -d "$OUT/bench" ] && PACK+=(bench)
+[ ${#PACK[@]} -gt 0 ] && (cd "$OUT" && tar -czf results.tar.gz --remove-files "${PACK[@]}")
 log "done"
 ls -la "$OUT" | tee -a "$LOG"
