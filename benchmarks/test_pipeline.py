@@ -105,7 +105,7 @@ def test_batch_folder(benchmark, sizes, frames_dir, tmp_path, device):
         return deblur_path(frames_dir, out, options, deblurrer=deb)
 
     # its codec threads: as many readers as writers; the report compares with the IO pipeline alone at that count
-    io_threads = 2 * batch_module._IO_WORKERS
+    io_threads = 2 * batch_module.io_workers(deb.device)
     report = measure(benchmark, run, sizes, device=device, kind="e2e", model=MODEL, precision=deb.precision,
                      resolution=f"{w}x{h}", batch=sizes.e2e_batch, io_threads=io_threads, **_work(sizes))
     assert report.done == sizes.e2e_frames and not report.failed, report.as_dict()

@@ -493,3 +493,38 @@ def test_peak_memory_of_an_8k_frame_stays_under_4gb(tmp_path):
     assert rc == 0, result.stderr
     assert read_image(tmp_path / "out" / "frame.png").data.shape == (3, h, w)
     assert peak_kib * 1024 < 4e9
+
+
+def test_io_workers_beside_cpu_and_gpu(monkeypatch):
+    """Two codec threads each beside a network on the CPU (it takes the cores); beside a GPU, half the host's
+    cores each, between two and the frames a run keeps in flight (8)."""
+    from deblur_core import batch
+
+    assert batch.io_workers("cpu") == 2
+    for cores, expected in ((1, 2), (2, 2), (6, 3), (16, 8), (64, 8)):
+        monkeypatch.setattr(batch.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)), raising=False)
+        assert batch.io_workers("cuda") == expected, cores
+
+
+def test_folder_run_sizes_its_codec_threads_by_the_device(tmp_path, monkeypatch):
+    from deblur_core import batch
+
+    _write_frames(tmp_path / "in", ["0.png", "1.png", "2.png"])
+    asked = []
+
+    def spy(device):
+        asked.append(torch.device(device))
+        return 3
+
+    monkeypatch.setattr(batch, "io_workers", spy)
+    names = set()
+    original = batch.ThreadPoolExecutor
+
+    def pool(workers, thread_name_prefix=""):
+        names.add((thread_name_prefix, workers))
+        return original(workers, thread_name_prefix=thread_name_prefix)
+
+    monkeypatch.setattr(batch, "ThreadPoolExecutor", pool)
+    report = deblur(tmp_path / "in", tmp_path / "out", model=random_deblurrer("srn-nolstm"))
+    assert report.done == 3 and asked == [torch.device("cpu")]
+    assert names == {("deblur-read", 3), ("deblur-write", 3)}

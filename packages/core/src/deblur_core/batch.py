@@ -10,8 +10,8 @@
   timestamps (default: ``<stem>_deblurred.mp4`` beside it). Its audio streams are copied without
   re-encoding where the output container accepts their codec, else re-encoded to AAC; the report says which.
 
-Pipeline: frames are decoded in reader threads and encoded in writer threads, so IO overlaps the network
-(which releases the GIL). The queues on both sides are bounded in frames and in bytes, so memory stays
+Pipeline: frames are decoded in reader threads and encoded in writer threads (:func:`io_workers` of each), so
+IO overlaps the network (which releases the GIL). The queues on both sides are bounded in frames and in bytes, so memory stays
 bounded whatever the frame size. Memory for the network is bounded too: consecutive frames of one size are
 deblurred as one batch, as many as fit in a memory budget (:func:`deblur_core.inference.plan_batch`), and a
 frame that does not fit alone runs in the fewest pixels of overlapping tiles that do
@@ -68,9 +68,24 @@ __all__ = [
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 COMPARE_DIR = "_compare"  # side-by-side images go to OUT/_compare/<relative path>
 
-_IO_WORKERS = 2  # decoder threads and encoder threads: PNG codecs release the GIL, so two of each keep up
+_IO_WORKERS = 2  # decoder and encoder threads beside a network on the CPU, which takes the cores itself
 _QUEUE_FRAMES = 8  # frames decoded ahead of the model (and, separately, waiting to be encoded) at most ...
 _QUEUE_BYTES = 512 * 2**20  # ... and about this many bytes of them: one at a time for 8K frames
+
+def io_workers(device: torch.device | str) -> int:
+    """Decoder threads, and as many encoder threads, for a folder of frames deblurred on ``device``.
+
+    PNG codecs release the GIL, so frames/s grow with the threads up to the cores. Beside a network on
+    the CPU two of each keep up with it; beside a GPU the host's cores are free, and two of each were the
+    bound: on a 16-core H200 host, decoding and encoding 1280x720 PNGs ran 29.5 frames/s in 4 threads
+    and 57.1 in 8, where ``srn`` alone ran 56 (benchmarks/reports/nvidia-h200.md). So half the cores
+    each, at most the frames a run keeps in flight.
+    """
+    if torch.device(device).type == "cpu":
+        return _IO_WORKERS
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(_IO_WORKERS, min(_QUEUE_FRAMES, cores // 2))
+
 
 ProgressFn = Callable[[int, "int | None", float], None]
 """Called with (frames finished, frames to do or None if unknown, megapixels deblurred so far)."""
@@ -258,8 +273,9 @@ def _deblur_folder(input: Path, out: str | Path | None, opts: BatchOptions, deb:
             side = _side_by_side(before, after)
             _write_atomic(compare_dir / rel, lambda tmp: write_image(tmp, side))
 
-    with _Run(report, deb, opts, len(todo), progress, workers=_IO_WORKERS) as run:
-        for rel, image in _ordered_map(read, todo, workers=_IO_WORKERS, nbytes=_nbytes):
+    workers = io_workers(deb.device)
+    with _Run(report, deb, opts, len(todo), progress, workers=workers) as run:
+        for rel, image in _ordered_map(read, todo, workers=workers, nbytes=_nbytes):
             if isinstance(image, str):
                 run.fail(str(rel), image)
             else:
