@@ -5,9 +5,10 @@
 #   OUT=/path/to/results MINUTES=8 SHARE=0.5 scripts/gpu_train.sh
 #
 # Both train on the realistic synthesis (long curved motion and pans, shake, non-uniform blur, noise, JPEG:
-# README's "Training"), each continuing from its weights: srn from the shipped ones, nafnet-cpu from the
-# progress the CPU runs committed (training/nafnet-cpu/weights-fp16.safetensors). SHARE of $MINUTES goes
-# to the first of $MODELS, the rest to the others in equal parts.
+# README's "Training"), each continuing from the progress committed under training/ (srn-realistic: the
+# shipped srn after a first GPU window on this synthesis; nafnet-cpu: its CPU and GPU stages), srn from
+# the shipped weights where no progress is committed. SHARE of $MINUTES goes to the first of $MODELS, the
+# rest to the others in equal parts.
 #
 # Phases, each logged with a timestamp to $OUT/log.txt:
 #   1. install offline what the machine lacks: wheels carried in .whl/ (kornia, kornia-rs), then this
@@ -36,12 +37,13 @@ PATCH=${PATCH:-256}
 BATCH=${BATCH:-32}
 LR=${LR:-1e-3}
 WARMUP=${WARMUP:-300}
-SMOKE_STEPS=${SMOKE_STEPS:-60}
+SMOKE_STEPS=${SMOKE_STEPS:-120}         # half in a first call, half resumed; steps/s from the last quarter
 VAL_EVERY=${VAL_EVERY:-1000}
 VAL_COUNT=${VAL_COUNT:-64}
 VAL_PATCH=${VAL_PATCH:-256}
 DEVICE=${DEVICE:-auto}
-INIT_SRN=${INIT_SRN-shipped}          # srn continues from the shipped weights ("" starts fresh)
+SRN_PROGRESS=training/srn-realistic/weights-fp16.safetensors
+INIT_SRN=${INIT_SRN-$([ -f "$SRN_PROGRESS" ] && echo "$SRN_PROGRESS" || echo shipped)}  # "" starts fresh
 NAFNET_CPU_PROGRESS=training/nafnet-cpu/weights-fp16.safetensors
 INIT_NAFNET_CPU=${INIT_NAFNET_CPU-$([ -f "$NAFNET_CPU_PROGRESS" ] && echo "$NAFNET_CPU_PROGRESS" || true)}
 RUNS=${RUNS:-runs}                    # run folders: $RUNS/gpu-<model>
@@ -121,8 +123,12 @@ x = torch.rand(1, 3, 64, 64)
 with torch.no_grad():
     diff = (model.eval()(x) - again.eval()(x)).abs().max().item()
 assert diff < 1e-2, diff
-# steps/s of the resumed call, past its first logged step (cuDNN autotuning, worker start-up)
-timed = [r for r in rows if r["step"] > steps[len(steps) // 2] and "val_psnr" not in r]
+# steps/s over the resumed call's second half: past cuDNN autotuning, worker start-up and the plans the
+# workers drew ahead while the model loaded (24). The first GPU window timed 5 steps just after the resume
+# and sized its runs from 8.5 and 15.2 steps/s where they then trained at 5.6 and 7.3, so both ran into
+# --max-minutes before their learning rate had decayed.
+total = json.loads((run / "config.json").read_text())["steps"]
+timed = [r for r in rows if r["step"] >= (3 * total) // 4 and "val_psnr" not in r]
 if len(timed) >= 2:
     rate = (timed[-1]["step"] - timed[0]["step"]) / max(1e-6, timed[-1]["elapsed_s"] - timed[0]["elapsed_s"])
 else:  # too few steps logged (a toy rehearsal): the resumed call's whole rate, validation included

@@ -56,8 +56,10 @@ def test_gpu_script_runs_end_to_end_at_toy_size(tmp_path):
         cfg = meta["config"]
         assert meta["model"] == m and cfg["blur"] == "realistic" and cfg["fft_loss"] == 0.1 and cfg["rotate"]
         assert cfg["jpeg"] == 0.2 and cfg["noise"] == 0.01
-    # srn continues from the shipped weights; nafnet-cpu from the committed progress, when there is some
-    assert load_model(out / "srn-best-fp16.safetensors")[1]["init"][-1]["weights"].endswith("weights/srn.safetensors")
+    # each continues from the progress committed under training/, srn from the shipped weights without one
+    progress = ROOT / "training" / "srn-realistic" / "weights-fp16.safetensors"
+    expected = "training/srn-realistic/weights-fp16.safetensors" if progress.exists() else "weights/srn.safetensors"
+    assert load_model(out / "srn-best-fp16.safetensors")[1]["init"][-1]["weights"].endswith(expected)
 
 
 @pytest.mark.slow
