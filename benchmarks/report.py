@@ -32,7 +32,7 @@ COMMAND = ("python -m pytest benchmarks --benchmark-enable --benchmark-json=.ben
            "&& python benchmarks/report.py .benchmarks/latest.json")
 # The GPU profile, writing the JSON and the report under $OUT; pytest is interrupted (SIGINT: it still writes
 # the JSON of what ran) if it overruns, and the report is written whatever pytest's exit status.
-GPU_COMMAND = ("PYTHONPATH=packages/core/src timeout -s INT 110 python -m pytest benchmarks -p no:cacheprovider "
+GPU_COMMAND = ("PYTHONPATH=packages/core/src timeout -s INT 140 python -m pytest benchmarks -p no:cacheprovider "
                "--profile gpu --benchmark-enable --benchmark-json=$OUT/bench.json; "
                "python benchmarks/report.py $OUT/bench.json --out $OUT")
 

@@ -115,3 +115,43 @@ def test_gpu_recipe_batch(benchmark, sizes, device, blur):
                              gflop=0.0, kind="data", blur=blur, resolution=f"{patch}x{patch}", batch=b)
     benchmark.extra_info["plan_s"] = round(plan_s, 4)
     assert blurred.shape == sharp.shape == (b, 3, patch, patch) and not torch.equal(blurred, sharp)
+
+
+@pytest.mark.gpu_profile
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("model_name", ["srn", "nafnet-cpu"])
+def test_gpu_recipe_step(benchmark, sizes, device, model_name):
+    """One optimizer step of each network ``scripts/gpu_train.sh`` trains, at its recipe (32 crops of 256x256,
+    L1 + 0.1 x FFT loss, AdamW, gradient clipping, channels_last, bf16 autocast on a GPU that has it, as
+    ``--precision auto`` trains), on batches made beforehand: the network's share of a training step, beside
+    ``test_gpu_recipe_batch``'s data share."""
+    benchmark.group = "training"
+    b, patch = GPU_RECIPE if sizes.train_patch >= GPU_RECIPE[1] else (sizes.train_batch, sizes.train_patch)  # --quick
+    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    torch.manual_seed(0)
+    model = get_model(model_name).train()
+    gflop = count_gflop(model, (b, 3, patch, patch), backward=True)
+    model = model.to(device, memory_format=torch.channels_last)
+    g = torch.Generator().manual_seed(0)
+    sharp = torch.rand(BATCHES, b, 3, patch, patch, generator=g)
+    blur = torch.nn.functional.avg_pool2d(sharp.flatten(0, 1), 5, 1, 2, count_include_pad=False).view_as(sharp)
+    data = [(blur[i].to(device).contiguous(memory_format=torch.channels_last), sharp[i].to(device))
+            for i in range(BATCHES)]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    step = iter(range(10**9))
+
+    def run():
+        x, y = data[next(step) % BATCHES]
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            loss = multiscale_loss(model(x), y, "l1", 0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        synchronize(device)
+        return loss.item()
+
+    loss = measure(benchmark, run, sizes, device=device, frames=b, megapixels=b * patch * patch / 1e6, gflop=gflop,
+                   kind="training", model=model_name, precision="bf16" if bf16 else "fp32",
+                   resolution=f"{patch}x{patch}", batch=b)
+    assert torch.isfinite(torch.tensor(loss))
