@@ -10,6 +10,8 @@ backward passes.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -86,6 +88,11 @@ def test_train_batch_synthesis(benchmark, sizes, blur):
     assert blurred.shape == (b, 3, patch, patch) and not torch.equal(blurred, sharp)
 
 
+def _gpu_recipe(sizes) -> tuple[int, int]:
+    """(crops, patch) of gpu_train.sh's batches; the smoke run's own small ones under ``--quick``."""
+    return GPU_RECIPE if sizes.train_patch >= GPU_RECIPE[1] else (sizes.train_batch, sizes.train_patch)
+
+
 @pytest.mark.gpu_profile
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("blur", ["mix", "realistic"])
@@ -95,10 +102,8 @@ def test_gpu_recipe_batch(benchmark, sizes, device, blur):
     them: the device's share of the data pipeline. Its first GPU window trained at 190-260 crops/s with the
     realistic synthesis whichever the network (``srn`` ran 670 a second on the mix), so this case says whether
     making the batch is what bounds it. ``plan_s``: one plan drawn in this process, the workers' share."""
-    import time
-
     benchmark.group = "training"
-    b, patch = GPU_RECIPE if sizes.train_patch >= GPU_RECIPE[1] else (sizes.train_batch, sizes.train_patch)  # --quick
+    b, patch = _gpu_recipe(sizes)
     make = open_dataset("default", blur=blur, val_count=1).device_batches(
         b, patch, seed=0, device=device, noise=0.01, saturate=0.1, jpeg=0.2, rotate=True)
     t = time.perf_counter()
@@ -126,7 +131,7 @@ def test_gpu_recipe_step(benchmark, sizes, device, model_name):
     ``--precision auto`` trains), on batches made beforehand: the network's share of a training step, beside
     ``test_gpu_recipe_batch``'s data share."""
     benchmark.group = "training"
-    b, patch = GPU_RECIPE if sizes.train_patch >= GPU_RECIPE[1] else (sizes.train_batch, sizes.train_patch)  # --quick
+    b, patch = _gpu_recipe(sizes)
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     torch.manual_seed(0)
     model = get_model(model_name).train()

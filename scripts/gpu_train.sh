@@ -42,10 +42,9 @@ VAL_EVERY=${VAL_EVERY:-1000}
 VAL_COUNT=${VAL_COUNT:-64}
 VAL_PATCH=${VAL_PATCH:-256}
 DEVICE=${DEVICE:-auto}
-SRN_PROGRESS=training/srn-realistic/weights-fp16.safetensors
-INIT_SRN=${INIT_SRN-$([ -f "$SRN_PROGRESS" ] && echo "$SRN_PROGRESS" || echo shipped)}  # "" starts fresh
-NAFNET_CPU_PROGRESS=training/nafnet-cpu/weights-fp16.safetensors
-INIT_NAFNET_CPU=${INIT_NAFNET_CPU-$([ -f "$NAFNET_CPU_PROGRESS" ] && echo "$NAFNET_CPU_PROGRESS" || true)}
+progress_or() { [ -f "$1" ] && echo "$1" || echo "$2"; }  # $1: committed progress; $2: what to use without it
+INIT_SRN=${INIT_SRN-$(progress_or training/srn-realistic/weights-fp16.safetensors shipped)}  # "" starts fresh
+INIT_NAFNET_CPU=${INIT_NAFNET_CPU-$(progress_or training/nafnet-cpu/weights-fp16.safetensors "")}
 RUNS=${RUNS:-runs}                    # run folders: $RUNS/gpu-<model>
 BENCH_CMD=${BENCH_CMD-}               # the GPU benchmark profile, run from the repository root
 PY=${PY:-python3}
@@ -114,7 +113,8 @@ from deblur_core.checkpoint import load_model, save_checkpoint
 run, dest = Path(sys.argv[1]), Path(sys.argv[2])
 rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if l.strip()]
 steps = [r["step"] for r in rows]
-assert steps == sorted(steps) and steps[-1] == json.loads((run / "config.json").read_text())["steps"], steps
+total = json.loads((run / "config.json").read_text())["steps"]
+assert steps == sorted(steps) and steps[-1] == total, steps
 # the round trip: weights saved in fp16 come back as the same network
 model, meta = load_model(run / "last.safetensors")
 save_checkpoint(run / "rt.safetensors", model, name=meta["model"], kwargs=meta["kwargs"], dtype=torch.float16)
@@ -127,7 +127,6 @@ assert diff < 1e-2, diff
 # workers drew ahead while the model loaded (24). The first GPU window timed 5 steps just after the resume
 # and sized its runs from 8.5 and 15.2 steps/s where they then trained at 5.6 and 7.3, so both ran into
 # --max-minutes before their learning rate had decayed.
-total = json.loads((run / "config.json").read_text())["steps"]
 timed = [r for r in rows if r["step"] >= (3 * total) // 4 and "val_psnr" not in r]
 if len(timed) >= 2:
     rate = (timed[-1]["step"] - timed[0]["step"]) / max(1e-6, timed[-1]["elapsed_s"] - timed[0]["elapsed_s"])
@@ -167,8 +166,8 @@ WATCH=$!
 trap 'kill $WATCH 2>/dev/null || true' EXIT
 MAXMIN=$($PY -c "print($MIN + 0.5)")
 # an error mid-run (out of memory, say) keeps what the run saved and goes on to the next model
-run "${CLI[@]}" train "${TRAIN_ARGS[@]}" --steps "$STEPS" --val-every "$VAL_EVERY" --max-minutes "$MAXMIN" --out "$RUN" \
-    || log "training $MODEL stopped with an error: its saved checkpoints are kept"
+run "${CLI[@]}" train "${TRAIN_ARGS[@]}" --steps "$STEPS" --val-every "$VAL_EVERY" --max-minutes "$MAXMIN" \
+    --out "$RUN" || log "training $MODEL stopped with an error: its saved checkpoints are kept"
 kill $WATCH 2>/dev/null || true
 [ -f "$RUN/metrics.jsonl" ] && cp "$RUN/metrics.jsonl" "$OUT/$MODEL-metrics.jsonl"
 done
@@ -186,7 +185,8 @@ PACK=()
 for MODEL in "${MODEL_LIST[@]}"; do
 RUN="$RUNS/gpu-$MODEL"
 if [ ! -f "$RUN/best.safetensors" ]; then log "no checkpoint for $MODEL: nothing to pack"; continue; fi
-run $PY - "$RUN" "$OUT" "$MODEL" <<'EOF' || { log "packing $MODEL failed: its newest best weights stay in \$OUT"; continue; }
+run $PY - "$RUN" "$OUT" "$MODEL" <<'EOF' \
+    || { log "packing $MODEL failed: its newest best weights stay in \$OUT"; continue; }
 import sys, torch
 from pathlib import Path
 from deblur_core.checkpoint import load_model, save_checkpoint

@@ -11,10 +11,10 @@
   re-encoding where the output container accepts their codec, else re-encoded to AAC; the report says which.
 
 Pipeline: frames are decoded in reader threads and encoded in writer threads (:func:`io_workers` of each), so
-IO overlaps the network (which releases the GIL). The queues on both sides are bounded in frames and in bytes, so memory stays
-bounded whatever the frame size. Memory for the network is bounded too: consecutive frames of one size are
-deblurred as one batch, as many as fit in a memory budget (:func:`deblur_core.inference.plan_batch`), and a
-frame that does not fit alone runs in the fewest pixels of overlapping tiles that do
+IO overlaps the network (which releases the GIL). The queues on both sides are bounded in frames and in bytes,
+so memory stays bounded whatever the frame size. Memory for the network is bounded too: consecutive frames of
+one size are deblurred as one batch, as many as fit in a memory budget (:func:`deblur_core.inference.plan_batch`),
+and a frame that does not fit alone runs in the fewest pixels of overlapping tiles that do
 (:func:`deblur_core.inference.deblur_tensor`); ``tile`` sets square tiles instead.
 
 Safety: nothing is ever written inside INPUT, and no input is modified. Each output is written to a hidden
@@ -71,6 +71,7 @@ COMPARE_DIR = "_compare"  # side-by-side images go to OUT/_compare/<relative pat
 _IO_WORKERS = 2  # decoder and encoder threads beside a network on the CPU, which takes the cores itself
 _QUEUE_FRAMES = 8  # frames decoded ahead of the model (and, separately, waiting to be encoded) at most ...
 _QUEUE_BYTES = 512 * 2**20  # ... and about this many bytes of them: one at a time for 8K frames
+
 
 def io_workers(device: torch.device | str) -> int:
     """Decoder threads, and as many encoder threads, for a folder of frames deblurred on ``device``.
