@@ -148,6 +148,14 @@ done
 MODEL_LIST=("${PASSED[@]}")
 
 # ---- 3. training --------------------------------------------------------------------------------------
+# copies of the newest best weights and curve of $MODEL's $RUN in $OUT, should the call be cut before packing
+keep_newest() {
+    if [ -f "$RUN/best.safetensors" ]; then
+        cp "$RUN/best.safetensors" "$OUT/$MODEL-best.safetensors.part"
+        mv "$OUT/$MODEL-best.safetensors.part" "$OUT/$MODEL-best.safetensors"
+    fi
+    if [ -f "$RUN/metrics.jsonl" ]; then cp "$RUN/metrics.jsonl" "$OUT/$MODEL-metrics.jsonl"; fi
+}
 for i in "${!MODEL_LIST[@]}"; do
 MODEL=${MODEL_LIST[$i]}
 RUN="$RUNS/gpu-$MODEL"
@@ -157,11 +165,7 @@ log "phase 3: train $MODEL for $MIN minutes"
 STEPS=$($PY -c "import json,sys; r=json.load(open(sys.argv[1]))['steps_per_s']; print(max(10, int(r*$MIN*60*0.93)))" "$OUT/smoke-$MODEL.json")
 log "sized to $STEPS steps"
 rm -rf "$RUN"
-( # keep copies of the newest results in $OUT while training runs
-  while sleep 20; do
-    [ -f "$RUN/best.safetensors" ] && cp "$RUN/best.safetensors" "$OUT/$MODEL-best.safetensors.part" && mv "$OUT/$MODEL-best.safetensors.part" "$OUT/$MODEL-best.safetensors"
-    [ -f "$RUN/metrics.jsonl" ] && cp "$RUN/metrics.jsonl" "$OUT/$MODEL-metrics.jsonl"
-  done ) &
+( while sleep 20; do keep_newest; done ) &
 WATCH=$!
 trap 'kill $WATCH 2>/dev/null || true' EXIT
 MAXMIN=$($PY -c "print($MIN + 0.5)")
@@ -169,7 +173,9 @@ MAXMIN=$($PY -c "print($MIN + 0.5)")
 run "${CLI[@]}" train "${TRAIN_ARGS[@]}" --steps "$STEPS" --val-every "$VAL_EVERY" --max-minutes "$MAXMIN" \
     --out "$RUN" || log "training $MODEL stopped with an error: its saved checkpoints are kept"
 kill $WATCH 2>/dev/null || true
-[ -f "$RUN/metrics.jsonl" ] && cp "$RUN/metrics.jsonl" "$OUT/$MODEL-metrics.jsonl"
+# once more after the run: the H200 window lost srn's last best weights, saved between two of the watcher's
+# ticks, when its call was cut before packing
+keep_newest
 done
 
 # ---- 4. benchmarks ------------------------------------------------------------------------------------
