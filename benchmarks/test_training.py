@@ -99,7 +99,7 @@ def _gpu_recipe(sizes) -> tuple[int, int]:
 def test_gpu_recipe_batch(benchmark, sizes, device, blur):
     """The batch ``scripts/gpu_train.sh`` trains on (32 crops of 256x256, noise, saturated highlights, 20% JPEG,
     rotations), made on the training device from a plan drawn beforehand, as the DataLoader workers draw
-    them: the device's share of the data pipeline. Its first GPU window trained at 190-260 crops/s with the
+    them: the device's share of the data pipeline. Its first GPU window trained at 180-280 crops/s with the
     realistic synthesis whichever the network (``srn`` ran 670 a second on the mix), so this case says whether
     making the batch is what bounds it. ``plan_s``: one plan drawn in this process, the workers' share."""
     benchmark.group = "training"
