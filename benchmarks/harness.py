@@ -116,8 +116,10 @@ QUICK = Sizes(small=(64, 64), large=(96, 160), small_batches=(1, 4), large_batch
               seconds=0.2, min_rounds=1, max_rounds=3, warmup=1)
 # --profile gpu: the shipped variants at 1280x720 in batches of 4 (deblur-cli batch's default), about half a
 # second of rounds a case, so the whole profile fits in 2 minutes on an H100; the GPU's matmul peak from
-# 4096² and 8192² (16384² added at most 2.4% in the first H100 run, for 1.2 s in fp32), and one convolution
-GPU_PROFILE = Sizes(small=(256, 256), large=(720, 1280), small_batches=(), large_batch=4, e2e_frames=8,
+# 4096² and 8192² (16384² added at most 2.4% in the first H100 run, for 1.2 s in fp32), and one convolution;
+# `batch` end to end on 96 frames (24 batches): on 8 (two batches) the H200 spent two thirds of the run filling
+# the pipeline (the first batch read before the network starts) and draining it (the last one written after)
+GPU_PROFILE = Sizes(small=(256, 256), large=(720, 1280), small_batches=(), large_batch=4, e2e_frames=96,
                     e2e_batch=4, optimized_batch=8, train_patch=256, train_batch=4, matmul_cpu=(1024, 2048),
                     matmul_cuda=(4096, 8192), conv_cpu=((128, 128, 1),), conv_cuda=((256, 128, 32),), seconds=0.5,
                     min_rounds=3, max_rounds=200, warmup=1)

@@ -117,6 +117,8 @@ class Row:
             return f"{i['model']} train step {i['resolution']} b{i['batch']}"
         if self.kind == "data":
             return f"{i['blur']} blur training batch {i['resolution']} b{i['batch']}"
+        if self.kind == "plans":
+            return f"{i['blur']} blur plans of b{i['batch']} from {i['workers']} worker processes"
         return self.fullname.split("::")[-1]
 
 

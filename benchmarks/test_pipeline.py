@@ -49,10 +49,13 @@ def frames_dir(tmp_path_factory: pytest.TempPathFactory, sizes) -> Path:
     from skimage.transform import resize
 
     folder = tmp_path_factory.mktemp("frames_720p")
+    frames = {}  # each photo resized once: the profile's folder holds 96 frames
     for i in range(sizes.e2e_frames):
-        photo = getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()
-        frame = resize(photo, sizes.large, anti_aliasing=True, preserve_range=False)
-        iio.imwrite(folder / f"{i:08d}.png", (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8))
+        name = PHOTOS[i % len(PHOTOS)]
+        if name not in frames:
+            frame = resize(getattr(skimage.data, name)(), sizes.large, anti_aliasing=True, preserve_range=False)
+            frames[name] = (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)
+        iio.imwrite(folder / f"{i:08d}.png", frames[name])
     return folder
 
 

@@ -34,7 +34,9 @@ from .metrics import mse, psnr, ssim
 from .models import get_model, list_models
 from .precision import autocast_dtype, check_precision
 
-__all__ = ["TrainConfig", "TrainResult", "ProgressFn", "train", "load_run_config", "validate"]
+__all__ = ["TrainConfig", "TrainResult", "ProgressFn", "train", "load_run_config", "validate", "GPU_PLAN_WORKERS"]
+
+GPU_PLAN_WORKERS = 6  # processes drawing plans ahead beside a GPU (workers=-1); a CPU draws them itself
 
 ProgressFn = Callable[[int, int, "float | None", "float | None"], None]
 """Called with (step, total steps, mean training loss over the steps since the last logged loss or None, the
@@ -266,7 +268,7 @@ def _batches(source, cfg: TrainConfig, step: int, rank: int, device: torch.devic
     if make is None:  # pairs read from disk: made on the CPU, copied over
         return (_host_batch(source, cfg, s, rank, device) for s in range(step, cfg.steps))
     # synthetic blur: made on the training device, kernels drawn ahead by worker processes
-    workers = cfg.workers if cfg.workers >= 0 else (6 if device.type == "cuda" else 0)
+    workers = cfg.workers if cfg.workers >= 0 else (GPU_PLAN_WORKERS if device.type == "cuda" else 0)
     return make(cfg.batch_size, cfg.patch, seed=cfg.seed, rank=rank, device=device, noise=cfg.noise,
                 saturate=cfg.saturate, rotate=cfg.rotate, jpeg=cfg.jpeg, workers=workers).iterate(step, cfg.steps)
 

@@ -36,7 +36,7 @@ from ..blur import (BlurDraw, draw_blur, jpeg_compress, kernel_size, pad_kernels
 from .cache import ImageCache
 from ..seeding import seeded_generator
 
-__all__ = ["KERNEL_SIZE", "Plan", "Planner", "DeviceBatches"]
+__all__ = ["KERNEL_SIZE", "Plan", "Planner", "DeviceBatches", "plan_loader"]
 
 KERNEL_SIZE = kernel_size("mix")  # 25: every kernel of the seed kinds fits (shake 25, motion 23, gaussian 19, video <= 21)
 
@@ -116,6 +116,12 @@ class _Steps(torch.utils.data.Dataset):
         return self.planner(self.start + i)
 
 
+def plan_loader(planner: Planner, start: int, stop: int, workers: int) -> Iterator[Plan]:
+    """The plans of steps ``start`` .. ``stop - 1`` in order, drawn ahead by ``workers`` processes."""
+    yield from torch.utils.data.DataLoader(_Steps(planner, start, stop), batch_size=None, num_workers=workers,
+                                           prefetch_factor=4, persistent_workers=False)
+
+
 def _where(mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
     return torch.where(mask.view(-1, 1, 1, 1), a, b)
 
@@ -189,8 +195,5 @@ class DeviceBatches:
             for step in range(start, stop):
                 yield self(step)
             return
-        loader = torch.utils.data.DataLoader(_Steps(self.planner, start, stop), batch_size=None,
-                                             num_workers=self.workers, prefetch_factor=4,
-                                             persistent_workers=False)
-        for plan in loader:
+        for plan in plan_loader(self.planner, start, stop, self.workers):
             yield self.make(plan)
