@@ -17,7 +17,8 @@
 #      a checkpoint round trip; a model that fails any of it is left out and its minutes go to the others,
 #      and the script stops here, before the long phases, only when every model failed;
 #   3. training, model after model: the step count is sized from the smoke phase's measured steps/s so that
-#      the cosine schedule ends inside the model's minutes (with --max-minutes as a backstop); the best
+#      the cosine schedule ends inside the model's minutes, and --decay-by-time decays it over --max-minutes
+#      too (both H200 windows trained at half the smoke phase's rate, and stopped half-way down); the best
 #      weights are copied to $OUT at every checkpoint, so a run cut short still brings something back, and
 #      a run that fails midway does not stop the next model's;
 #   4. the GPU benchmark profile ($BENCH_CMD; skipped when empty; its failure does not lose the weights);
@@ -88,7 +89,7 @@ train_args() {  # $1: the model
     TRAIN_ARGS=(--model "$1" --data "folder:$DATA" --blur "$BLUR" --batch-size "$BATCH" --patch "$PATCH" --lr "$LR"
                 --warmup "$WARMUP" --loss l1 --fft-loss 0.1 --optimizer adamw --weight-decay 1e-4 --noise 0.01
                 --saturate 0.1 --jpeg 0.2 --rotate --val-count "$VAL_COUNT" --val-patch "$VAL_PATCH" --device "$DEVICE"
-                --quiet)
+                --decay-by-time --quiet)
     [ -n "$init" ] && TRAIN_ARGS+=(--init "$init")
     return 0
 }

@@ -55,7 +55,7 @@ def test_gpu_script_runs_end_to_end_at_toy_size(tmp_path):
         model, meta = load_model(out / f"{m}-best-fp16.safetensors")
         cfg = meta["config"]
         assert meta["model"] == m and cfg["blur"] == "realistic" and cfg["fft_loss"] == 0.1 and cfg["rotate"]
-        assert cfg["jpeg"] == 0.2 and cfg["noise"] == 0.01
+        assert cfg["jpeg"] == 0.2 and cfg["noise"] == 0.01 and cfg["decay_by_time"] and cfg["max_minutes"] > 0
     # each continues from the progress committed under training/, srn from the shipped weights without one
     progress = ROOT / "training" / "srn-realistic" / "weights-fp16.safetensors"
     expected = "training/srn-realistic/weights-fp16.safetensors" if progress.exists() else "weights/srn.safetensors"

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from deblur_core.checkpoint import load_model
 from deblur_core.errors import DeblurError
-from deblur_core.train import TrainConfig, load_run_config, train
+from deblur_core.train import TrainConfig, _lr_at, load_run_config, train
 
 CLI = [sys.executable, "-m", "deblur_cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -56,6 +56,25 @@ def test_resume_keeps_the_runs_settings_but_steps_and_this_calls_time_limit(tmp_
     assert (cfg.steps, cfg.max_minutes, cfg.model) == (500, 2.5, "srn-nolstm")
     assert cfg.precision == "auto"  # the run's own ...
     assert load_run_config(moved, precision="fp32").precision == "fp32"  # ... unless this machine says otherwise
+
+
+def test_decay_by_time_decays_over_the_minutes_when_the_steps_would_not(tmp_path):
+    """A run whose --steps are far more than its --max-minutes hold: by time, its learning rate still falls
+    to the floor before the limit stops it; by steps alone it stays at the peak."""
+    cfg = TrainConfig(model="srn-nolstm", steps=10**6, lr=1e-3, lr_min=1e-5, warmup=2, max_minutes=1.0,
+                      decay_by_time=True)
+    assert _lr_at(cfg, 5, 0.0) == pytest.approx(1e-3, rel=1e-3)
+    assert _lr_at(cfg, 5, 30.0) == pytest.approx(0.5 * (1e-3 + 1e-5))  # half the minutes: half way down
+    assert _lr_at(cfg, 5, 90.0) == pytest.approx(1e-5)  # past them: the floor, not back up
+    assert _lr_at(dataclasses.replace(cfg, decay_by_time=False), 5, 90.0) == pytest.approx(1e-3, rel=1e-3)
+    assert _lr_at(cfg, 0, 90.0) == pytest.approx(5e-4)  # warm-up counts steps either way
+    run = tmp_path / "run"
+    train(TrainConfig(model="srn-nolstm", out=str(run), steps=10**6, batch_size=2, patch=32, lr=1e-3, warmup=1,
+                      max_minutes=0.05, decay_by_time=True, log_every=1, val_every=10**6, val_count=1, val_patch=32))
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if "lr" in r]
+    assert len(lrs) >= 3 and all(a >= b for a, b in zip(lrs, lrs[1:]))  # only ever down
+    assert lrs[-1] < 0.3 * 1e-3  # most of the way down after 3 s of a million-step schedule
 
 
 @pytest.mark.slow

@@ -105,6 +105,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed for the model init and every batch.")] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     max_minutes: Annotated[float | None, typer.Option(help="Stop cleanly with a checkpoint after this many minutes (default: no limit).")] = None,
+    decay_by_time: Annotated[bool, typer.Option("--decay-by-time", help="With --max-minutes: decay the learning rate over the minutes too, whichever of steps and minutes runs out first, so a run slower than its --steps assumed still decays before it is stopped (the rate then depends on the machine's speed).")] = False,
     init: Annotated[str | None, typer.Option(help="Fine-tune: start from these weights, a .safetensors checkpoint or 'shipped' (the variant's shipped weights).")] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the run in this directory from its last checkpoint, with its own settings (only --steps and --max-minutes may change).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -129,6 +130,7 @@ def train(
                               weight_decay=weight_decay, noise=noise, saturate=saturate, rotate=rotate,
                               jpeg=jpeg, workers=workers, val_every=val_every, val_count=val_count,
                               val_patch=val_patch, log_every=log_every, seed=seed, device=device,
+                              decay_by_time=decay_by_time,
                               **{k: v for k, v in given.items() if v is not None})
     except (ValueError, DeblurError) as e:
         fail(str(e), 2)

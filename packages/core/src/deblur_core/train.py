@@ -74,6 +74,10 @@ class TrainConfig:
     seed: int = 0  # model init and every batch derive from it
     device: str = "auto"  # auto | cpu | cuda
     max_minutes: float = 0.0  # stop cleanly (with a checkpoint) after this wall time; 0 = no limit
+    # with max_minutes: the cosine also runs on the run's training seconds over max_minutes, whichever is further
+    # along, so a run that steps slower than its step count assumed still decays before the time limit stops it
+    # (the learning rate then depends on the machine's speed, and a resumed run no longer replays it exactly)
+    decay_by_time: bool = False
     init: str = ""  # start from these weights (a .safetensors checkpoint, or "shipped"): fine-tuning
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor overrides for the variant
 
@@ -116,10 +120,14 @@ def validate(model: nn.Module, source, device: torch.device, batch_size: int = 8
     return {"val_psnr": float(torch.cat(p).mean()), "val_ssim": float(torch.cat(s).mean()), "val_mse": float(torch.cat(m).mean())}
 
 
-def _lr_at(cfg: TrainConfig, step: int) -> float:
+def _lr_at(cfg: TrainConfig, step: int, seconds: float = 0.0) -> float:
+    """The learning rate of ``step``, ``seconds`` of training into the run: linear warm-up, then cosine decay
+    over the steps (or over ``max_minutes`` too, with ``decay_by_time``)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if cfg.decay_by_time and cfg.max_minutes > 0:
+        t = max(t, seconds / (cfg.max_minutes * 60))
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(1.0, t)))
 
 
@@ -211,7 +219,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     t0, start_step = time.time(), state.step
     loss_sum, loss_n = torch.zeros((), device=device), 0  # summed on the device: a per-step read stalls a GPU
     for blur, sharp in _batches(source, cfg, state.step, ctx.rank, device):
-        loss = _step(net, model, opt, scaler, amp, cfg, state.step, blur, sharp)
+        lr = _lr_at(cfg, state.step, state.prior_seconds + time.time() - t0)
+        loss = _step(net, model, opt, scaler, amp, cfg, lr, blur, sharp)
         state.step += 1
         loss_sum, loss_n = loss_sum + loss, loss_n + 1
         out_of_time = ctx.any(cfg.max_minutes > 0 and time.time() - t0 > cfg.max_minutes * 60)
@@ -274,10 +283,10 @@ def _batches(source, cfg: TrainConfig, step: int, rank: int, device: torch.devic
 
 
 def _step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-          amp: torch.dtype | None, cfg: TrainConfig, step: int, blur: Tensor, sharp: Tensor) -> Tensor:
-    """One optimizer step: learning rate, forward, backward, clip, update. Returns the (detached) loss."""
+          amp: torch.dtype | None, cfg: TrainConfig, lr: float, blur: Tensor, sharp: Tensor) -> Tensor:
+    """One optimizer step at learning rate ``lr``: forward, backward, clip, update. Returns the (detached) loss."""
     for g in opt.param_groups:
-        g["lr"] = _lr_at(cfg, step)
+        g["lr"] = lr
     blur = blur.contiguous(memory_format=torch.channels_last)
     with torch.autocast(blur.device.type, dtype=amp or torch.float32, enabled=amp is not None):
         loss = multiscale_loss(net(blur), sharp, cfg.loss, cfg.fft_loss)
