@@ -117,6 +117,11 @@ class Row:
             return f"{i['model']} train step {i['resolution']} b{i['batch']}"
         if self.kind == "data":
             return f"{i['blur']} blur training batch {i['resolution']} b{i['batch']}"
+        if self.kind == "copy":
+            return f"{i['batch']} frames {i['resolution']} {i['dtype']} ({i['megabytes']:.0f} MB) {i['way']}"
+        if self.kind == "loop":
+            return (f"{i['model']} training loop b{i['batch']} {i['resolution']}, {i['variant']}: "
+                    f"{i['steps_per_s']:.2f} steps/s past start-up")
         if self.kind == "plans":
             return f"{i['blur']} blur plans of b{i['batch']} from {i['workers']} worker processes"
         return self.fullname.split("::")[-1]

@@ -10,7 +10,11 @@ backward passes.
 
 from __future__ import annotations
 
+import cProfile
+import json
+import pstats
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,7 +27,7 @@ try:
     from deblur_core.blur import BLUR_KINDS
     from deblur_core.data import open_dataset
     from deblur_core.data.batches import plan_loader
-    from deblur_core.train import GPU_PLAN_WORKERS
+    from deblur_core.train import GPU_PLAN_WORKERS, TrainConfig, train
     from deblur_core.losses import multiscale_loss
 except ImportError as err:  # kornia (or a codec) missing, as on the GPU machine unless their wheels are carried
     pytest.skip(f"deblur_core's training code cannot be imported here: {err}", allow_module_level=True)
@@ -31,6 +35,8 @@ except ImportError as err:  # kornia (or a codec) missing, as on the GPU machine
 MODEL = "srn"
 GPU_RECIPE = (32, 256)  # (crops, patch) of scripts/gpu_train.sh's training batches
 BATCHES = 4  # distinct batches cycled through the rounds
+# test_gpu_recipe_loop: one part of gpu_train.sh's recipe changed at a time
+LOOP_VARIANTS = {"as-trained": {}, "no-jpeg": {"jpeg": 0.0}, "plans-in-process": {"workers": 0}, "mix-blur": {"blur": "mix"}}
 PLANS = 24  # plans a call of test_gpu_recipe_plans takes: as many as its loader draws ahead (6 workers x 4)
 RECIPE = (16, 64)  # (crops, patch) of the shipped srn's training batches
 
@@ -191,3 +197,48 @@ def test_gpu_recipe_step(benchmark, sizes, device, model_name):
                    kind="training", model=model_name, precision="bf16" if bf16 else "fp32",
                    resolution=f"{patch}x{patch}", batch=b)
     assert torch.isfinite(torch.tensor(loss))
+
+
+@pytest.mark.gpu_profile
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("variant", list(LOOP_VARIANTS))
+def test_gpu_recipe_loop(benchmark, sizes, device, variant, tmp_path):
+    """``train()`` itself for a few dozen steps of ``nafnet-cpu`` at gpu_train.sh's recipe (on the bundled
+    photos), whole: the second H200 window trained at 147 ms a step where making a batch (21 ms) and an
+    optimizer step (69 ms), timed apart, add to 90. Each variant changes one part of the recipe (no JPEG,
+    whose codec runs on the CPU; plans drawn in the training process; the `mix` synthesis), and the first
+    runs under cProfile, whose top functions by own time go into the JSON (``python_top``). ``steps_per_s``:
+    the loop's rate over its second half, past start-up and cuDNN autotuning. On a CPU, a toy size."""
+    benchmark.group = "training"
+    b, patch = _gpu_recipe(sizes) if device == "cuda" else (sizes.train_batch, min(64, sizes.train_patch))
+    steps = 60 if device == "cuda" else 12
+    recipe = dict(model="nafnet-cpu", data="default", blur="realistic", steps=steps, batch_size=b, patch=patch,
+                  lr=1e-3, warmup=10, loss="l1", fft_loss=0.1, optimizer="adamw", weight_decay=1e-4, noise=0.01,
+                  saturate=0.1, jpeg=0.2, rotate=True, val_every=10**6, val_count=1, val_patch=64, log_every=2,
+                  device=device, out=str(tmp_path / "run"))
+    cfg = TrainConfig(**{**recipe, **LOOP_VARIANTS[variant]})
+    profile = cProfile.Profile() if variant == "as-trained" else None
+
+    def run():
+        if profile:
+            profile.enable()
+        try:
+            return train(cfg)
+        finally:
+            if profile:
+                profile.disable()
+
+    benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    timed = [r for r in rows if r["step"] >= steps // 2 and "val_psnr" not in r]
+    rate = (timed[-1]["step"] - timed[0]["step"]) / max(1e-6, timed[-1]["elapsed_s"] - timed[0]["elapsed_s"])
+    benchmark.extra_info.update(device=device, kind="loop", model="nafnet-cpu", variant=variant, batch=b,
+                                resolution=f"{patch}x{patch}", frames=steps * b, steps_per_s=round(rate, 3),
+                                crops_per_s=round(rate * b, 1), blur=cfg.blur, jpeg=cfg.jpeg, workers=cfg.workers)
+    if profile:
+        stats = pstats.Stats(profile)
+        top = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:15]  # (file, line, fn): own time
+        benchmark.extra_info["python_top"] = [
+            f"{Path(f).name}:{line}({fn}) own {tt:.2f} s, with callees {ct:.2f} s, {nc} calls"
+            for (f, line, fn), (_, nc, tt, ct, _) in top]
+    assert rate > 0 and rows[-1]["step"] == steps
