@@ -36,7 +36,8 @@ MODEL = "srn"
 GPU_RECIPE = (32, 256)  # (crops, patch) of scripts/gpu_train.sh's training batches
 BATCHES = 4  # distinct batches cycled through the rounds
 # test_gpu_recipe_loop: one part of gpu_train.sh's recipe changed at a time
-LOOP_VARIANTS = {"as-trained": {}, "no-jpeg": {"jpeg": 0.0}, "plans-in-process": {"workers": 0}, "mix-blur": {"blur": "mix"}}
+LOOP_VARIANTS = {"as-trained": {}, "no-jpeg": {"jpeg": 0.0}, "plans-in-process": {"workers": 0},
+                 "mix-blur": {"blur": "mix"}}
 PLANS = 24  # plans a call of test_gpu_recipe_plans takes: as many as its loader draws ahead (6 workers x 4)
 RECIPE = (16, 64)  # (crops, patch) of the shipped srn's training batches
 

@@ -175,8 +175,10 @@ DDP_WORKER = textwrap.dedent(
     base = sys.argv[1]
     rank = int(os.environ["RANK"])
     # each rank is told its own run directory: any file under rank1/ would mean rank 1 wrote something
+    # a learning rate that follows the clock (--decay-by-time): equal on both ranks only if they share one clock
     cfg = TrainConfig(model="resunet1", data="default", blur="gaussian", out=f"{base}/rank{rank}", steps=6,
-                      batch_size=2, patch=32, val_every=3, val_count=2, log_every=1, device="cpu")
+                      batch_size=2, patch=32, val_every=3, val_count=2, log_every=1, device="cpu", warmup=1,
+                      max_minutes=1.0, decay_by_time=True)
     res = train(cfg)
     save_file({k: v.contiguous() for k, v in res.model.state_dict().items()}, f"{base}/weights{rank}.safetensors")
     """

@@ -65,13 +65,14 @@ class DistContext:
         if self.world_size > 1 and not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
 
-    def any(self, flag: bool) -> bool:
-        """True on every rank if it is true on any: a time limit must stop all ranks at the same step."""
+    def max(self, value: float) -> float:
+        """The largest of the ranks' values, on every rank: a time limit must stop all ranks at the same step,
+        and a learning rate that follows the clock must be the same on all of them."""
         if self.world_size <= 1:
-            return flag
-        t = torch.tensor(float(flag))
+            return value
+        t = torch.tensor(float(value), dtype=torch.float64)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
+        return float(t.item())
 
     def average_buffers(self, model: nn.Module) -> None:
         """Average BatchNorm running statistics over ranks before validating and saving.

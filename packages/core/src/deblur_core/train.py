@@ -218,12 +218,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
         progress(state.step, cfg.steps, None, None)
     t0, start_step = time.time(), state.step
     loss_sum, loss_n = torch.zeros((), device=device), 0  # summed on the device: a per-step read stalls a GPU
+    elapsed = 0.0  # this call's seconds at the end of the last step, the same on every rank
     for blur, sharp in _batches(source, cfg, state.step, ctx.rank, device):
-        lr = _lr_at(cfg, state.step, state.prior_seconds + time.time() - t0)
+        lr = _lr_at(cfg, state.step, state.prior_seconds + elapsed)
         loss = _step(net, model, opt, scaler, amp, cfg, lr, blur, sharp)
         state.step += 1
         loss_sum, loss_n = loss_sum + loss, loss_n + 1
-        out_of_time = ctx.any(cfg.max_minutes > 0 and time.time() - t0 > cfg.max_minutes * 60)
+        elapsed = ctx.max(time.time() - t0)
+        out_of_time = cfg.max_minutes > 0 and elapsed > cfg.max_minutes * 60
         record: dict[str, Any] = {}
         if state.step % cfg.log_every == 0 or state.step == cfg.steps:
             record = {"step": state.step, "loss": float(loss_sum) / loss_n, "lr": opt.param_groups[0]["lr"]}
