@@ -103,8 +103,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-
-
 @torch.no_grad()
 def validate(model: nn.Module, source, device: torch.device, batch_size: int = 8) -> dict[str, float]:
     """Mean per-image PSNR/SSIM and MSE of the model's output on the validation set (eval mode)."""
