@@ -20,6 +20,7 @@ Smoke runs (``--quick``) are reported under ``<machine>-quick`` so they never re
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import sys
@@ -305,10 +306,11 @@ def _preset_checks(run: Run) -> list[str]:
         lines.append(_check(f"`{CPU_PRESET}` {CHECK_RES} model only, % of the fp32 peak (CPU)",
                             run.pct_of_peak(preset) if preset else None, TARGET_PRESET_PEAK_PCT, "%"))
     former = run.find(kind="training-nafnet", model="nafnet", forward="former", precision="fp32")
-    for precision in ("fp32", "bf16"):
-        current = run.find(kind="training-nafnet", model="nafnet", forward="current", precision=precision)
+    for forward, precision in itertools.product(("current", "compiled"), ("fp32", "bf16")):
+        current = run.find(kind="training-nafnet", model="nafnet", forward=forward, precision=precision)
         if former and current:
-            what = f"`nafnet` training step at {current.info['resolution']} x {current.info['batch']}, today's " \
+            how = "today's" if forward == "current" else "today's compiled (--compile)"
+            what = f"`nafnet` training step at {current.info['resolution']} x {current.info['batch']}, {how} " \
                    f"{precision} over the former fp32 step, crops/s (CPU)"
             lines.append(_check(what, current.fps / former.fps, TARGET_TRAIN_STEP, "x"))
     return lines

@@ -24,7 +24,10 @@ except ImportError as err:  # kornia missing, as on the GPU machine unless its w
     pytest.skip(f"deblur_core's training code cannot be imported here: {err}", allow_module_level=True)
 
 BATCH = 8  # crops per step, at the patch of the preset's training (256x256 in the full run)
-CASES = [("nafnet", "former"), ("nafnet", "current"), ("nafnet-cpu", "current")]
+# "compiled": today's forward under torch.compile (deblur-cli train --compile), forward and backward, compiled
+# in the untimed first call; the C++ kernels it writes fuse the elementwise work between the layers
+CASES = [("nafnet", "former"), ("nafnet", "current"), ("nafnet", "compiled"), ("nafnet-cpu", "current"),
+         ("nafnet-cpu", "compiled")]
 _NO_BF16 = pytest.mark.skipif(not CPU_BF16, reason="no native bf16 on this CPU: bf16 runs ~140x slower there")
 
 
@@ -39,7 +42,8 @@ def _setup(model_name: str, patch: int, seed: int = 0):
 
 def _stepper(model: nn.Module, forward: str, precision: str, blur: torch.Tensor, sharp: torch.Tensor):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
-    net = (lambda x: former_train_forward(model, x)) if forward == "former" else model
+    net = {"former": lambda x: former_train_forward(model, x), "current": model,
+           "compiled": torch.compile(model, dynamic=False)}[forward]
 
     def step() -> float:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
@@ -55,7 +59,9 @@ def _stepper(model: nn.Module, forward: str, precision: str, blur: torch.Tensor,
 
 @pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=_NO_BF16)])
 @pytest.mark.parametrize(("model_name", "forward"), CASES, ids=[f"{m}-{f}" for m, f in CASES])
-def test_nafnet_train_step(benchmark, sizes, model_name, forward, precision):
+def test_nafnet_train_step(benchmark, sizes, use_compile, model_name, forward, precision):
+    if forward == "compiled" and not use_compile:
+        pytest.skip("torch.compile step not asked for (pass --compile)")
     benchmark.group = "training-nafnet"
     patch = sizes.train_patch
     model, blur, sharp = _setup(model_name, patch)

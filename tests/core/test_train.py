@@ -56,6 +56,30 @@ def test_resume_keeps_the_runs_settings_but_steps_and_this_calls_time_limit(tmp_
     assert (cfg.steps, cfg.max_minutes, cfg.model) == (500, 2.5, "srn-nolstm")
     assert cfg.precision == "auto"  # the run's own ...
     assert load_run_config(moved, precision="fp32").precision == "fp32"  # ... unless this machine says otherwise
+    assert not load_run_config(moved).compile and load_run_config(moved, compile=True).compile  # the same
+
+
+@pytest.mark.slow
+def test_compiled_training_follows_the_eager_run(tmp_path):
+    """--compile trains the same network to float rounding: the same losses step by step and the same
+    weights at the end (fp32, nafnet's channels_last training path, through torch.compile's C++ kernels)."""
+    from torch._dynamo.utils import counters
+
+    runs = {}
+    counters.clear()
+    for compiled in (False, True):
+        run = tmp_path / f"compiled-{compiled}"
+        train(TrainConfig(model="nafnet", blur="gaussian", out=str(run), steps=4, batch_size=2, patch=32,
+                          lr=1e-3, warmup=1, loss="l1", fft_loss=0.1, optimizer="adamw", weight_decay=1e-4,
+                          log_every=1, val_every=4, val_count=2, val_patch=32, precision="fp32", compile=compiled))
+        runs[compiled] = ([r["loss"] for r in _log(run) if "loss" in r], load_file(str(run / "last.safetensors")))
+    assert counters["stats"]["unique_graphs"] >= 1  # the second run did go through the compiler
+    (eager_loss, eager_w), (comp_loss, comp_w) = runs[False], runs[True]
+    assert len(eager_loss) == 4 and comp_loss == pytest.approx(eager_loss, rel=1e-4)
+    assert eager_loss[-1] != eager_loss[0]  # it trained: the weights moved between the steps
+    assert eager_w.keys() == comp_w.keys()  # the plain module's names, not the compiled wrapper's
+    for k in eager_w:
+        torch.testing.assert_close(comp_w[k], eager_w[k], rtol=1e-3, atol=1e-5)
 
 
 def test_decay_by_time_decays_over_the_minutes_when_the_steps_would_not(tmp_path):

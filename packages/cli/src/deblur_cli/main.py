@@ -106,8 +106,9 @@ def train(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     max_minutes: Annotated[float | None, typer.Option(help="Stop cleanly with a checkpoint after this many minutes (default: no limit).")] = None,
     decay_by_time: Annotated[bool, typer.Option("--decay-by-time", help="With --max-minutes: decay the learning rate over the minutes too, whichever of steps and minutes runs out first, so a run slower than its --steps assumed still decays before it is stopped (the rate then depends on the machine's speed).")] = False,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the training step's forward and backward (needs a C++ compiler on a CPU): nafnet-cpu trained 1.31x faster on an AMX CPU, nafnet 1.36-1.45x; the first step takes 30-80 s to compile. With --resume it replaces the run's own (default: off for a new run, the run's own on --resume).", show_default=False)] = None,
     init: Annotated[str | None, typer.Option(help="Fine-tune: start from these weights, a .safetensors checkpoint or 'shipped' (the variant's shipped weights).")] = None,
-    resume: Annotated[str | None, typer.Option(help="Continue the run in this directory from its last checkpoint, with its own settings (only --steps and --max-minutes may change).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Continue the run in this directory from its last checkpoint, with its own settings (only --steps, --max-minutes, --precision and --compile may change).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Train a model; checkpoints, metrics.jsonl and curve.png go to the run directory.
@@ -121,10 +122,12 @@ def train(
 
     try:
         if resume is not None:
-            cfg = load_run_config(resume, steps=steps, max_minutes=max_minutes, precision=precision)
+            cfg = load_run_config(resume, steps=steps, max_minutes=max_minutes, precision=precision,
+                                  compile=compile)
         else:
             # options left unset keep TrainConfig's defaults (the run directory runs/<model>, 2000 steps)
-            given = dict(out=out, steps=steps, max_minutes=max_minutes, init=init, precision=precision)
+            given = dict(out=out, steps=steps, max_minutes=max_minutes, init=init, precision=precision,
+                         compile=compile)
             cfg = TrainConfig(model=model, data=data, blur=blur, batch_size=batch_size, patch=patch, lr=lr,
                               warmup=warmup, loss=loss, fft_loss=fft_loss, optimizer=optimizer,
                               weight_decay=weight_decay, noise=noise, saturate=saturate, rotate=rotate,

@@ -78,6 +78,10 @@ class TrainConfig:
     # along, so a run that steps slower than its step count assumed still decays before the time limit stops it
     # (the learning rate then depends on the machine's speed, and a resumed run no longer replays it exactly)
     decay_by_time: bool = False
+    # torch.compile the training forward and its backward: on an AMX CPU it trained nafnet 1.36-1.45x and
+    # nafnet-cpu 1.31x faster (benchmarks/test_training_nafnet.py), fusing the elementwise work between the
+    # layers; the first step compiles for 30-80 s, so it pays on runs of more than a few hundred steps
+    compile: bool = False
     init: str = ""  # start from these weights (a .safetensors checkpoint, or "shipped"): fine-tuning
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor overrides for the variant
 
@@ -159,20 +163,22 @@ def _truncate_log(path: Path, step: int) -> None:
 
 
 def load_run_config(run_dir: str | os.PathLike, *, steps: int | None = None, max_minutes: float | None = None,
-                    precision: str | None = None) -> TrainConfig:
+                    precision: str | None = None, compile: bool | None = None) -> TrainConfig:
     """The config a run directory was trained with, to resume it (``train(cfg, resume=True)``).
 
-    A resumed run keeps every setting of its own except three: ``steps`` (None: the run's own) may extend
+    A resumed run keeps every setting of its own except four: ``steps`` (None: the run's own) may extend
     it, ``max_minutes`` limits this call only (None: no limit; an earlier call's limit is not reused), and
-    ``precision`` (None: the run's own) belongs to the machine, not the run: bf16 that ran 1.4x faster on
-    one CPU (AMX) runs ~140x slower on another, where a run continues in fp32.
+    ``precision`` and ``compile`` (None: the run's own) belong to the machine, not the run: bf16 that ran
+    1.4x faster on one CPU (AMX) runs ~140x slower on another, where a run continues in fp32, and compiling
+    needs a C++ compiler (on a CPU) that another machine may lack.
     """
     run = Path(run_dir)
     if not (run / "train_state.safetensors").is_file() or not (run / "config.json").is_file():
         raise DeblurError(f"cannot resume: '{run}' holds no train_state.safetensors/config.json of a run")
     saved = json.loads((run / "config.json").read_text())
     return TrainConfig.from_dict({**saved, "out": str(run), "steps": steps or saved["steps"],
-                                  "max_minutes": max_minutes or 0.0, "precision": precision or saved["precision"]})
+                                  "max_minutes": max_minutes or 0.0, "precision": precision or saved["precision"],
+                                  "compile": saved.get("compile", False) if compile is None else compile})
 
 
 @dataclass
@@ -208,6 +214,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
                           channels=cfg.model_kwargs.get("in_channels", 3))
     model, opt, state = _start(cfg, device, run if resume else None)
     net = nn.parallel.DistributedDataParallel(model) if ctx.world_size > 1 else model
+    if cfg.compile:  # the crops keep one shape: compiled once, for static shapes
+        net = torch.compile(net, dynamic=False)
     amp = autocast_dtype(cfg.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
     if ctx.is_main:
