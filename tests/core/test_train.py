@@ -59,6 +59,14 @@ def test_resume_keeps_the_runs_settings_but_steps_and_this_calls_time_limit(tmp_
     assert not load_run_config(moved).compile and load_run_config(moved, compile=True).compile  # the same
 
 
+def test_compile_without_a_cpp_compiler_says_so_before_training(tmp_path, monkeypatch):
+    monkeypatch.setattr("deblur_core.train.shutil.which", lambda name: None)
+    with pytest.raises(DeblurError, match="needs a C\\+\\+ compiler"):
+        train(TrainConfig(model="nafnet", out=str(tmp_path / "run"), steps=2, batch_size=2, patch=32,
+                          val_count=1, val_patch=32, device="cpu", compile=True))
+    assert not (tmp_path / "run" / "train_state.safetensors").exists()
+
+
 @pytest.mark.slow
 def test_compiled_training_follows_the_eager_run(tmp_path):
     """--compile trains the same network to float rounding: the same losses step by step and the same

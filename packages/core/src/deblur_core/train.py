@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -215,6 +216,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     model, opt, state = _start(cfg, device, run if resume else None)
     net = nn.parallel.DistributedDataParallel(model) if ctx.world_size > 1 else model
     if cfg.compile:  # the crops keep one shape: compiled once, for static shapes
+        _check_compiler(device)
         net = torch.compile(net, dynamic=False)
     amp = autocast_dtype(cfg.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
@@ -277,6 +279,14 @@ def _start(cfg: TrainConfig, device: torch.device, resume_from: Path | None,
     elif cfg.init:
         state.lineage = _init_weights(cfg, model)
     return model, opt, state
+
+
+def _check_compiler(device: torch.device) -> None:
+    """Fail at once, with what to do, where --compile would fail only at the first step with a compiler's
+    traceback: on a CPU, torch.compile's kernels are C++ that it builds with the machine's compiler."""
+    if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX"), "g++", "clang++") if c):
+        raise DeblurError("--compile on a CPU needs a C++ compiler (g++ or clang++ on PATH, or $CXX): "
+                          "install one (Debian: apt install g++) or train without --compile")
 
 
 def _batches(source, cfg: TrainConfig, step: int, rank: int, device: torch.device):
