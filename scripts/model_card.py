@@ -35,11 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = "folder:data/photos"
 CLIP = "reds:examples/reds"
 CACHE = ROOT / "runs" / "model_card"
+# the reference arithmetic, the same on every CPU: --precision auto runs most networks under bf16 autocast on
+# CPUs with AMX, which moved the card's figures by up to 0.02 dB
+PRECISION = "fp32"
 
 # Where each training run ran (by its --out), when not on this project's 2-core CPU machine.
 MACHINES = {
     "runs/gpu-srn": "one NVIDIA H100 80GB HBM3 (the GPU machine), bf16 autocast",
     "runs/gpu-srn2": "one NVIDIA H100 80GB HBM3 (the GPU machine), bf16 autocast",
+    "runs/gpu-nafnet-cpu": "one NVIDIA H200 (the GPU machine, inside `scripts/gpu_train.sh`), bf16 autocast",
 }
 
 LONG_NOTE = ("`long` and `nonuniform` are the long-blur evaluation: pans and motion of 25-40 px with speed changes "
@@ -62,6 +66,11 @@ NOTES = {
                  "step 1500 and with `--steps 13000` at step 6000, which reshaped the rest of its cosine schedule. "
                  "Later CPU fine-tunes and a fresh 100-minute run moved no figure by more than 0.12 dB: this network "
                  "plateaued on the CPU budget.",
+    "nafnet-cpu": "Trained in stages that span machines (training/nafnet-cpu/README.md holds every stage's command, "
+                  "curve and per-kind tables): the CPU stages on this project's 2-core Intel Xeon with AMX under bf16 "
+                  "autocast (the later ones with `--compile`), two short ones inside `scripts/gpu_train.sh`'s GPU "
+                  "windows; each from the weights before it (`--init`). Its validation crops are 128x128 on the CPU, "
+                  "256x256 on the GPU, so the curve's stages are not on one scale.",
     "caessc-d30-f64": "The run trained 900 steps with `--steps 900`, then was resumed with "
                       "`--resume runs/caessc-d30-f64-gauss --steps 1800` and later with `--steps 3600`: each a warm "
                       "restart of the cosine schedule (the command above, run in one go, follows a single schedule).",
@@ -110,33 +119,39 @@ def _ranges(cfg: dict) -> str:
     return f"- blur seen in training: {blur}, {EXTENTS[blur]}" if blur in EXTENTS else f"- blur seen in training: {blur}"
 
 
-_BASELINES: dict[tuple[str, str], dict] = {}  # Richardson-Lucy's row per (data, blur): the same for every model
 
 
 def _scores(name: str, spec: str, kind: str) -> dict:
-    """``deblur-cli eval --json``'s record for (model, data, blur), cached under the weights' hash.
+    """``deblur-cli eval --precision fp32 --json``'s record for (model, data, blur), cached under the weights'
+    hash.
 
-    Richardson-Lucy, as slow as the network on a CPU and independent of it, runs once per (data, blur).
+    Richardson-Lucy, as slow as the network on a CPU and independent of it (and of the arithmetic), runs once
+    per (data, blur): any cached record of that pair lends it its row.
     """
     digest = hashlib.sha256(pretrained_path(name).read_bytes()).hexdigest()[:12]
-    path = CACHE / f"{name}-{spec.replace(':', '_').replace('/', '_')}-{kind}-{digest}.json"
+    pair = f"{spec.replace(':', '_').replace('/', '_')}-{kind}"
+    path = CACHE / f"{name}-{pair}-{digest}-{PRECISION}.json"
+    known = _baseline(pair)
     if path.is_file():
         r = json.loads(path.read_text())
-        if "richardson_lucy" in r["rows"]:
-            _BASELINES[spec, kind] = r["rows"]["richardson_lucy"]
-        elif (spec, kind) in _BASELINES:
-            r["rows"]["richardson_lucy"] = _BASELINES[spec, kind]
-        return r
-    deb = load_deblurrer(name, device="cpu")
-    known = _BASELINES.get((spec, kind))
-    r = evaluate(deb.model, open_dataset(spec, blur=kind, for_eval=True), device="cpu", baseline=known is None)
+    else:
+        deb = load_deblurrer(name, device="cpu", precision=PRECISION)
+        r = evaluate(deb.model, open_dataset(spec, blur=kind, for_eval=True), device="cpu", precision=PRECISION,
+                     baseline=known is None)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r, indent=2))
     if known is not None:
-        r["rows"]["richardson_lucy"] = known
-    elif "richardson_lucy" in r["rows"]:
-        _BASELINES[spec, kind] = r["rows"]["richardson_lucy"]
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(r, indent=2))
+        r["rows"].setdefault("richardson_lucy", known)
     return r
+
+
+def _baseline(pair: str) -> dict | None:
+    """Richardson-Lucy's row for (data, blur) ``pair`` from any cached record, if one holds it."""
+    for p in sorted(CACHE.glob(f"*-{pair}-*.json")):
+        row = json.loads(p.read_text())["rows"].get("richardson_lucy")
+        if row is not None:
+            return row
+    return None
 
 
 def _grid(deb, name: str, kinds: tuple[str, ...]) -> Path:
@@ -144,7 +159,7 @@ def _grid(deb, name: str, kinds: tuple[str, ...]) -> Path:
     rows = []
     for kind in kinds:
         b = next(open_dataset(PHOTOS, blur=kind, val_count=48).val_batches(3))
-        out = deblur_tensor(deb.model, b.blur, device=deb.device)
+        out = deblur_tensor(deb.model, b.blur, device=deb.device, precision=PRECISION)
         row = [torch.cat([bl, o, s], dim=-1) for bl, o, s in zip(b.blur, out, b.sharp)]
         rows.append(torch.cat(row, dim=-2))
     path = ROOT / "docs" / "models" / f"{name}.png"
@@ -157,31 +172,39 @@ def _pictures() -> list[str]:
     """Before/after pictures of real and bundled blur: the clip's first frame and clock_motion.png."""
     from deblur_core.single import example_images
 
-    deb = load_deblurrer("srn", device="cpu")
-    small = load_deblurrer("srn-small", device="cpu")
+    deb = load_deblurrer("srn", device="cpu", precision=PRECISION)
     frame = read_image(ROOT / "examples" / "reds" / "val" / "val_blur" / "000" / "00000000.png").data[None]
-    out = deblur_tensor(deb.model, frame, device="cpu", tile=1024)
+    out = deblur_tensor(deb.model, frame, device="cpu", precision=PRECISION, tile=1024)
     h, w = frame.shape[-2:]
     # left half blurred, right half deblurred, so the seam shows the difference on the same scene
     split = torch.cat([frame[..., : w // 2], out[..., w // 2 :]], dim=-1)
     write_image(ROOT / "docs" / "example_before_after.png", split[0])
     clock = read_image(next(p for p in example_images() if p.name == "clock_motion.png")).data[None]
     clock = clock.expand(-1, 3, -1, -1) if clock.shape[1] == 1 else clock
-    row = torch.cat([clock, deblur_tensor(small.model, clock, device="cpu"), deblur_tensor(deb.model, clock, device="cpu")], -1)
-    write_image(ROOT / "docs" / "models" / "clock_motion.png", row[0])
+    # the CPU preset beside the two srn networks, where its weights ship
+    names = ["srn-small", "srn"] + (["nafnet-cpu"] if pretrained_path("nafnet-cpu") is not None else [])
+    outs = [deblur_tensor(load_deblurrer(n, device="cpu").model, clock, device="cpu", precision=PRECISION)
+            for n in names]
+    write_image(ROOT / "docs" / "models" / "clock_motion.png", torch.cat([clock, *outs], -1)[0])
+    listed = ", ".join(f"`{n}`" for n in names)
     return ["## Pictures", "",
             "A frame of the bundled clip (`examples/reds`, a simulated camera pan): left half as blurred, right half "
             "deblurred by `srn`:", "", "![bundled clip frame: blurred left, srn right](docs/example_before_after.png)", "",
             "scikit-image's `clock_motion.png`, a photograph with real motion blur (no sharp original exists): as "
-            "taken, `srn-small`, `srn`:", "", "![clock_motion: input, srn-small, srn](docs/models/clock_motion.png)", ""]
+            f"taken, {listed}:", "", f"![clock_motion: input, {', '.join(names)}](docs/models/clock_motion.png)", ""]
 
 
 def _curve(meta: dict) -> list[str]:
-    """The training curve of GPU-trained weights, stages joined, if their run folders are at hand."""
-    runs = [ROOT / st["config"]["out"] for st in meta.get("init", [])] + [ROOT / meta["config"]["out"]]
-    logs = [r / "metrics.jsonl" for r in runs]
+    """The training curve, stages joined: from the run folders if they are at hand, else from the stages'
+    metrics committed under ``training/<model>/`` (``scripts/ship_weights.py --to``); else the picture drawn
+    when the run folders were here, if any."""
+    stages = [*meta.get("init", []), meta]
+    path = ROOT / "docs" / "models" / f"{meta['model']}-curve.png"
+    logs = [ROOT / st["config"]["out"] / "metrics.jsonl" for st in stages]
     if not all(p.is_file() for p in logs):
-        return []
+        logs = [ROOT / "training" / meta["model"] / f"stage{i}-metrics.jsonl" for i in range(1, len(stages) + 1)]
+    if not all(p.is_file() for p in logs):
+        return [f"![{meta['model']} training curve](docs/models/{path.name})", ""] if path.is_file() else []
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,21 +212,22 @@ def _curve(meta: dict) -> list[str]:
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     offset = 0
-    for i, p in enumerate(logs, 1):
+    for i, (p, st) in enumerate(zip(logs, stages), 1):
         rows = [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
         tr = [r for r in rows if "loss" in r]
         va = [r for r in rows if "val_psnr" in r]
+        size = st["config"].get("val_patch", TrainConfig.val_patch)
         a1.plot([offset + r["step"] for r in tr], [r["loss"] for r in tr], label=f"stage {i}")
-        a2.plot([offset + r["step"] for r in va], [r["val_psnr"] for r in va], marker="o", label=f"stage {i}")
-        if va:
-            a2.axhline(va[0]["input_psnr"], color="gray", ls="--")
+        line, = a2.plot([offset + r["step"] for r in va], [r["val_psnr"] for r in va], marker="o",
+                        label=f"stage {i} ({size} px crops)")
+        if va:  # each stage's own blurred input: crop sizes may differ between stages
+            a2.hlines(va[0]["input_psnr"], offset, offset + rows[-1]["step"], color=line.get_color(), ls="--")
         offset += rows[-1]["step"]
-    a1.set(xlabel="step", ylabel="training loss (L1 + 0.1 FFT, 3 scales)", yscale="log")
-    a2.set(xlabel="step", ylabel="validation PSNR (dB), 256 px crops", title="dashed: blurred input")
-    a1.legend()
-    a2.legend()
+    a1.set(xlabel="step", ylabel="training loss", yscale="log")
+    a2.set(xlabel="step", ylabel="validation PSNR (dB)", title="dashed: blurred input")
+    a1.legend(fontsize="small")
+    a2.legend(fontsize="small")
     fig.tight_layout()
-    path = ROOT / "docs" / "models" / f"{meta['model']}-curve.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return [f"![{meta['model']} training curve](docs/models/{path.name})", ""]
@@ -229,20 +253,21 @@ def main() -> None:
         f"{photos['val_images']} photos of `data/photos/val` (listed under *Data*; never seen in training), each blurred "
         "by the project's",
         "synthesis of the blur kind (`deblur-cli eval --data folder:data/photos --blur KIND`), mean per-image MSE, PSNR",
-        "(dB) and SSIM (gaussian window 11, sigma 1.5). Richardson-Lucy (30 iterations) is given the *true* kernel,",
-        "which a real deblurring task never has.",
+        "(dB) and SSIM (gaussian window 11, sigma 1.5), every network in fp32 (`--precision fp32`: the default `auto`",
+        "runs most of them under bf16 autocast on CPUs with AMX, which moves these figures by up to 0.02 dB).",
+        "Richardson-Lucy (30 iterations) is given the *true* kernel, which a real deblurring task never has.",
         "",
     ]
     sections: list[str] = []
     clip_rows = ["## The bundled clip", "",
-                 "`deblur-cli eval --model NAME --data reds:examples/reds`: the 6 frames of the example clip (1280x720, a "
+                 "`deblur-cli eval --model NAME --data reds:examples/reds --precision fp32`: the 6 frames of the example clip (1280x720, a "
                  "camera pan simulated over a scikit-image photograph), scored whole against their sharp frames.", "",
                  "| model | blurred input PSNR | model PSNR | gain | blurred SSIM | model SSIM |", "|---|---:|---:|---:|---:|---:|"]
     for name in shipped:
         meta = read_metadata(pretrained_path(name))
         cfg = meta["config"]
         prof = profile_model(name)
-        deb = load_deblurrer(name, device="cpu")
+        deb = load_deblurrer(name, device="cpu", precision=PRECISION)
         sections += [f"## `{name}`", "", f"- parameters: {prof.params / 1e6:.2f} M; {prof.gflops_per_mp:.1f} GFLOP per megapixel",
                      *_training_lines(meta), _ranges(cfg), *([f"- {NOTES[name]}"] if name in NOTES else []), "",
                      *_curve(meta), "| blur | input | MSE | PSNR | SSIM |", "|---|---|---:|---:|---:|"]
@@ -264,7 +289,7 @@ def main() -> None:
             clip_rows.append(f"| `{name}` | {c['blurred']['psnr']:.2f} | {c['model']['psnr']:.2f} | "
                              f"{c['model']['psnr'] - c['blurred']['psnr']:+.2f} | {c['blurred']['ssim']:.4f} | "
                              f"{c['model']['ssim']:.4f} |")
-        sections += ["", f"Reproduce a row: `deblur-cli eval --model {name} --data folder:data/photos --blur KIND`.", ""]
+        sections += ["", f"Reproduce a row: `deblur-cli eval --model {name} --data folder:data/photos --blur KIND --precision fp32`.", ""]
         grid = _grid(deb, name, kinds)
         sections += [f"![{name}: blurred, deblurred, sharp](docs/models/{grid.name})", "",
                      "Each row of three: blurred input, output, sharp original (crops of held-out photos); one group of "
