@@ -119,11 +119,9 @@ def _ranges(cfg: dict) -> str:
     return f"- blur seen in training: {blur}, {EXTENTS[blur]}" if blur in EXTENTS else f"- blur seen in training: {blur}"
 
 
-
-
-def _scores(name: str, spec: str, kind: str) -> dict:
+def _scores(deb, name: str, spec: str, kind: str) -> dict:
     """``deblur-cli eval --precision fp32 --json``'s record for (model, data, blur), cached under the weights'
-    hash.
+    hash; ``deb`` is the model's deblurrer, loaded once by the caller.
 
     Richardson-Lucy, as slow as the network on a CPU and independent of it (and of the arithmetic), runs once
     per (data, blur): any cached record of that pair lends it its row.
@@ -135,7 +133,6 @@ def _scores(name: str, spec: str, kind: str) -> dict:
     if path.is_file():
         r = json.loads(path.read_text())
     else:
-        deb = load_deblurrer(name, device="cpu", precision=PRECISION)
         r = evaluate(deb.model, open_dataset(spec, blur=kind, for_eval=True), device="cpu", precision=PRECISION,
                      baseline=known is None)
         CACHE.mkdir(parents=True, exist_ok=True)
@@ -183,8 +180,8 @@ def _pictures() -> list[str]:
     clock = clock.expand(-1, 3, -1, -1) if clock.shape[1] == 1 else clock
     # the CPU preset beside the two srn networks, where its weights ship
     names = ["srn-small", "srn"] + (["nafnet-cpu"] if pretrained_path("nafnet-cpu") is not None else [])
-    outs = [deblur_tensor(load_deblurrer(n, device="cpu").model, clock, device="cpu", precision=PRECISION)
-            for n in names]
+    nets = {n: deb.model if n == "srn" else load_deblurrer(n, device="cpu", precision=PRECISION).model for n in names}
+    outs = [deblur_tensor(nets[n], clock, device="cpu", precision=PRECISION) for n in names]
     write_image(ROOT / "docs" / "models" / "clock_motion.png", torch.cat([clock, *outs], -1)[0])
     listed = ", ".join(f"`{n}`" for n in names)
     return ["## Pictures", "",
@@ -273,7 +270,7 @@ def main() -> None:
                      *_curve(meta), "| blur | input | MSE | PSNR | SSIM |", "|---|---|---:|---:|---:|"]
         kinds = ("gaussian",) if cfg["blur"] == "gaussian" else BLUR_KINDS
         for kind in kinds:
-            r = _scores(name, PHOTOS, kind)
+            r = _scores(deb, name, PHOTOS, kind)
             for row, label in (("blurred", "blurred input"), ("richardson_lucy", "Richardson-Lucy, true kernel"),
                                ("model", f"**{name}**")):
                 v = r["rows"].get(row)  # no Richardson-Lucy where no single kernel exists (non-uniform blur)
@@ -285,7 +282,7 @@ def main() -> None:
             summary.append(f"| `{name}` | {trained_on(cfg)} | {kind} | {b:.2f} | {'-' if rl is None else f'{rl:.2f}'} | "
                            f"{m:.2f} | {m - b:+.2f} |")
         if cfg["blur"] != "gaussian":
-            c = _scores(name, CLIP, "mix")["rows"]
+            c = _scores(deb, name, CLIP, "mix")["rows"]
             clip_rows.append(f"| `{name}` | {c['blurred']['psnr']:.2f} | {c['model']['psnr']:.2f} | "
                              f"{c['model']['psnr'] - c['blurred']['psnr']:+.2f} | {c['blurred']['ssim']:.4f} | "
                              f"{c['model']['ssim']:.4f} |")
