@@ -44,14 +44,26 @@ MACHINES = {
     "runs/gpu-srn": "one NVIDIA H100 80GB HBM3 (the GPU machine), bf16 autocast",
     "runs/gpu-srn2": "one NVIDIA H100 80GB HBM3 (the GPU machine), bf16 autocast",
     "runs/gpu-nafnet-cpu": "one NVIDIA H200 (the GPU machine, inside `scripts/gpu_train.sh`), bf16 autocast",
+    # nafnet-cpu's CPU stages: the project's 2-core machine is not always the same CPU
+    **dict.fromkeys(("runs/nafnet-cpu", "runs/nafnet-cpu-s3", "runs/nafnet-cpu-s5", "runs/nafnet-cpu-s6"),
+                    "this project's 2-core CPU machine as an Intel Xeon with AMX, bf16 autocast"),
+    "runs/nafnet-cpu-s7": "this project's 2-core CPU machine as an AMD EPYC, fp32 (bf16 runs ~140x slower there)",
 }
 
 LONG_NOTE = ("`long` and `nonuniform` are the long-blur evaluation: pans and motion of 25-40 px with speed changes "
              "and curvature (continuous or 7-15 averaged sub-frames, in linear light or on sRGB values), and a "
              "foreground moving 8-40 px over a background moving 1-20 px, where no single kernel exists (so no "
              "Richardson-Lucy figure). Every photo draws the same blur on every run (`deblur-cli eval --blur long`, "
-             "`--blur nonuniform`). No shipped model was trained on either: each model's section says which blur its "
-             "weights saw.")
+             "`--blur nonuniform`).")
+
+
+def _long_note(blur_of: dict[str, str]) -> str:
+    """LONG_NOTE and which shipped weights saw such blur: only the ``realistic`` synthesis holds both extents."""
+    seen = [f"`{n}`" for n, blur in blur_of.items() if blur == "realistic"]
+    said = ("No shipped model was trained on either" if not seen else
+            f"Of the shipped models only {', '.join(seen)} {'was' if len(seen) == 1 else 'were'} trained on blur of "
+            f"these extents (the `realistic` synthesis: {EXTENTS['realistic']})")
+    return f"{LONG_NOTE} {said}: each model's section says which blur its weights saw."
 
 # What the metadata cannot say.
 NOTES = {
@@ -67,8 +79,8 @@ NOTES = {
                  "Later CPU fine-tunes and a fresh 100-minute run moved no figure by more than 0.12 dB: this network "
                  "plateaued on the CPU budget.",
     "nafnet-cpu": "Trained in stages that span machines (training/nafnet-cpu/README.md holds every stage's command, "
-                  "curve and per-kind tables): the CPU stages on this project's 2-core Intel Xeon with AMX under bf16 "
-                  "autocast (the later ones with `--compile`), two short ones inside `scripts/gpu_train.sh`'s GPU "
+                  "curve and per-kind tables): the CPU stages on this project's 2-core machine (an Intel Xeon with AMX "
+                  "under bf16 autocast, or an AMD EPYC in fp32; the later stages with `--compile`), two short ones inside `scripts/gpu_train.sh`'s GPU "
                   "windows; each from the weights before it (`--init`). Its validation crops are 128x128 on the CPU, "
                   "256x256 on the GPU, so the curve's stages are not on one scale.",
     "caessc-d30-f64": "The run trained 900 steps with `--steps 900`, then was resumed with "
@@ -300,7 +312,8 @@ def main() -> None:
             "(scikit-image's photos only; coffee, rocket and motorcycle_right held out, as here).", ""]
     if sources.is_file():
         data += sources.read_text().splitlines() + [""]
-    lines += [*summary, "", LONG_NOTE, "", *clip_rows, "", *_pictures(), *sections, *data]
+    blur_of = {n: read_metadata(pretrained_path(n))["config"].get("blur", "") for n in shipped}
+    lines += [*summary, "", _long_note(blur_of), "", *clip_rows, "", *_pictures(), *sections, *data]
     (ROOT / "MODELS.md").write_text("\n".join(lines) + "\n")
 
 

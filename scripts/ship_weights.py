@@ -5,6 +5,7 @@ Usage, from the repository root::
 
     python scripts/ship_weights.py runs/srn-mix [--name srn]                # -> deblur_core/weights/srn.safetensors
     python scripts/ship_weights.py runs/nafnet-cpu --which last --to training/nafnet-cpu --stage 1
+    python scripts/ship_weights.py training/nafnet-cpu/weights-fp16.safetensors   # a checkpoint file itself
 
 ``--to DIR`` writes ``DIR/weights-fp16.safetensors`` (what a later run continues from with ``--init``) and
 copies the run's ``config.json`` and ``metrics.jsonl`` as ``DIR/stage<N>-config.json`` and
@@ -26,13 +27,16 @@ WEIGHTS = Path(__file__).resolve().parent.parent / "packages" / "core" / "src" /
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path, help="run directory holding best.safetensors and last.safetensors")
+    ap.add_argument("run", type=Path, help="run directory holding best.safetensors and last.safetensors, or (into "
+                    "the package only) one checkpoint file, such as a progress folder's weights-fp16.safetensors")
     ap.add_argument("--name", help="variant name (default: the checkpoint's)")
     ap.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint (default: best)")
     ap.add_argument("--to", type=Path, help="a progress folder instead of the package (see above)")
     ap.add_argument("--stage", type=int, default=1, help="with --to: the stage number of this run's curve")
     args = ap.parse_args()
-    model, meta = load_model(args.run / f"{args.which}.safetensors")
+    if args.run.is_file() and args.to is not None:
+        ap.error("--to copies a run directory's config.json and metrics.jsonl: pass the run directory")
+    model, meta = load_model(args.run if args.run.is_file() else args.run / f"{args.which}.safetensors")
     name = args.name or meta["model"]
     dest = WEIGHTS / f"{name}.safetensors" if args.to is None else args.to / "weights-fp16.safetensors"
     dest.parent.mkdir(parents=True, exist_ok=True)

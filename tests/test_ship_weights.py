@@ -33,3 +33,13 @@ def test_progress_folder_holds_fp16_weights_that_continue_a_run(tmp_path):
     assert meta["metrics"]["step"] == 40 and meta["config"]["blur"] == "realistic"
     for (k, a), b in zip(model.state_dict().items(), again.state_dict().values()):
         torch.testing.assert_close(b, a.half().float(), msg=k)  # stored in fp16, loaded back as fp32
+
+
+def test_a_checkpoint_file_cannot_go_to_a_progress_folder(tmp_path):
+    # a progress folder keeps the run's config.json and metrics.jsonl beside the weights; a lone file has none
+    ckpt = tmp_path / "weights-fp16.safetensors"
+    save_checkpoint(ckpt, get_model("nafnet"), name="nafnet", config={"blur": "realistic"}, metrics={"step": 1})
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_weights.py"), str(ckpt), "--to",
+                           str(tmp_path / "dest")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "pass the run directory" in proc.stderr
+    assert not (tmp_path / "dest").exists()
