@@ -80,8 +80,8 @@ NOTES = {
                  "plateaued on the CPU budget.",
     "nafnet-cpu": "Trained in stages that span machines (training/nafnet-cpu/README.md holds every stage's command, "
                   "curve and per-kind tables): the CPU stages on this project's 2-core machine (an Intel Xeon with AMX "
-                  "under bf16 autocast, or an AMD EPYC in fp32; the later stages with `--compile`), two short ones inside `scripts/gpu_train.sh`'s GPU "
-                  "windows; each from the weights before it (`--init`). Its validation crops are 128x128 on the CPU, "
+                  "under bf16 autocast, or an AMD EPYC in fp32; the later stages with `--compile`), two short ones "
+                  "inside `scripts/gpu_train.sh`'s GPU windows; each from the weights before it (`--init`). Its validation crops are 128x128 on the CPU, "
                   "256x256 on the GPU, so the curve's stages are not on one scale.",
     "caessc-d30-f64": "The run trained 900 steps with `--steps 900`, then was resumed with "
                       "`--resume runs/caessc-d30-f64-gauss --steps 1800` and later with `--steps 3600`: each a warm "
@@ -272,9 +272,11 @@ def main() -> None:
                  "`deblur-cli eval --model NAME --data reds:examples/reds --precision fp32`: the 6 frames of the example clip (1280x720, a "
                  "camera pan simulated over a scikit-image photograph), scored whole against their sharp frames.", "",
                  "| model | blurred input PSNR | model PSNR | gain | blurred SSIM | model SSIM |", "|---|---:|---:|---:|---:|---:|"]
+    blur_of = {}  # each shipped model's training blur, for the long-blur note
     for name in shipped:
         meta = read_metadata(pretrained_path(name))
         cfg = meta["config"]
+        blur_of[name] = cfg["blur"]
         prof = profile_model(name)
         deb = load_deblurrer(name, device="cpu", precision=PRECISION)
         sections += [f"## `{name}`", "", f"- parameters: {prof.params / 1e6:.2f} M; {prof.gflops_per_mp:.1f} GFLOP per megapixel",
@@ -312,7 +314,6 @@ def main() -> None:
             "(scikit-image's photos only; coffee, rocket and motorcycle_right held out, as here).", ""]
     if sources.is_file():
         data += sources.read_text().splitlines() + [""]
-    blur_of = {n: read_metadata(pretrained_path(n))["config"].get("blur", "") for n in shipped}
     lines += [*summary, "", _long_note(blur_of), "", *clip_rows, "", *_pictures(), *sections, *data]
     (ROOT / "MODELS.md").write_text("\n".join(lines) + "\n")
 
