@@ -269,7 +269,7 @@ def main() -> None:
     ]
     sections: list[str] = []
     clip_rows = ["## The bundled clip", "",
-                 "`deblur-cli eval --model NAME --data reds:examples/reds --precision fp32`: the 6 frames of the example clip (1280x720, a "
+                 "`deblur-cli eval --model NAME --data reds:examples/reds --precision fp32`: the 6 frames of the example clip (448x256, a "
                  "camera pan simulated over a scikit-image photograph), scored whole against their sharp frames.", "",
                  "| model | blurred input PSNR | model PSNR | gain | blurred SSIM | model SSIM |", "|---|---:|---:|---:|---:|---:|"]
     blur_of = {}  # each shipped model's training blur, for the long-blur note

@@ -58,7 +58,7 @@ def _max_diff(result, deb, x) -> float:
 
 
 def test_shipped_variants_are_the_expected_ones():
-    assert {"srn", "srn-small", "nafnet", "resunet3", "eddensenet", "caessc-d30-f64"} <= set(SHIPPED)
+    assert {"srn", "srn-small", "nafnet", "nafnet-cpu", "resunet3", "eddensenet", "caessc-d30-f64"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
