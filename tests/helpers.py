@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-__all__ = ["planned_crop", "randomise", "random_deblurrer", "random_checkpoint", "assert_output_of"]
+__all__ = ["planned_crop", "randomise", "random_deblurrer", "random_checkpoint", "poisoned_copy", "assert_output_of"]
 
 
 def randomise(model: nn.Module, seed: int = 0, std: float = 0.01) -> nn.Module:
@@ -71,6 +71,21 @@ def random_checkpoint(path: Path, name: str = "srn-nolstm", seed: int = 0) -> Pa
         torch.manual_seed(seed)
         model = get_model(name)
     return save_checkpoint(path, randomise(model, seed=seed), name=name)
+
+
+def poisoned_copy(src: Path, dst: Path, tensor: str | None = None, value: float = float("nan")) -> str:
+    """Copy the checkpoint ``src`` to ``dst`` with one value of one tensor (``tensor``, default: the file's
+    second floating tensor) set to ``value``, as a diverged training run leaves it; returns the tensor's name."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(src))
+    tensor = tensor or [k for k, v in tensors.items() if v.is_floating_point()][1]
+    tensors[tensor].view(-1)[tensors[tensor].numel() // 2] = value
+    save_file(tensors, str(dst), metadata=metadata)
+    return tensor
 
 
 def assert_output_of(got: Tensor, deb, x: Tensor, bit_depth: int | None = None, **kwargs) -> None:

@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import pickle
 
@@ -6,11 +7,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from deblur_core.checkpoint import load_model, read_metadata, save_checkpoint
+from deblur_core.checkpoint import (load_model, load_train_state, pretrained_path, read_metadata, save_checkpoint,
+                                    save_train_state)
 from deblur_core.errors import CheckpointError, DeblurError
+from deblur_core.inference import load_deblurrer
 from deblur_core.models import get_model, list_models
+from deblur_core.single import deblur_image
 
-from helpers import randomise
+from helpers import poisoned_copy, randomise
 
 
 def _trained_like(name, **kwargs):
@@ -88,3 +92,58 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_file_and_tensor(tmp_path, value):
+    bad = tmp_path / "nan1.safetensors"
+    name = poisoned_copy(pretrained_path("nafnet-cpu"), bad, value=value)
+    with pytest.raises(CheckpointError, match=f"'{bad}' holds non-finite weights: tensor '{name}' has 1 NaN"):
+        load_model(bad)
+    with pytest.raises(CheckpointError, match=f"tensor '{name}'"):
+        load_deblurrer("nafnet-cpu", bad, device="cpu")
+    # the demo's path: the same refusal, as the DeblurError it shows to the user
+    with pytest.raises(DeblurError, match=f"tensor '{name}'"):
+        deblur_image(torch.rand(3, 16, 16).permute(1, 2, 0).numpy(), "nafnet-cpu", weights=bad, device="cpu")
+
+
+def test_a_training_state_with_non_finite_values_is_refused(tmp_path):
+    model = _trained_like("srn-small")
+    opt = torch.optim.Adam(model.parameters())
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    save_train_state(tmp_path / "train_state.safetensors", model, opt, {"step": 3})
+    fresh = get_model("srn-small")
+    with pytest.raises(CheckpointError, match="non-finite weights: tensor 'model[.]"):
+        load_train_state(tmp_path / "train_state.safetensors", fresh, torch.optim.Adam(fresh.parameters()))
+
+
+def test_a_file_that_does_not_fit_its_model_is_summarised_in_one_short_line(tmp_path, caplog):
+    # srn's tensors under nafnet-cpu's name: every name differs, as with a file from another project
+    wrong = tmp_path / "wrong.safetensors"
+    save_checkpoint(wrong, get_model("srn"), name="srn")
+    meta = read_metadata(wrong)
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(str(wrong)), str(wrong), metadata={"deblur": json.dumps({**meta, "model": "nafnet-cpu"})})
+    with caplog.at_level(logging.DEBUG, logger="deblur_core"), pytest.raises(CheckpointError) as info:
+        load_model(wrong)
+    message = str(info.value)
+    own, theirs = get_model("nafnet-cpu").state_dict(), load_file(str(wrong))
+    assert len(message) < 400 and "\n" not in message, message
+    assert f"does not fit model 'nafnet-cpu': {len(own)} of its {len(own)} tensors missing" in message
+    assert f"{len(theirs)} unexpected" in message and "--verbose" in message
+    logged = caplog.text  # every name, for whoever needs them
+    assert all(k in logged for k in [*own, *theirs])
+
+
+def test_a_tensor_of_another_shape_is_named_with_both_shapes(tmp_path):
+    path = save_checkpoint(tmp_path / "m.safetensors", get_model("srn-small"), name="srn-small")
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    key = next(k for k, v in tensors.items() if v.ndim == 4)
+    tensors[key] = tensors[key][:, :1].contiguous()
+    save_file(tensors, str(path), metadata={"deblur": json.dumps(read_metadata(path))})
+    with pytest.raises(CheckpointError, match=f"1 of another shape [(]{key}: [(].*[)] in the file, [(].*[)] in the model"):
+        load_model(path)

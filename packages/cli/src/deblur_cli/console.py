@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 
 import typer
 from rich.console import Console
 
-__all__ = ["console", "err_console", "fail", "note", "Bar"]
+__all__ = ["console", "err_console", "fail", "note", "show_log", "Bar"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -21,6 +23,22 @@ def fail(message: str, code: int = 1) -> None:
 
 def note(message: str) -> None:
     err_console.print(f"[yellow]note:[/] {message}", soft_wrap=True)
+
+
+def show_log(ctx: typer.Context) -> None:
+    """Print the core library's log to stderr, DEBUG and up, until the command ends: the details its messages
+    only summarise (such as every tensor name of a weight file that does not fit its model)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger = logging.getLogger("deblur_core")
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+
+    def stop() -> None:  # the stream may be gone after the command (a test runner's capture)
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+    ctx.call_on_close(stop)
 
 
 class Bar:

@@ -13,7 +13,7 @@ from rich import box
 from rich.table import Table
 
 from .batch_cmd import batch
-from .console import Bar, console, err_console, fail, note
+from .console import Bar, console, err_console, fail, note, show_log
 
 app = typer.Typer(
     name="deblur-cli",
@@ -24,8 +24,13 @@ app = typer.Typer(
 
 
 @app.callback()
-def main() -> None:
+def main(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Also print, to stderr, the details that messages summarise (such as every tensor name of a weight file that does not fit its model). Goes before the command: deblur-cli --verbose batch ...")] = False,
+) -> None:
     """Remove blur from images and video frames with deep networks."""
+    if verbose:
+        show_log(ctx)
 
 
 @app.command()
@@ -116,7 +121,7 @@ def train(
     Runs unchanged under 'torchrun --nproc-per-node N' (DistributedDataParallel; rank 0 writes).
     """
     # over 60 lines only because typer reads the options from the signature, one line each
-    from deblur_core.errors import DeblurError
+    from deblur_core.errors import CheckpointError, DeblurError
     from deblur_core.train import TrainConfig, load_run_config
     from deblur_core.train import train as run_training
 
@@ -141,6 +146,8 @@ def train(
         with Bar("train", enabled=not quiet, fields={"loss": "loss -", "val": "val -", "rate": ""}) as bar:
             progress = None if quiet else _show_training(bar)
             summary = run_training(cfg, resume=resume is not None, progress=progress).summary
+    except CheckpointError as e:  # --init or --resume weights that cannot be used: a usage error, as in batch
+        fail(str(e), 2)
     except (DeblurError, ValueError) as e:
         fail(str(e))
     if summary.get("best_val_psnr") is not None:
@@ -189,7 +196,7 @@ def evaluate_cmd(
     default/folder: their validation photos blurred by the project's synthesis of --blur.
     """
     from deblur_core.data import open_dataset
-    from deblur_core.errors import DeblurError
+    from deblur_core.errors import CheckpointError, DeblurError
     from deblur_core.evaluate import evaluate
     from deblur_core.inference import load_deblurrer
 
@@ -202,6 +209,8 @@ def evaluate_cmd(
                 results.append(evaluate(deb.model, src, device=deb.device, precision=deb.precision, baseline=baseline,
                                         crops=crops, tile=tile,
                                         progress=lambda name: status.update(f"scoring {src.name}: {name} done")))
+    except CheckpointError as e:  # weights that cannot be used: a usage error, as in batch and export
+        fail(str(e), 2)
     except (DeblurError, ValueError) as e:
         fail(str(e), 1)
     for r in results:

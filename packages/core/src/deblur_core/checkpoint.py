@@ -4,12 +4,17 @@ One ``.safetensors`` file holds both: the tensors, and in the header's metadata 
 JSON (model name, constructor kwargs, training config, metrics, project version). Loading rebuilds the
 model through the registry and copies the tensors in; nothing is ever unpickled, so a weight file from a
 stranger cannot run code.
+
+Every load refuses weights that hold NaN or infinity (a network with one such value computes NaN for every
+pixel, which an image stores as black), and a file whose tensors do not fit the model, in one line; the
+whole list of names goes to this module's log at DEBUG level (``deblur-cli --verbose`` shows it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 from importlib import resources
@@ -29,6 +34,7 @@ __all__ = [
     "read_metadata",
     "load_checkpoint",
     "load_model",
+    "load_weights",
     "pretrained_path",
     "atomic_path",
     "save_train_state",
@@ -39,6 +45,8 @@ _META_KEY = "deblur"
 _TRAIN_KEY = "deblur_train"  # a resumable training state: weights, optimizer moments, RNG
 # the first bytes of torch.save zip archives and of raw pickles (protocol 2+)
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+_NAMES_SHOWN = 2  # names of each kind of mismatch a message shows; the log has them all
+_log = logging.getLogger(__name__)
 
 
 def _version() -> str:
@@ -161,7 +169,55 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"'{path}' is not a valid safetensors file: {e}") from None
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    _check_finite(path, tensors)
     return tensors, meta
+
+
+def _check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse tensors holding NaN or infinity, naming the first such tensor: one NaN weight makes the network
+    compute NaN everywhere, and every frame would be written black without an error."""
+    for name, value in tensors.items():
+        if value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise CheckpointError(
+                    f"'{path}' holds non-finite weights: tensor '{name}' has {bad} NaN or infinite value(s) of "
+                    f"{value.numel()}; the network would turn every image black. Use weights saved before the "
+                    "training run diverged")
+
+
+def load_weights(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | os.PathLike, name: str) -> None:
+    """Copy ``tensors`` into ``model`` (variant ``name``), which must hold exactly these names and shapes.
+
+    Raises:
+        CheckpointError: names missing, unexpected or of another shape, summarised in one line (counts and
+            the first names); the full lists are logged at DEBUG level.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
+    reshaped = [k for k in own if k in tensors and tensors[k].shape != own[k].shape]
+    if not (missing or unexpected or reshaped):
+        model.load_state_dict(tensors, strict=True)
+        return
+    _log.debug("'%s' against model '%s': missing %s; unexpected %s; another shape %s", path, name, missing,
+               unexpected, [f"{k} {tuple(tensors[k].shape)} in the file, {tuple(own[k].shape)} in the model"
+                            for k in reshaped])
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of its {len(own)} tensors missing ({_first(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({_first(unexpected)})")
+    if reshaped:
+        k = reshaped[0]
+        parts.append(f"{len(reshaped)} of another shape ({k}: {tuple(tensors[k].shape)} in the file, "
+                     f"{tuple(own[k].shape)} in the model)")
+    raise CheckpointError(f"'{path}' does not fit model '{name}': {'; '.join(parts)} "
+                          "('deblur-cli --verbose ...' lists every name)")
+
+
+def _first(names: list[str]) -> str:
+    return ", ".join(names[:_NAMES_SHOWN]) + (", ..." if len(names) > _NAMES_SHOWN else "")
 
 
 def load_model(path: str | os.PathLike, *, expect: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -173,10 +229,7 @@ def load_model(path: str | os.PathLike, *, expect: str | None = None) -> tuple[n
     if expect is not None and meta["model"] != expect:
         raise CheckpointError(f"'{path}' holds weights for '{meta['model']}', not '{expect}'")
     model = get_model(meta["model"], **meta.get("kwargs", {}))
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"'{path}' does not fit model '{meta['model']}': {e}") from None
+    load_weights(model, tensors, path, meta["model"])
     return model.eval(), meta
 
 
@@ -216,7 +269,9 @@ def load_train_state(path: str | os.PathLike, model: nn.Module, optimizer: torch
         tensors = load_file(str(path))
     except (SafetensorError, KeyError, json.JSONDecodeError) as err:
         raise CheckpointError(f"'{path}' is not a training state of this project ({type(err).__name__})") from err
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    _check_finite(path, tensors)  # the optimizer's moments too: a NaN there reaches the weights at the next step
+    load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path,
+                 meta.get("config", {}).get("model", type(model).__name__))
     state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import (atomic_path, load_checkpoint, load_train_state, pretrained_path, read_metadata,
-                         save_checkpoint, save_train_state)
+from .checkpoint import (atomic_path, load_checkpoint, load_train_state, load_weights, pretrained_path,
+                         read_metadata, save_checkpoint, save_train_state)
 from .distributed import DistContext
 from .data import open_dataset
 from .errors import DeblurError
@@ -147,7 +147,7 @@ def _init_weights(cfg: TrainConfig, model: nn.Module) -> dict[str, Any]:
     if meta["model"] != cfg.model or meta.get("kwargs", {}) != cfg.model_kwargs:
         raise DeblurError(f"--init '{path}' holds weights for '{meta['model']}' {meta.get('kwargs') or ''}, "
                           f"not for '{cfg.model}' {cfg.model_kwargs or ''}")
-    model.load_state_dict(tensors, strict=True)
+    load_weights(model, tensors, path, cfg.model)
     earlier = list(meta.get("init", []))
     earlier.append({"weights": str(path), "config": meta.get("config", {}),
                     "step": meta.get("metrics", {}).get("step"),
