@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import inspect
+import csv
 import json
 import os
 import typing
@@ -112,6 +113,39 @@ def test_eval_json_matches_core_metric_functions(tmp_path):
             assert got["rows"][row][k] == pytest.approx(want["rows"][row][k], rel=1e-5)
 
 
+def test_eval_blur_none_scores_the_harm_to_sharp_images(tmp_path):
+    """The input row of unblurred images is the identity; a network that alters them shows it in every column."""
+    args = ["eval", "--model", "nafnet", "--data", "default", "--blur", "none", "--crops", "--val-count", "3",
+            "--device", "cpu"]
+    r = runner.invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)[0]["rows"]
+    assert "richardson_lucy" not in rows  # no kernel to deconvolve
+    assert rows["blurred"]["psnr"] is None and rows["blurred"]["ssim"] == pytest.approx(1.0)  # inf: JSON has none
+    assert rows["blurred"]["shift"] == [0.0, 0.0, 0.0] and rows["blurred"]["max_abs_shift"] == 0.0
+    # the shipped gaussian-trained nafnet sharpens what is already sharp
+    assert rows["model"]["psnr"] < 40 and rows["model"]["ssim"] < 0.99 and rows["model"]["max_abs_shift"] > 0
+    table = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "sharp input (unchanged)" in table.stdout and "inf" in table.stdout
+
+
+def test_eval_light_and_csv_give_the_level_shift(tmp_path):
+    out = tmp_path / "scores.csv"
+    r = runner.invoke(app, ["eval", "--model", "srn-nolstm", "--data", "default", "--blur", "light", "--device", "cpu",
+                            "--csv", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)[0]
+    rows = list(csv.DictReader(out.open()))
+    assert {row["method"] for row in rows} == {"blurred", "model", "richardson_lucy"}
+    assert len(rows) == 3 * got["images"]
+    per = got["per_image"][0]
+    first = next(row for row in rows if row["image"] == per["image"] and row["method"] == "model")
+    assert float(first["shift_g"]) == pytest.approx(per["model"]["shift"][1])
+    # an untrained network is the identity: the model scores exactly what the input does
+    assert got["rows"]["model"]["psnr"] == pytest.approx(got["rows"]["blurred"]["psnr"])
+    assert got["rows"]["blurred"]["psnr"] > 30
+
+
 @pytest.mark.parametrize("name", ["srn", "srn-nolstm"])  # shipped weights, none
 def test_eval_table_and_untrained_note(name):
     r = runner.invoke(app, ["eval", "--model", name, "--data", "default", "--crops", "--val-count", "2", "--no-baseline"],
@@ -162,10 +196,10 @@ def test_blur_is_deterministic_and_never_writes_inside_input(tmp_path):
 
 def test_blur_help_names_every_kind_and_mix():
     from deblur_cli.main import BLUR_HELP
-    from deblur_core.blur import EXTENTS, KINDS, MIXES
+    from deblur_core.blur import EXTENTS, KINDS, MIXES, SHARP_KINDS
 
-    assert set(EXTENTS) == {*KINDS, *MIXES}
-    for kind in (*KINDS, *MIXES):
+    assert set(EXTENTS) == {*KINDS, *SHARP_KINDS, *MIXES}
+    for kind in (*KINDS, *SHARP_KINDS, *MIXES):
         assert f"{kind} (" in BLUR_HELP or f"{kind} |" in BLUR_HELP, kind
 
 
@@ -207,6 +241,8 @@ def test_train_tiny_run_and_usage_errors(tmp_path):
     assert r.exit_code == 2 and "unknown model" in r.output
     r = runner.invoke(app, ["train", "--loss", "huber", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "loss" in r.output
+    r = runner.invoke(app, ["train", "--sharp-share", "1.5", "--out", str(tmp_path / "z")])
+    assert r.exit_code == 2 and "sharp_share must be in [0, 1]" in r.output
     r = runner.invoke(app, ["train", "--data", "reds:/nonexistent", "--out", str(tmp_path / "y"), "--quiet"])
     assert r.exit_code == 1 and "does not exist" in r.output
 

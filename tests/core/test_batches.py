@@ -53,6 +53,33 @@ def test_blur_is_the_true_convolution_of_the_sharp_crop(kind):
         assert (ref - blurred[j : j + 1]).abs().max() <= 1 / 255 + 1e-6
 
 
+def test_sharp_share_zero_draws_the_batches_of_before():
+    imgs = _images()
+    for blur in ("mix", "realistic"):
+        plain = _batches(imgs, blur=blur, noise=0.02, saturate=0.3, jpeg=0.5)
+        zero = _batches(imgs, blur=blur, noise=0.02, saturate=0.3, jpeg=0.5, sharp_share=0.0)
+        assert plain.planner.sharp_share == 0.0
+        for step in (0, 7):
+            a, b = plain(step), zero(step)
+            assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_sharp_samples_come_back_as_they_went_in():
+    """Without noise, JPEG or saturation, a 'none' sample's input is its target; every other one is blurred."""
+    imgs = _images()
+    db = _batches(imgs, blur="realistic", batch_size=32, sharp_share=0.8)
+    plan = db.planner(3)
+    blurred, sharp = db.make(plan)
+    k = plan.blur.kernels
+    c = k.shape[-1] // 2
+    none = k[:, c, c] == 1
+    assert none.any() and (~none).any()
+    assert torch.equal(blurred[none], sharp[none])
+    assert all(not torch.equal(blurred[i], sharp[i]) for i in (~none).nonzero().flatten().tolist())
+    with pytest.raises(ValueError, match="sharp_share"):
+        _batches(imgs, sharp_share=1.5)
+
+
 def test_noise_and_saturation_change_the_input_only():
     imgs = _images()
     clean_b, clean_s = _batches(imgs)(1)

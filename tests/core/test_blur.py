@@ -170,3 +170,49 @@ def test_bad_inputs_raise():
         synth_blur(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "motion")
     with pytest.raises(ValueError, match="odd"):
         shake_kernels(2, 24)
+
+
+def test_none_is_the_image_itself_with_no_kernel():
+    x = torch.rand(3, 3, 37, 53, generator=g(11))
+    r = synth_blur(x, "none", g(1))
+    assert torch.equal(r.blurred, x) and r.kernels is None and not r.linear_light.any()
+
+
+@pytest.mark.parametrize("strength", [None, 0.0, 1.0])
+def test_light_blur_is_slight_and_keeps_the_levels(strength):
+    x = torch.nn.functional.interpolate(torch.rand(2, 3, 24, 24, generator=g(12)), size=96, mode="bilinear")
+    r = synth_blur(x, "light", g(2), strength=strength)
+    diff = (r.blurred - x).abs().mean()
+    assert 0 < diff < 0.02  # softer, but far less than the mildest blur of the other kinds
+    assert r.kernels.shape == (2, 9, 9) and torch.allclose(r.kernels.sum(dim=(1, 2)), torch.ones(2))
+    assert (r.blurred - x).mean().abs() < 1e-4  # a normalised kernel moves no level
+
+
+def test_light_kernels_are_defocus_or_short_streaks():
+    from deblur_core.blur import draw_blur
+
+    k = draw_blur(400, "light", g(3)).kernels
+    # a 1-2 px streak and all but a trace of a defocus of sigma <= 0.8 fit in the 5x5 around the centre
+    outside = k.clone()
+    outside[:, 2:7, 2:7] = 0
+    assert outside.sum(dim=(1, 2)).max() < 0.01
+    assert k[:, 4, 4].min() > 0.18
+    check_kind("none"), check_kind("light"), check_kind("light", mix=False)
+
+
+def test_sharp_share_replaces_a_share_of_the_samples():
+    from deblur_core.blur import draw_blur, with_sharp_samples
+
+    draw = draw_blur(2000, "realistic", g(4))
+    assert with_sharp_samples(draw, 0.0, g(5)) is draw
+    mixed = with_sharp_samples(draw, 0.3, g(5))
+    sharp = (mixed.kernels != draw.kernels).any(dim=(1, 2))
+    assert 0.25 < sharp.float().mean() < 0.35
+    assert not mixed.linear[sharp].any() and not mixed.layered[sharp].any()
+    outside = mixed.kernels[sharp].clone()
+    outside[:, 21:30, 21:30] = 0  # the 9x9 centre of 51x51 kernels: where light and none kernels live
+    assert outside.abs().max() == 0
+    impulses = mixed.kernels[sharp][:, 25, 25] == 1
+    assert 0.4 < impulses.float().mean() < 0.6  # half none, half light
+    assert torch.equal(mixed.linear[~sharp], draw.linear[~sharp])
+    assert torch.equal(mixed.layered[~sharp], draw.layered[~sharp])

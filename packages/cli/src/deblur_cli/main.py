@@ -77,7 +77,8 @@ def models(
 # the blur kinds and mixes of deblur_core.blur, with their extents (README's "Blur synthesis" lists them all)
 BLUR_HELP = ("gaussian | motion (5-21 px) | shake (25 px kernel) | video (pans to 15 px) | long (pans and motion "
              "of 25-40 px) | nonuniform (a foreground moving 8-40 px over a background moving 1-20 px), or a mix: "
-             "mix (the first four) | realistic (motion and pans 3-40 px, shake to 31 px, defocus, non-uniform)")
+             "mix (the first four) | realistic (motion and pans 3-40 px, shake to 31 px, defocus, non-uniform); "
+             "or none (no blur) | light (defocus sigma 0.3-0.8 or a 1-2 px shake)")
 
 
 # The defaults are TrainConfig's, spelled out: reading them from deblur_core.train would import torch and
@@ -101,6 +102,7 @@ def train(
     saturate: Annotated[float, typer.Option(help="Synthetic data: share of samples whose highlights saturate past white before the blur.")] = 0.0,
     rotate: Annotated[bool, typer.Option("--rotate", help="Synthetic data: rotate crops by 90 degrees too, not only flip them.")] = False,
     jpeg: Annotated[float, typer.Option(help="Synthetic data: share of samples saved as JPEG (quality 60-95) after the blur and 8-bit rounding.")] = 0.0,
+    sharp_share: Annotated[float, typer.Option(help="Synthetic data: share of samples (0-1) left sharp or blurred only lightly, half each, so the network learns to leave sharp frames as they are (0: every sample blurred).")] = 0.1,
     precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16 autocast (auto: bf16 on GPUs that have it, else fp16 on GPUs; fp32 on CPUs; bf16 trained nafnet-cpu 1.4x faster on an AMX CPU). With --resume it replaces the run's own (default: auto for a new run, the run's own on --resume).", show_default=False)] = None,
     workers: Annotated[int, typer.Option(help="Processes drawing the next batches' blur kernels ahead (-1: 6 on a GPU, 0 on a CPU).")] = -1,
     val_every: Annotated[int, typer.Option(help="Validate and checkpoint every N steps.")] = 250,
@@ -136,7 +138,8 @@ def train(
             cfg = TrainConfig(model=model, data=data, blur=blur, batch_size=batch_size, patch=patch, lr=lr,
                               warmup=warmup, loss=loss, fft_loss=fft_loss, optimizer=optimizer,
                               weight_decay=weight_decay, noise=noise, saturate=saturate, rotate=rotate,
-                              jpeg=jpeg, workers=workers, val_every=val_every, val_count=val_count,
+                              jpeg=jpeg, sharp_share=sharp_share, workers=workers, val_every=val_every,
+                              val_count=val_count,
                               val_patch=val_patch, log_every=log_every, seed=seed, device=device,
                               decay_by_time=decay_by_time,
                               **{k: v for k, v in given.items() if v is not None})
@@ -186,10 +189,14 @@ def evaluate_cmd(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX but for the nafnet models, whose fp32 CPU path is faster, else fp32).")] = "auto",
     baseline: Annotated[bool, typer.Option(help="Also run Richardson-Lucy with the true kernel where known.")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (with a row per image).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (with a row per image; an unchanged image's infinite PSNR is null).")] = False,
     csv: Annotated[str | None, typer.Option(help="Also write one row per image and method to this CSV file.")] = None,
 ) -> None:
-    """Score a model in the seed's format (MSE, PSNR, SSIM) beside the blurred input and Richardson-Lucy.
+    """Score a model in the seed's format (MSE, PSNR, SSIM) beside the blurred input and Richardson-Lucy, with
+    the level shift: how much darker or brighter the output came out than the sharp image.
+
+    --blur none scores what a model does to sharp images (the input row is the image itself, PSNR inf), --blur
+    light what it does to nearly sharp ones: a model should leave both as they are.
 
     Every held-out image is scored whole (the mean of per-image values), as GoPro's and REDS's protocols
     do: pairs:DIR scores DIR/val (or, without one, all of DIR), reds: and gopro: their val/test split,
@@ -218,19 +225,34 @@ def evaluate_cmd(
     if csv:
         _write_eval_csv(csv, results)
     if as_json:
-        typer.echo(json.dumps(results, indent=2))
+        typer.echo(json.dumps(_finite(results), indent=2))
         return
     if not deb.trained:
         note(f"no trained weights for '{model}': scoring the untrained network")
     for r in results:
         what = "crops" if crops else "whole images"
         table = Table(title=f"{r['dataset']} ({r['images']} {what}, blur: {blur}, {deb.precision})")
-        for col in ("", "MSE", "PSNR (dB)", "SSIM"):
+        for col in ("", "MSE", "PSNR (dB)", "SSIM", "level shift", "max |shift|"):
             table.add_column(col, justify="right" if col else "left")
-        labels = {"blurred": "blurred input", "model": model, "richardson_lucy": "Richardson-Lucy (true kernel)"}
+        labels = {"blurred": "sharp input (unchanged)" if blur == "none" else "blurred input", "model": model,
+                  "richardson_lucy": "Richardson-Lucy (true kernel)"}
         for row, vals in r["rows"].items():
-            table.add_row(labels.get(row, row), f"{vals['mse']:.5f}", f"{vals['psnr']:.2f}", f"{vals['ssim']:.4f}")
+            table.add_row(labels.get(row, row), f"{vals['mse']:.5f}", f"{vals['psnr']:.2f}", f"{vals['ssim']:.4f}",
+                          " ".join(f"{v:+.2f}" for v in vals["shift"]), f"{vals['max_abs_shift']:.2f}")
         console.print(table)
+    console.print("level shift: the output's mean minus the sharp image's, per channel, in levels of 255 "
+                  "(negative: darker); max |shift|: the largest over images and channels")
+
+
+def _finite(obj):
+    """``obj`` with every infinite or NaN float as None: JSON has no infinity (an unchanged image's PSNR)."""
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _write_eval_csv(path: str, results: list[dict]) -> None:
@@ -238,13 +260,15 @@ def _write_eval_csv(path: str, results: list[dict]) -> None:
 
     with open(path, "w", newline="") as fh:
         w = csvlib.writer(fh)
-        w.writerow(["dataset", "image", "method", "mse", "psnr", "ssim"])
+        # the level shift per channel (gray images fill shift_r only)
+        w.writerow(["dataset", "image", "method", "mse", "psnr", "ssim", "shift_r", "shift_g", "shift_b"])
         for r in results:
             for img in r.get("per_image", []):
                 for method in ("blurred", "model", "richardson_lucy"):
                     if method in img:
                         v = img[method]
-                        w.writerow([r["dataset"], img["image"], method, v["mse"], v["psnr"], v["ssim"]])
+                        shift = (v["shift"] + ["", "", ""])[:3]
+                        w.writerow([r["dataset"], img["image"], method, v["mse"], v["psnr"], v["ssim"], *shift])
 
 
 @app.command()

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .blur import linear_to_srgb, srgb_to_linear
-from .metrics import mse, psnr, ssim
+from .metrics import level_shift, mse, psnr, ssim
 
 __all__ = ["richardson_lucy", "evaluate"]
 
@@ -51,20 +51,31 @@ def richardson_lucy(blur: Tensor, kernels: Tensor, *, iterations: int = 30, line
     return out.clamp_(0, 1)
 
 
-def _scores(pred: Tensor, sharp: Tensor) -> dict[str, list[float]]:
+def _scores(pred: Tensor, sharp: Tensor) -> dict[str, list]:
     return {
         "mse": mse(pred, sharp).tolist(),
         "psnr": psnr(pred, sharp).tolist(),
         "ssim": ssim(pred, sharp).tolist(),
+        "shift": level_shift(pred, sharp).tolist(),  # one list per image: a value per channel
     }
+
+
+def _summary(scores: dict[str, list]) -> dict[str, Any]:
+    """Means over the images; ``shift`` per channel, with ``max_abs_shift`` the largest over images and channels
+    (a mean of shifts can hide one photo made much darker and another brighter)."""
+    out: dict[str, Any] = {k: float(np.mean(v)) for k, v in scores.items() if k != "shift"}
+    shifts = np.asarray(scores["shift"])
+    out["shift"] = shifts.mean(axis=0).tolist()
+    out["max_abs_shift"] = float(np.abs(shifts).max())
+    return out
 
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.device = "cpu", precision: str = "auto",
              batch_size: int = 8, baseline: bool = True, crops: bool = False, tile: int | None = 1024,
              progress=None) -> dict[str, Any]:
-    """Mean per-image MSE/PSNR/SSIM of the blurred input, the model (if given) and Richardson-Lucy with
-    the true kernel (when the dataset knows its kernels).
+    """Mean per-image MSE/PSNR/SSIM and level shift (:func:`deblur_core.metrics.level_shift`) of the blurred
+    input, the model (if given) and Richardson-Lucy with the true kernel (when the dataset knows its kernels).
 
     By default every held-out image is scored whole, as the field's test protocols (GoPro, REDS) do:
     ``source.test_images()``, the model run in ``tile`` x ``tile`` tiles where larger. ``crops=True``
@@ -74,14 +85,15 @@ def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.devic
     Returns:
         ``{"dataset": ..., "images": n, "protocol": "whole images" | "crops", "rows": {"blurred": {...},
         "model": {...}, "richardson_lucy": {...}}, "per_image": [{"image": name, "blurred": {...}, ...}]}``
-        (``per_image`` for whole images only).
+        (``per_image`` for whole images only). A row holds ``mse``, ``psnr``, ``ssim`` (means; an unchanged
+        image's PSNR is ``inf``), ``shift`` (the mean per channel, in levels of 255) and ``max_abs_shift``.
     """
     from .inference import deblur_tensor
 
-    acc: dict[str, dict[str, list[float]]] = {}
+    acc: dict[str, dict[str, list]] = {}
     per_image: list[dict[str, Any]] = []
 
-    def add(row: str, pred: Tensor, sharp: Tensor) -> dict[str, list[float]]:
+    def add(row: str, pred: Tensor, sharp: Tensor) -> dict[str, list]:
         scores = _scores(pred, sharp)
         for k, v in scores.items():
             acc.setdefault(row, {}).setdefault(k, []).extend(v)
@@ -110,7 +122,7 @@ def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.devic
                               **{row: {k: v[0] for k, v in vals.items()} for row, vals in rows.items()}})
             if progress is not None:
                 progress(name)
-    rows = {row: {k: float(np.mean(v)) for k, v in d.items()} for row, d in acc.items()}
+    rows = {row: _summary(d) for row, d in acc.items()}
     out = {"dataset": source.name, "images": n, "protocol": "crops" if crops else "whole images", "rows": rows}
     if not crops:
         out["per_image"] = per_image

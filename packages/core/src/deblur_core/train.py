@@ -65,6 +65,9 @@ class TrainConfig:
     saturate: float = 0.0  # synthetic data: share of samples with highlights saturated past white
     rotate: bool = False  # synthetic data: also transpose crops (8 rotations/reflections, not only flips)
     jpeg: float = 0.0  # synthetic data: share of samples saved as JPEG (quality 60-95) after the blur
+    # synthetic data: share of samples left sharp or lightly blurred (see blur.with_sharp_samples): without them a
+    # network never sees a sharp input and may alter the sharp frames real footage is mostly made of
+    sharp_share: float = 0.1
     precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype (auto: bf16 on GPUs that have it, fp32 on CPUs)
     workers: int = -1  # processes drawing the next batches' kernels ahead; -1 = auto (0 on CPU, 6 on GPU)
     grad_clip: float = 1.0  # max global gradient norm
@@ -95,9 +98,11 @@ class TrainConfig:
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got '{self.optimizer}'")
         check_precision(self.precision)
-        if self.fft_loss < 0 or self.noise < 0 or self.weight_decay < 0 or not 0 <= self.saturate <= 1 \
-                or not 0 <= self.jpeg <= 1:
-            raise ValueError("fft_loss, noise and weight_decay must be >= 0, saturate and jpeg in [0, 1]")
+        if self.fft_loss < 0 or self.noise < 0 or self.weight_decay < 0:
+            raise ValueError("fft_loss, noise and weight_decay must be >= 0")
+        for name in ("saturate", "jpeg", "sharp_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1] (a share of the samples), got {getattr(self, name)}")
         for name in ("steps", "batch_size", "patch", "val_every", "log_every", "val_count"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -105,7 +110,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        # a saved config without sharp_share drew no sharp samples: keep its batches as they were
+        return cls(**{"sharp_share": 0.0, **{k: v for k, v in d.items() if k in known}})
 
 
 @torch.no_grad()
@@ -297,7 +303,8 @@ def _batches(source, cfg: TrainConfig, step: int, rank: int, device: torch.devic
     # synthetic blur: made on the training device, kernels drawn ahead by worker processes
     workers = cfg.workers if cfg.workers >= 0 else (GPU_PLAN_WORKERS if device.type == "cuda" else 0)
     return make(cfg.batch_size, cfg.patch, seed=cfg.seed, rank=rank, device=device, noise=cfg.noise,
-                saturate=cfg.saturate, rotate=cfg.rotate, jpeg=cfg.jpeg, workers=workers).iterate(step, cfg.steps)
+                saturate=cfg.saturate, rotate=cfg.rotate, jpeg=cfg.jpeg, sharp_share=cfg.sharp_share,
+                workers=workers).iterate(step, cfg.steps)
 
 
 def _step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,

@@ -28,14 +28,16 @@ from .layered import mask_params, soft_masks
 from .motion import MotionBlur, motion_blur, motion_kernels, random_motion_kernels
 from .paths import curved_paths, path_kernels
 from .noise import GaussianNoise, Quantize8bit, add_gaussian_noise, jpeg_compress, quantize_8bit, sensor_noise
-from .recipe import (EXTENTS, KINDS, LONG_KERNEL, MIXES, REALISTIC_SHARES, SEED_KINDS, BlurDraw, check_kind, draw_blur,
-                     kernel_size, random_kernels, render_blur, seed_kind_kernels, valid_convolve)
+from .recipe import (EXTENTS, KINDS, LONG_KERNEL, MIXES, REALISTIC_SHARES, SEED_KINDS, SHARP_KINDS, BlurDraw, check_kind,
+                     draw_blur, kernel_size, random_kernels, render_blur, seed_kind_kernels, valid_convolve,
+                     with_sharp_samples)
 from .shake import ShakeBlur, shake_blur, shake_kernels, shake_trajectories
 from .video import PanBlur, average_frames, linear_to_srgb, pan_blur, pan_kernels, pan_paths, srgb_to_linear
 
 __all__ = [
-    "BLUR_KINDS", "EXTENTS", "KINDS", "MIXES", "SEED_KINDS", "REALISTIC_SHARES", "LONG_KERNEL", "BlurResult", "BlurDraw",
-    "check_kind", "synth_blur", "draw_blur", "render_blur", "kernel_size", "random_kernels", "valid_convolve",
+    "BLUR_KINDS", "EXTENTS", "KINDS", "MIXES", "SEED_KINDS", "SHARP_KINDS", "REALISTIC_SHARES", "LONG_KERNEL",
+    "BlurResult", "BlurDraw", "check_kind", "synth_blur", "draw_blur", "render_blur", "kernel_size", "random_kernels",
+    "valid_convolve", "with_sharp_samples",
     "convolve", "curved_paths", "path_kernels", "mask_params", "soft_masks",
     "GaussianBlur", "SeedGaussianBlur", "gaussian_blur", "gaussian_kernels", "opencv_gaussian_ksize",
     "sample_seed_sigmas", "seed_gaussian_blur",
@@ -87,12 +89,13 @@ def synth_blur(x: Tensor, kind: str, generator: torch.Generator | None = None, *
             changes and curvature, continuous or 7-15 sub-frames, in linear light or sRGB),
             ``nonuniform`` (a soft-edged foreground moving 8-40 px over a background moving 1-20 px), or a
             mix where each sample draws a kind: ``mix`` (the first four) or ``realistic`` (see
-            :mod:`deblur_core.blur.recipe`).
+            :mod:`deblur_core.blur.recipe`); or what a deblurrer must leave alone: ``light`` (a defocus of
+            sigma 0.3-0.8 px or a straight 1-2 px streak, half each) or ``none`` (the image itself, no kernel).
         generator: the source of all randomness; the same seed gives the same blur.
         strength: None for the sizes above; a value in [0, 1] sets the size instead, mild to strong:
             gaussian sigma 0.5 to 4 px, motion 3 to 31 px long, shake within a 7 to 41 px kernel, a video
-            pan of up to 3 to 31 px, long 25 to 40 px, a non-uniform foreground 8 to 40 px (directions and
-            paths still come from ``generator``).
+            pan of up to 3 to 31 px, long 25 to 40 px, a non-uniform foreground 8 to 40 px, light sigma 0.3
+            to 0.8 or 1 to 2 px (directions and paths still come from ``generator``).
         noise_sigma: std of additive gaussian noise after blurring (0 = none).
         quantize: round to 8-bit levels, as a saved frame would be.
         jpeg_quality: save as a JPEG of this quality and read it back (0 = none; implies 8 bits).
@@ -102,7 +105,9 @@ def synth_blur(x: Tensor, kind: str, generator: torch.Generator | None = None, *
     if strength is not None and not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     b = x.shape[0]
-    if kind == "mix":
+    if kind == "none":  # the input itself: no kernel, so no non-blind baseline either
+        blurred, linear, k_all = x.clone(), torch.zeros(b, dtype=torch.bool), None
+    elif kind == "mix":
         blurred, k_all, linear = _seed_mix(x, generator, strength)
     elif kind in SEED_KINDS:
         blurred, k_all, lin = _one_kind(x, kind, generator, strength)

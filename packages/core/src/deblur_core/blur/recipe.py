@@ -16,7 +16,11 @@ unchanged for training):
 * ``nonuniform``: a soft-edged foreground region moving 8-40 px on its own path over a background moving
   1-20 px in another direction (see :mod:`.layered`);
 * ``realistic`` (the training mix): gaussian defocus (sigma 0.5-3.2) 10%, continuous motion 3-40 px 20%,
-  sub-frame pans 3-40 px 25%, camera shake up to 31 px 20%, non-uniform 25%.
+  sub-frame pans 3-40 px 25%, camera shake up to 31 px 20%, non-uniform 25%;
+* ``light`` and ``none`` (:data:`SHARP_KINDS`): frames a deblurrer must leave (nearly) as they are. ``light`` is
+  a slight defocus (sigma 0.3-0.8) or a 1-2 px straight shake, half each; ``none`` leaves the image unblurred.
+  Evaluation scores the harm a network does to them; training mixes a share of them into every batch
+  (:func:`with_sharp_samples`), so a network learns that a sharp frame needs nothing done.
 """
 
 from __future__ import annotations
@@ -36,14 +40,17 @@ from .paths import MAX_REACH, curved_paths, path_kernels
 from .shake import shake_kernels
 from .video import linear_to_srgb, pan_kernels, pan_paths, srgb_to_linear
 
-__all__ = ["EXTENTS", "KINDS", "MIXES", "SEED_KINDS", "LONG_KERNEL", "REALISTIC_SHARES", "BlurDraw", "check_kind", "draw_blur",
-           "kernel_size", "random_kernels", "render_blur", "seed_kind_kernels", "valid_convolve"]
+__all__ = ["EXTENTS", "KINDS", "MIXES", "SEED_KINDS", "SHARP_KINDS", "LONG_KERNEL", "REALISTIC_SHARES", "BlurDraw",
+           "check_kind", "draw_blur", "kernel_size", "random_kernels", "render_blur", "seed_kind_kernels",
+           "valid_convolve", "with_sharp_samples"]
 
 LONG_KERNEL = 2 * int(MAX_REACH) + 3  # 51: every kernel the kinds of this module draw fits
 DIRECT_MAX = 25  # kernels up to this size convolve directly; larger ones through the FFT (exact, far cheaper)
 SEED_KINDS = ("gaussian", "motion", "shake", "video")  # the first kinds, and the shipped weights' "mix"
 KINDS = (*SEED_KINDS, "long", "nonuniform")  # one kind of blur per image
+SHARP_KINDS = ("none", "light")  # no blur, or less than a frame's own softness: what a deblurrer must not harm
 MIXES = ("mix", "realistic")  # each sample draws a kind: mix from SEED_KINDS, realistic as REALISTIC_SHARES
+LIGHT_KERNEL = 9  # every light kernel fits (sigma 0.8's OpenCV size is 5, a 2 px streak's 5)
 # what each kind and mix covers, for people: the model card says with it which ranges weights were trained on
 EXTENTS = {
     "gaussian": "sigma from {1, 2, 3} px",
@@ -52,6 +59,8 @@ EXTENTS = {
     "video": "pans of 4.5-15 px, 15 sub-frames averaged in linear light",
     "long": "pans and motion of 25-40 px with speed changes and curvature, continuous or 7-15 sub-frames",
     "nonuniform": "a foreground moving 8-40 px over a background moving 1-20 px",
+    "none": "no blur: the sharp image itself",
+    "light": "slight defocus (sigma 0.3-0.8 px) or a straight 1-2 px shake, half each",
     "mix": "a quarter each of gaussian (sigma 1-3 px), motion (5-21 px), shake (25 px kernel), video (pans to 15 px)",
     "realistic": "defocus (sigma 0.5-3.2), curved motion and sub-frame pans of 3-40 px, shake to 31 px, non-uniform",
 }
@@ -106,6 +115,41 @@ def _layered(n: int, g: torch.Generator | None, strength: float | None) -> BlurD
     return BlurDraw(torch.stack(kernels), linear, torch.stack(fg), mask_params(n, g), torch.ones(n, dtype=torch.bool))
 
 
+def _sharp_draw(n: int, kind: str, g: torch.Generator | None, s: Tensor | None) -> BlurDraw:
+    """``none`` (a centred unit impulse) or ``light``: half a defocus of sigma 0.3-0.8, half a straight
+    streak of 1-2 px in any direction; ``s`` (strength) sets the size in place of a draw."""
+    if kind == "none":
+        kernels = torch.zeros(n, LIGHT_KERNEL, LIGHT_KERNEL)
+        kernels[:, LIGHT_KERNEL // 2, LIGHT_KERNEL // 2] = 1
+        return BlurDraw(kernels, torch.zeros(n, dtype=torch.bool))
+    size = _rand(n, g) if s is None else s
+    defocus, angle = _rand(n, g) < 0.5, 180 * _rand(n, g)
+    kernels = torch.where(defocus.view(-1, 1, 1), gaussian_kernels(0.3 + 0.5 * size, LIGHT_KERNEL),
+                          motion_kernels(1 + size, angle, LIGHT_KERNEL))
+    return BlurDraw(kernels, torch.zeros(n, dtype=torch.bool))
+
+
+def with_sharp_samples(draw: BlurDraw, share: float, g: torch.Generator | None) -> BlurDraw:
+    """``draw`` with a share of its samples (each with probability ``share``) made ``none`` or ``light``,
+    half each: the identity a deblurrer must learn for frames that are already sharp. The samples keep
+    everything else of their plan (noise, saturation, JPEG). ``share`` 0 returns ``draw`` itself and draws
+    nothing from ``g``, so the rest of a plan stays as it was."""
+    if share <= 0:
+        return draw
+    n, size = draw.kernels.shape[0], draw.kernels.shape[-1]
+    picked = (_rand(n, g) < share).nonzero().flatten()
+    none = _rand(n, g) < 0.5
+    light = _sharp_draw(n, "light", g, None).kernels
+    sharp = torch.where(none.view(-1, 1, 1), _sharp_draw(n, "none", g, None).kernels, light)
+    kernels, linear = draw.kernels.clone(), draw.linear.clone()
+    kernels[picked], linear[picked] = pad_kernels(sharp[picked], size), False
+    if draw.uniform:
+        return BlurDraw(kernels, linear)
+    layered = draw.layered.clone()
+    layered[picked] = False
+    return BlurDraw(kernels, linear, draw.fg_kernels, draw.masks, layered)
+
+
 def _draw_one(n: int, kind: str, g: torch.Generator | None, strength: float | None) -> BlurDraw:
     """A draw of ``n`` samples of one kind of this module (or a part of the realistic mix)."""
     s = None if strength is None else torch.full((n,), strength)
@@ -121,6 +165,8 @@ def _draw_one(n: int, kind: str, g: torch.Generator | None, strength: float | No
         pan = kind == "pan"
         ks = [_path_kernel(float(lengths[i]), g, _sub_frames(g) if pan else None) for i in range(n)]
         return BlurDraw(torch.stack(ks), _rand(n, g) < 0.5)
+    if kind in SHARP_KINDS:
+        return _sharp_draw(n, kind, g, s)
     if kind == "shake":
         extent = (0.35, 1.0) if strength is None else (0.35 + 0.65 * strength,) * 2
         return BlurDraw(pad_kernels(shake_kernels(n, 33, g, extent=extent), LONG_KERNEL),
@@ -143,8 +189,9 @@ def _concat(draws: list[tuple[Tensor, BlurDraw]], n: int) -> BlurDraw:
 
 
 def check_kind(kind: str, *, mix: bool = True) -> None:
-    """Raise ``ValueError`` unless ``kind`` is one of :data:`KINDS` or (when ``mix``) of :data:`MIXES`."""
-    kinds = (*KINDS, *MIXES) if mix else KINDS
+    """Raise ``ValueError`` unless ``kind`` is one of :data:`KINDS`, :data:`SHARP_KINDS` or (when ``mix``) of
+    :data:`MIXES`."""
+    kinds = (*KINDS, *SHARP_KINDS, *MIXES) if mix else (*KINDS, *SHARP_KINDS)
     if kind not in kinds:
         raise ValueError(f"unknown blur kind '{kind}'; expected one of {kinds}")
 
@@ -193,12 +240,15 @@ def draw_blur(batch: int, kind: str, generator: torch.Generator | None = None, *
 
     ``strength`` in [0, 1] sets the size instead of drawing it (paths and directions still from
     ``generator``): long 25-40 px, non-uniform foreground 8-40 px over a background moving half as far,
+    light sigma 0.3-0.8 or 1-2 px,
     and in the realistic mix gaussian sigma 0.5-3.2, motion and pans 3-40 px, shake reaching 35-100% of
     its 33 px kernel.
     """
     check_kind(kind)
     if kind in (*SEED_KINDS, "mix"):
         return BlurDraw(*random_kernels(batch, kind, generator))
+    if kind in SHARP_KINDS:  # small kernels: a whole photo convolves directly, not through the FFT
+        return _sharp_draw(batch, kind, generator, None if strength is None else torch.full((batch,), strength))
     if kind != "realistic":
         return _concat([(torch.arange(batch), _draw_one(batch, kind, generator, strength))], batch)
     choice = torch.multinomial(torch.tensor(list(REALISTIC_SHARES.values())), batch, replacement=True,
@@ -264,4 +314,6 @@ def render_blur(x: Tensor, draw: BlurDraw, *, context: bool = False, gain: Tenso
 
 def kernel_size(kind: str) -> int:
     """The size every kernel of ``kind`` is padded to (the context a training crop needs is this - 1)."""
+    if kind in SHARP_KINDS:
+        return LIGHT_KERNEL
     return 25 if kind in (*SEED_KINDS, "mix") else LONG_KERNEL

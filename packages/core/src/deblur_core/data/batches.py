@@ -19,7 +19,10 @@ no border handling ever reaches the pixels the network is trained on.
 Degradations beyond the blur (RSBlur, Rim et al. 2022, found sensor noise the largest single gain on
 real blur): ``noise`` is the largest read-noise sigma (each sample draws its own in [0, noise], plus
 shot noise that grows with the signal); ``saturate`` is the share of samples whose highlights are
-boosted past white before blurring and clipped after it, as a sensor clips light streaks.
+boosted past white before blurring and clipped after it, as a sensor clips light streaks. ``sharp_share`` is
+the share of samples left unblurred or blurred only lightly (see :func:`deblur_core.blur.with_sharp_samples`),
+through the same noise, saturation and JPEG steps: real footage is mostly sharp frames, which a deblurrer must
+return as they came.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..blur import (BlurDraw, draw_blur, jpeg_compress, kernel_size, pad_kernels, quantize_8bit, render_blur,
-                     sensor_noise)
+                     sensor_noise, with_sharp_samples)
 from .cache import ImageCache
 from ..seeding import seeded_generator
 
@@ -74,6 +77,7 @@ class Planner:
     saturate: float = 0.0
     rotate: bool = False
     jpeg: float = 0.0  # share of samples saved as a JPEG of quality 60-95 after the 8-bit rounding
+    sharp_share: float = 0.0  # share of samples with no blur or a light one (drawn last: 0 changes no other draw)
 
     @property
     def context(self) -> int:
@@ -99,6 +103,7 @@ class Planner:
         if self.jpeg > 0:
             jpeg = torch.where(torch.rand(b, generator=g) < self.jpeg, (60 + 36 * torch.rand(b, generator=g)).floor(),
                                torch.zeros(b))
+        draw = with_sharp_samples(draw, self.sharp_share, g)
         return Plan(step, image, y, x, flips[0], flips[1], flips[2] & self.rotate, draw, gain, read, shot,
                     noise_seed, jpeg)
 
@@ -141,13 +146,14 @@ class DeviceBatches:
     def __init__(self, load: Callable[[int], Tensor], sizes: Sequence[tuple[int, int]], *, blur: str,
                  batch_size: int, patch: int, seed: int, rank: int = 0, device: torch.device | str = "cpu",
                  noise: float = 0.0, saturate: float = 0.0, rotate: bool = False, jpeg: float = 0.0,
-                 workers: int = 0, max_bytes: int | None = None) -> None:
+                 sharp_share: float = 0.0, workers: int = 0, max_bytes: int | None = None) -> None:
         if not sizes:
             raise ValueError("no training images")
-        if noise < 0 or not 0 <= saturate <= 1 or not 0 <= jpeg <= 1:
-            raise ValueError(f"noise must be >= 0, saturate and jpeg in [0, 1], got {noise}, {saturate}, {jpeg}")
+        if noise < 0 or not all(0 <= v <= 1 for v in (saturate, jpeg, sharp_share)):
+            raise ValueError(f"noise must be >= 0, saturate, jpeg and sharp_share in [0, 1], got {noise}, "
+                             f"{saturate}, {jpeg}, {sharp_share}")
         self.planner = Planner(tuple((int(h), int(w)) for h, w in sizes), blur, batch_size, patch, seed, rank,
-                               noise, saturate, rotate, jpeg)
+                               noise, saturate, rotate, jpeg, sharp_share)
         self.device = torch.device(device)
         self.workers = workers
         self._load = load

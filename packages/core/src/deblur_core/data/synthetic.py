@@ -68,7 +68,7 @@ class SyntheticSource:
     def device_batches(self, batch_size: int, patch: int, *, seed: int, rank: int = 0,
                        device: torch.device | str = "cpu", **recipe) -> DeviceBatches:
         """Training batches made on ``device`` (see :mod:`deblur_core.data.batches`); ``recipe``: noise,
-        saturate, rotate, jpeg, workers. Every training image takes part: one smaller than the crop (with the
+        saturate, rotate, jpeg, sharp_share, workers. Every training image takes part: one smaller than the crop (with the
         blur's context) is reflected out to its size and blurred as a whole, so the pair stays exact."""
         check_train_args(batch_size, patch)
         pool = self._train
