@@ -80,15 +80,29 @@ def test_sharp_samples_come_back_as_they_went_in():
         _batches(imgs, sharp_share=1.5)
 
 
-def test_noise_and_saturation_change_the_input_only():
+def test_noise_changes_the_input_only():
     imgs = _images()
     clean_b, clean_s = _batches(imgs)(1)
     noisy_b, noisy_s = _batches(imgs, noise=0.05)(1)
     assert torch.equal(clean_s, noisy_s)
     resid = (noisy_b - clean_b).std().item()
     assert 0.005 < resid < 0.06
-    sat_b, _ = _batches(imgs, saturate=1.0)(1)
-    assert not torch.equal(sat_b, clean_b)
+
+
+def test_saturated_highlights_are_clipped_in_the_target_too():
+    """A saturated sample's input and target hold the same light: an unblurred one comes back as its target
+    (up to the input's 8-bit rounding), so no network learns to dim the highlights of sharp frames."""
+    g = torch.Generator().manual_seed(1)
+    imgs = [torch.rand(3, 90, 100, generator=g).round() * 0.75 + 0.24 for _ in range(3)]  # 0.24 or 0.99
+    clean_b, clean_s = _batches(imgs, blur="realistic", batch_size=16)(1)
+    db = _batches(imgs, blur="realistic", batch_size=16, saturate=1.0, sharp_share=1.0)
+    plan = db.planner(1)
+    sat_b, sat_s = db.make(plan)
+    assert (sat_s > clean_s + 1 / 255).any() and (sat_s >= clean_s - 1e-6).all()  # only highlights change
+    c = plan.blur.kernels.shape[-1] // 2
+    none = plan.blur.kernels[:, c, c] == 1
+    assert none.any()
+    assert (sat_b[none] - sat_s[none]).abs().max() <= 0.5 / 255 + 1e-6
 
 
 def test_rotate_transposes_some_crops():

@@ -29,15 +29,15 @@ from .motion import MotionBlur, motion_blur, motion_kernels, random_motion_kerne
 from .paths import curved_paths, path_kernels
 from .noise import GaussianNoise, Quantize8bit, add_gaussian_noise, jpeg_compress, quantize_8bit, sensor_noise
 from .recipe import (EXTENTS, KINDS, LONG_KERNEL, MIXES, REALISTIC_SHARES, SEED_KINDS, SHARP_KINDS, BlurDraw, check_kind,
-                     draw_blur, kernel_size, random_kernels, render_blur, seed_kind_kernels, valid_convolve,
-                     with_sharp_samples)
+                     clip_highlights, draw_blur, kernel_size, random_kernels, render_blur, seed_kind_kernels,
+                     valid_convolve, with_sharp_samples)
 from .shake import ShakeBlur, shake_blur, shake_kernels, shake_trajectories
 from .video import PanBlur, average_frames, linear_to_srgb, pan_blur, pan_kernels, pan_paths, srgb_to_linear
 
 __all__ = [
     "BLUR_KINDS", "EXTENTS", "KINDS", "MIXES", "SEED_KINDS", "SHARP_KINDS", "REALISTIC_SHARES", "LONG_KERNEL",
     "BlurResult", "BlurDraw", "check_kind", "synth_blur", "draw_blur", "render_blur", "kernel_size", "random_kernels",
-    "valid_convolve", "with_sharp_samples",
+    "valid_convolve", "with_sharp_samples", "clip_highlights",
     "convolve", "curved_paths", "path_kernels", "mask_params", "soft_masks",
     "GaussianBlur", "SeedGaussianBlur", "gaussian_blur", "gaussian_kernels", "opencv_gaussian_ksize",
     "sample_seed_sigmas", "seed_gaussian_blur",

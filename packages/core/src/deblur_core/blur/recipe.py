@@ -42,7 +42,7 @@ from .video import linear_to_srgb, pan_kernels, pan_paths, srgb_to_linear
 
 __all__ = ["EXTENTS", "KINDS", "MIXES", "SEED_KINDS", "SHARP_KINDS", "LONG_KERNEL", "REALISTIC_SHARES", "BlurDraw",
            "check_kind", "draw_blur", "kernel_size", "random_kernels", "render_blur", "seed_kind_kernels",
-           "valid_convolve", "with_sharp_samples"]
+           "valid_convolve", "with_sharp_samples", "clip_highlights"]
 
 LONG_KERNEL = 2 * int(MAX_REACH) + 3  # 51: every kernel the kinds of this module draw fits
 DIRECT_MAX = 25  # kernels up to this size convolve directly; larger ones through the FFT (exact, far cheaper)
@@ -272,6 +272,20 @@ def valid_convolve(x: Tensor, kernels: Tensor) -> Tensor:
     return torch.fft.irfft2(spectrum, s=(h, w))[..., size - 1 :, size - 1 :].to(x.dtype)
 
 
+def _boost(light: Tensor, gain: Tensor) -> Tensor:
+    """Linear-light values above 0.9 grown up to ``1 + gain`` (B,) times: highlights brighter than white."""
+    return light * (1 + gain.view(-1, 1, 1, 1) * ((light - 0.9).clamp(min=0) / 0.1))
+
+
+def clip_highlights(x: Tensor, gain: Tensor) -> Tensor:
+    """The sharp frame of the scene :func:`render_blur` saturates with ``gain`` (B,): its highlights boosted in
+    linear light and clipped at white, as the sensor records them unblurred. The training target of a saturated
+    sample, so that input and target hold the same light and only the blur tells them apart."""
+    saturated = (gain > 0).to(x.device).view(-1, 1, 1, 1)
+    clipped = linear_to_srgb(_boost(srgb_to_linear(x), gain.to(x.device)).clamp(0, 1))
+    return torch.where(saturated, clipped, x)
+
+
 def render_blur(x: Tensor, draw: BlurDraw, *, context: bool = False, gain: Tensor | None = None) -> Tensor:
     """Blur sharp images (B, C, H, W) in [0, 1] as ``draw`` says.
 
@@ -294,7 +308,7 @@ def render_blur(x: Tensor, draw: BlurDraw, *, context: bool = False, gain: Tenso
         linear = linear | (gain > 0)
     light = torch.where(linear.view(-1, 1, 1, 1), srgb_to_linear(x), x)
     if gain is not None:
-        light = light * (1 + gain.view(-1, 1, 1, 1) * ((light - 0.9).clamp(min=0) / 0.1))
+        light = _boost(light, gain)
     r = size // 2  # the kernel's reach: the border a reflected render adds, the margin a mask is drawn with
     if not context:
         small = min(light.shape[-2:]) <= r

@@ -19,7 +19,9 @@ no border handling ever reaches the pixels the network is trained on.
 Degradations beyond the blur (RSBlur, Rim et al. 2022, found sensor noise the largest single gain on
 real blur): ``noise`` is the largest read-noise sigma (each sample draws its own in [0, noise], plus
 shot noise that grows with the signal); ``saturate`` is the share of samples whose highlights are
-boosted past white before blurring and clipped after it, as a sensor clips light streaks. ``sharp_share`` is
+boosted past white before blurring and clipped after it, as a sensor clips light streaks; their target is the
+same scene clipped unblurred (:func:`deblur_core.blur.clip_highlights`), so that input and target differ by the
+blur alone and a network is not taught to dim the highlights of sharp frames. ``sharp_share`` is
 the share of samples left unblurred or blurred only lightly (see :func:`deblur_core.blur.with_sharp_samples`),
 through the same noise, saturation and JPEG steps: real footage is mostly sharp frames, which a deblurrer must
 return as they came.
@@ -34,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..blur import (BlurDraw, draw_blur, jpeg_compress, kernel_size, pad_kernels, quantize_8bit, render_blur,
-                     sensor_noise, with_sharp_samples)
+from ..blur import (BlurDraw, clip_highlights, draw_blur, jpeg_compress, kernel_size, pad_kernels, quantize_8bit,
+                     render_blur, sensor_noise, with_sharp_samples)
 from .cache import ImageCache
 from ..seeding import seeded_generator
 
@@ -190,7 +192,10 @@ class DeviceBatches:
         if plan.jpeg is not None:
             blurred = jpeg_compress(blurred, plan.jpeg)
         m = (full - patch) // 2
-        return blurred, sharp[..., m : m + patch, m : m + patch].contiguous()
+        target = sharp[..., m : m + patch, m : m + patch]
+        if bool(plan.gain.any()):  # the sensor clips the sharp frame's highlights as it clips the blurred one's
+            target = clip_highlights(target, plan.gain)
+        return blurred, target.contiguous()
 
     def __call__(self, step: int) -> tuple[Tensor, Tensor]:
         return self.make(self.planner(step))
