@@ -78,7 +78,7 @@ def _recorder() -> Deblurrer:
     return Deblurrer(model=_Recorder(), name="recorder", device=torch.device("cpu"), weights=None)
 
 
-def test_nested_folders_are_read_in_natural_order_and_batched_by_size(tmp_path):
+def test_nested_folders_are_read_in_natural_order_and_each_frame_runs_alone(tmp_path):
     src = tmp_path / "clips"
     rels = ["10/frame1.png", "2/frame10.png", "2/frame2.png", "2/frame1.png", "10/frame0.png"]
     sizes = {"10/frame1.png": (24, 32), "10/frame0.png": (24, 32)}
@@ -95,8 +95,8 @@ def test_nested_folders_are_read_in_natural_order_and_batched_by_size(tmp_path):
     report = deblur(src, model=deb, batch_size=2)
     seen = [round(v * 255) for _, firsts in deb.model.calls for v in firsts]
     assert seen == [0, 1, 2, 3, 4]
-    # 2/ holds three 40x48 frames (a full batch of 2, then 1), 10/ two 24x32 frames
-    assert [shape for shape, _ in deb.model.calls] == [(2, 3, 40, 48), (1, 3, 40, 48), (2, 3, 24, 32)]
+    # 2/ holds three 40x48 frames, 10/ two 24x32 frames: batched by size, but the network sees one at a time
+    assert [shape for shape, _ in deb.model.calls] == [(1, 3, 40, 48)] * 3 + [(1, 3, 24, 32)] * 2
     out = tmp_path / "clips_deblurred"
     assert report.output == str(out)
     assert sorted(str(p.relative_to(out)) for p in list_images(out)) == sorted(rels)
@@ -235,15 +235,15 @@ def test_frames_larger_than_the_tile_run_alone_in_tiles(tmp_path):
     assert len(deb.model.calls) == 2 * 2 * 2  # two frames of 2 x 2 tiles
 
 
-def test_frames_run_whole_and_batched_within_the_memory_budget_else_in_tiles(tmp_path, monkeypatch):
+def test_frames_run_whole_within_the_memory_budget_else_in_tiles(tmp_path, monkeypatch):
     src = tmp_path / "in"
     _write_frames(src, [f"{i}.png" for i in range(4)], h=64, w=80)
     monkeypatch.setattr(Deblurrer, "bytes_per_pixel", property(lambda self: 1000.0))
-    # two 64x80 frames (5.1 MB each at 1000 bytes a pixel) fit in 11 MB: batches of 2, not of batch_size 4
+    # a 64x80 frame (5.1 MB at 1000 bytes a pixel) fits in 11 MB: whole
     monkeypatch.setattr("deblur_core.batch.memory_budget", lambda device: 11_000_000)
     deb = _recorder()
     report = deblur(src, tmp_path / "a", model=deb, batch_size=4)
-    assert [shape for shape, _ in deb.model.calls] == [(2, 3, 64, 80)] * 2
+    assert [shape for shape, _ in deb.model.calls] == [(1, 3, 64, 80)] * 4
     assert report.done == 4 and not [n for n in report.notes if "tiles" in n]
     # one frame does not fit in 3 MB: each runs alone, in overlapping tiles of at most 3000 pixels
     monkeypatch.setattr("deblur_core.batch.memory_budget", lambda device: 3_000_000)

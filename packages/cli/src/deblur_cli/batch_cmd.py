@@ -27,9 +27,9 @@ def batch(
     weights: Annotated[Path | None, typer.Option(help="A .safetensors checkpoint (default: the weights shipped for the model, if any).", show_default=False)] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (auto: CUDA if available).")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX but for the nafnet models, whose fp32 CPU path is faster, else fp32). Outputs keep their format and bit depth.")] = "auto",
-    tile: Annotated[int | None, typer.Option(help="Frames larger than N x N pixels run alone in overlapping N x N tiles. Default: from a memory budget for the network (1.5 GiB of activations on a CPU, half the free memory of a GPU): frames that fit run whole, batched; larger ones in the fewest pixels of tiles that fit.", show_default="from the memory budget")] = None,
+    tile: Annotated[int | None, typer.Option(help="Frames larger than N x N pixels run alone in overlapping N x N tiles. Default: from a memory budget for the network (1.5 GiB of activations on a CPU, half the memory of a GPU): frames that fit run whole, batched; larger ones in the fewest pixels of tiles that fit.", show_default="from the memory budget")] = None,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="Pixels shared by neighbouring tiles, blended smoothly (tile must exceed twice this).")] = 32,
-    batch_size: Annotated[int, typer.Option(help="Consecutive frames of one size deblurred together, as many as the memory budget allows.")] = 4,
+    batch_size: Annotated[int, typer.Option(help="Consecutive frames of one size read ahead and moved to the device together, as many as the memory budget allows. Each still runs through the network alone, so no output depends on it.")] = 4,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo frames whose output exists (default: skip them, so a rerun resumes).")] = False,
     compare: Annotated[bool, typer.Option("--compare", help="Also write before|after side-by-side images to OUT/_compare/ (for a video: STEM_compare.mp4 beside the output).")] = False,
     codec: Annotated[str, typer.Option(help="Video only: the ffmpeg encoder of the output's video stream (libx264, libx265, libvpx-vp9 for .webm, mpeg4, ...). Audio streams are copied as they are where the container takes them, else re-encoded to AAC.")] = "libx264",
@@ -39,9 +39,11 @@ def batch(
 ) -> None:
     """Deblur a folder of frames or a video file; outputs mirror INPUT and are never written inside it.
 
-    Reruns skip finished outputs. Unreadable frames are named, the rest still processed, and the exit code is 1.
+    Reruns skip finished outputs, and reproduce the bytes of an uninterrupted run. Unreadable frames are named,
+    the rest still processed, and the exit code is 1.
 
-    Under 'torchrun --nproc-per-node N' each rank deblurs every N-th frame.
+    Under 'torchrun --nproc-per-node N' each rank deblurs every N-th frame; two runs without it on one output
+    folder are safe but both do every frame.
 
     Frames above 179 megapixels (Pillow's decompression-bomb limit, applied to every format) are refused on
     purpose: tiling bounds the network's memory, but the frame's own copies take about 50 bytes a pixel (9 GB

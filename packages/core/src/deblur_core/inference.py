@@ -26,7 +26,7 @@ __all__ = ["Deblurrer", "resolve_device", "load_deblurrer", "deblur_tensor", "ti
 
 # Memory: a batch of whole frames, or one tile, may take this many bytes of network activations. On a CPU a
 # fixed budget: with it a 1280x720 frame of srn (1.28 GB) runs whole, and the whole run on an 8K frame stays
-# under 4 GB (the frame's own copies take about 50 bytes a pixel besides). On a GPU, half its free memory.
+# under 4 GB (the frame's own copies take about 50 bytes a pixel besides). On a GPU, half its memory.
 CPU_MEMORY_BUDGET = 1536 * 2**20
 # Activations are counted on the meta device (models.activation_bytes_per_pixel); the resident memory of a
 # CPU forward pass rose by 1.0-1.5x the count (oneDNN's buffers, memory the allocator keeps), so plan with 1.5x.
@@ -128,11 +128,14 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
 
 def memory_budget(device: str | torch.device) -> int:
     """Bytes of network activations one batch (or tile) may take on ``device``: :data:`CPU_MEMORY_BUDGET` on a
-    CPU, half of the memory free on a GPU."""
+    CPU, half of a GPU's memory.
+
+    A property of the machine, not of the moment: whether a frame runs in tiles changes its output, which must
+    not depend on what else holds memory at the time (a rerun would not reproduce the run's bytes).
+    """
     dev = torch.device(device)
     if dev.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(dev)
-        return free // 2
+        return torch.cuda.get_device_properties(dev).total_memory // 2
     return CPU_MEMORY_BUDGET
 
 
