@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-__all__ = ["planned_crop", "randomise", "random_deblurrer", "random_checkpoint", "poisoned_copy", "assert_output_of"]
+__all__ = ["planned_crop", "randomise", "random_deblurrer", "random_checkpoint", "poisoned_copy", "disk_full_error",
+           "disk_full_after", "assert_output_of"]
 
 
 def randomise(model: nn.Module, seed: int = 0, std: float = 0.01) -> nn.Module:
@@ -86,6 +87,40 @@ def poisoned_copy(src: Path, dst: Path, tensor: str | None = None, value: float 
     tensors[tensor].view(-1)[tensors[tensor].numel() // 2] = value
     save_file(tensors, str(dst), metadata=metadata)
     return tensor
+
+
+def disk_full_error(path):
+    """What a writer raises on a full disk: an ImageWriteError raised from ``OSError(ENOSPC)``."""
+    import errno
+
+    from deblur_core.errors import ImageWriteError
+
+    cause = OSError(errno.ENOSPC, "No space left on device")
+    err = ImageWriteError(path, f"OSError: {cause}")
+    err.__cause__ = cause
+    return err
+
+
+def disk_full_after(monkeypatch, writes: int) -> dict:
+    """Make batch's image writer fail with ENOSPC from its ``writes + 1``-th call on, leaving a partial file
+    as a real full disk does; returns its count of calls (``writes``) and when the first one failed
+    (``failed_at``, from ``time.monotonic``)."""
+    import time
+
+    from deblur_core.io import write_image as real
+
+    state = {"writes": 0, "failed_at": None}
+
+    def write(path, image):
+        state["writes"] += 1
+        if state["writes"] <= writes:
+            return real(path, image)
+        Path(path).write_bytes(b"\x89PNG half a frame")
+        state["failed_at"] = state["failed_at"] or time.monotonic()
+        raise disk_full_error(path)
+
+    monkeypatch.setattr("deblur_core.batch.write_image", write)
+    return state
 
 
 def assert_output_of(got: Tensor, deb, x: Tensor, bit_depth: int | None = None, **kwargs) -> None:

@@ -220,3 +220,40 @@ def test_torchrun_two_ranks_shard_the_frames(tmp_path):
     ranks = [json.loads((tmp_path / f"s.rank{i}.json").read_text()) for i in (0, 1)]
     assert [(s["rank"], s["world_size"], s["done"]) for s in ranks] == [(0, 2, 5), (1, 2, 4)]
     assert _outputs(out) == sorted(rels)  # union complete; 5 + 4 = 9 done, so no frame twice
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_exits_1(tmp_path, monkeypatch):
+    from helpers import disk_full_after
+
+    _frames(tmp_path / "in", 12)
+    out = tmp_path / "out"
+    disk_full_after(monkeypatch, writes=3)
+    r = runner.invoke(app, ["batch", str(tmp_path / "in"), "--model", "srn-nolstm", "--out", str(out), "--quiet"],
+                      env=WIDE)
+    assert r.exit_code == 1
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"error: No space left on device in '{out}'") and "3 of 12 frames written" in line
+    assert len(_outputs(out)) == 3
+
+
+def test_a_frame_whose_output_holds_nan_is_named_and_exits_1(tmp_path, monkeypatch):
+    from torch import nn
+
+    from deblur_core import inference
+
+    class NaNForBrightFrames(nn.Module):
+        def forward(self, x):
+            return x if x.mean() < 0.5 else x * float("nan")
+
+    def load(name, weights=None, **kwargs):
+        return inference.Deblurrer(model=NaNForBrightFrames(), name=name, device=torch.device("cpu"), weights=None)
+
+    root = tmp_path / "in"
+    root.mkdir()
+    for name, level in (("dark.png", 0.2), ("bright.png", 0.8)):
+        write_image(root / name, Image(data=torch.full((3, 16, 16), level)))
+    monkeypatch.setattr(inference, "load_deblurrer", load)
+    r = runner.invoke(app, ["batch", str(root), "--out", str(tmp_path / "out"), "--quiet"], env=WIDE)
+    assert r.exit_code == 1
+    assert "failed: bright.png: the network's output holds NaN though its weights are finite" in r.stderr
+    assert _outputs(tmp_path / "out") == ["dark.png"]

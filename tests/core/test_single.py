@@ -183,3 +183,17 @@ def test_model_choices_put_trained_first_and_pick_up_new_weights(tmp_path):
     assert [name for _, name in choices].index("srn-nolstm") < sum(trained) + 1
     x = torch.rand(3, 16, 16).numpy().transpose(1, 2, 0)
     assert deblur_image(x, "srn-nolstm", weights=path, device="cpu").trained
+
+
+def test_an_output_holding_nan_is_refused_not_shown_black(monkeypatch):
+    from deblur_core.inference import NON_FINITE_OUTPUT, Deblurrer
+
+    class NaNOut(torch.nn.Module):
+        def forward(self, x):
+            return x * float("nan")
+
+    nan = Deblurrer(model=NaNOut(), name="nan", device=torch.device("cpu"), weights=None)
+    monkeypatch.setattr("deblur_core.single._cached_deblurrer", lambda *args: nan)
+    with pytest.raises(DeblurError) as info:
+        deblur_image(np.full((16, 16, 3), 128, np.uint8), "nan", device="cpu")
+    assert str(info.value) == NON_FINITE_OUTPUT

@@ -1,10 +1,11 @@
 """``deblur-cli batch``: parse the options, call :func:`deblur_core.batch.deblur_path`, show progress and a
 summary. Under torchrun, the rank and world size come from the environment and each rank takes its shard.
 
-Exit codes: 0 all frames done or skipped; 1 some frame failed (each is named on stderr), the folder holds no
-images, the run broke off, or the JSON summary could not be written at the end; 2 usage error (missing
-input, unknown model, bad weights, OUT overlapping INPUT, OUT a file or not writable, an unwritable
---json-summary path, bad tile sizes, unknown video codec, no CUDA).
+Exit codes: 0 all frames done or skipped; 1 some frame failed (each is named on stderr), the output's disk
+filled up (one line: the run stops there), the folder holds no images, the run broke off, or the JSON summary
+could not be written at the end; 2 usage error (missing input, unknown model, weights that are non-finite or
+do not fit the model, OUT overlapping INPUT, OUT a file or not writable, an unwritable --json-summary path,
+bad tile sizes, unknown video codec, no CUDA).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from .console import Bar, console, err_console, fail, note
 
@@ -39,8 +41,9 @@ def batch(
 ) -> None:
     """Deblur a folder of frames or a video file; outputs mirror INPUT and are never written inside it.
 
-    Reruns skip finished outputs, and reproduce the bytes of an uninterrupted run. Unreadable frames are named,
-    the rest still processed, and the exit code is 1.
+    Reruns skip finished outputs, and reproduce the bytes of an uninterrupted run. Unreadable frames, and frames
+    whose output holds NaN, are named, the rest still processed, and the exit code is 1. A full disk stops the
+    run at once (exit 1); a rerun continues.
 
     Under 'torchrun --nproc-per-node N' each rank deblurs every N-th frame; two runs without it on one output
     folder are safe but both do every frame.
@@ -79,7 +82,7 @@ def batch(
             fail(str(e), 1)
     summary_failed = summary_path is not None and not _write_summary(summary_path, report)
     _present(report, quiet)
-    if report.failed or summary_failed:
+    if report.failed or report.stopped or summary_failed:
         raise typer.Exit(1)
 
 
@@ -94,6 +97,8 @@ def _present(report, quiet: bool) -> None:
     if report.failed:
         err_console.print(f"[bold red]{len(report.failed)} failed[/] (the others are done; rerun to retry only "
                           "the missing ones)", soft_wrap=True)
+    if report.stopped:
+        err_console.print(f"[bold red]error:[/] {escape(report.stopped)}", soft_wrap=True)
 
 
 def _write_summary(path: Path, report) -> bool:

@@ -20,7 +20,11 @@ and a frame that does not fit alone runs in the fewest pixels of overlapping til
 Safety: nothing is ever written inside INPUT, and no input is modified. Each output is written to a hidden
 temporary file in its own folder (``.<stem>.partial<ext>``) and renamed over the final name, so a killed run
 never leaves a truncated output, and a rerun skips every output that exists (unless ``overwrite``).
-An unreadable frame is recorded (file and reason) and the others are still processed.
+An unreadable frame is recorded (file and reason) and the others are still processed, and so is a frame whose
+output holds NaN (nothing is written for it: an image would store it as black). A full disk (or a spent
+quota) stops the run at its first failed write: no frame enters the network after it, frames on their way
+to the writers are dropped, and :attr:`BatchReport.stopped` says where and how many frames were written; a
+video, one output file, is then not written at all.
 
 Reproducibility: a frame's output is the same bytes however it was batched and whether the run was resumed
 (on one machine, at one precision): each frame runs through the network alone, and whether it runs in
@@ -37,10 +41,12 @@ With ``compare``, a side-by-side image (input left, output right) per frame goes
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import math
 import os
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -55,7 +61,7 @@ from torch import Tensor
 
 from .catalog import gaussian_only, trained_on
 from .errors import DeblurError, ImageReadError, ImageWriteError
-from .inference import Deblurrer, TilePlan, load_deblurrer, memory_budget, plan_batch
+from .inference import NON_FINITE_OUTPUT, Deblurrer, TilePlan, load_deblurrer, memory_budget, plan_batch
 from .io import (IMAGE_EXTENSIONS, Image, VideoWriter, list_images, probe_video, read_image, read_video, to_tensor,
                  write_image)
 from .metrics import blur_effect
@@ -121,6 +127,7 @@ class BatchReport:
     world_size: int = 1
     trained_on: str = ""  # what the weights were trained on, e.g. "default, mix blur" ("" where unknown)
     notes: list[str] = field(default_factory=list)  # e.g. "audio re-encoded", "frames ran in tiles"
+    stopped: str = ""  # why the run stopped before the end, in one line ("": it did not): the output's disk is full
 
     @property
     def frames_per_s(self) -> float:
@@ -282,10 +289,16 @@ def _deblur_folder(input: Path, out: str | Path | None, opts: BatchOptions, deb:
     workers = io_workers(deb.device)
     with _Run(report, deb, opts, len(todo), progress, workers=workers) as run:
         for rel, image in _ordered_map(read, todo, workers=workers, nbytes=_nbytes):
+            if run.stopped:
+                break
             if isinstance(image, str):
                 run.fail(str(rel), image)
             else:
                 run.add(str(rel), image, write)
+    if run.full is not None:
+        report.stopped = (f"{_full_reason(run.full)} in '{dst}': stopped at the first such error with {report.done} "
+                          f"of {len(todo)} frames written; they stay, and a rerun continues with the rest once "
+                          "there is room")
     return report
 
 
@@ -327,7 +340,10 @@ def _deblur_video(input: Path, out: str | Path | None, opts: BatchOptions, deb: 
         try:
             _encode_video(src, dst, side_path if opts.compare else None, opts, report, deb, progress)
         except (ImageReadError, ImageWriteError) as err:
-            report.failed = [(src.name, err.reason)]
+            if (full := _out_of_space(err)) is not None:
+                report.stopped = (f"{_full_reason(full)} in '{dst.parent}': '{dst.name}' was not written (its "
+                                  "partial file is removed); a rerun starts it again once there is room")
+            report.failed = [] if full is not None else [(src.name, err.reason)]
             report.done, report.megapixels = 0, 0.0
             report.blur_effect_before = report.blur_effect_after = None
     return report
@@ -338,8 +354,8 @@ def _encode_video(src: Path, dst: Path, side_path: Path | None, opts: BatchOptio
     """Decode ``src`` frame by frame, deblur, encode to ``dst`` (and the side-by-side video), atomically.
 
     Raises:
-        ImageReadError, ImageWriteError: the input cannot be decoded, or a frame cannot be encoded (the
-            output would be incomplete, so none is left).
+        ImageReadError, ImageWriteError: the input cannot be decoded, or a frame cannot be deblurred or encoded
+            (the output would be incomplete, so none is left; the first such frame stops the run).
     """
     info = probe_video(src)
     it, index = iter(read_video(src)), itertools.count()
@@ -363,14 +379,17 @@ def _encode_video(src: Path, dst: Path, side_path: Path | None, opts: BatchOptio
             if side.writer is not None:
                 side.write(_side_by_side(before, after).data, pts)
 
-        with _Run(report, deb, opts, info.frames or None, progress, workers=1) as run:
+        with _Run(report, deb, opts, info.frames or None, progress, workers=1, stop_on_failure=True) as run:
             for item in _ordered_map(next_frame, itertools.repeat(None), workers=1, nbytes=_nbytes):
-                if item is None:
+                if item is None or run.stopped:
                     break
                 report.total += 1
                 run.add(*item, write)
+        if run.full is not None:
+            raise ImageWriteError(dst, _full_reason(run.full)) from run.full
         if report.failed:
-            raise ImageWriteError(dst, "not written: " + "; ".join(f"{n}: {r}" for n, r in report.failed))
+            name, reason = report.failed[0]
+            raise ImageWriteError(dst, f"not written: {name}: {reason}")
         if report.done == 0:
             raise ImageReadError(src, "no video frames could be decoded")
     report.notes.extend(video.writer.notes)
@@ -437,6 +456,20 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def _out_of_space(err: BaseException | None) -> OSError | None:
+    """The OSError behind ``err`` (itself, or what it was raised from) that says the disk is full or the
+    user's quota spent; None if there is none."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _full_reason(err: OSError) -> str:
+    return os.strerror(err.errno or errno.ENOSPC)
+
+
 def _discard(path: Path) -> None:
     # where the write failed (a read-only or full disk), removing its leftover may fail too: the write's
     # error is the one to report
@@ -501,14 +534,17 @@ def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int
 
 
 class _Run:
-    """The model and the writer side of a run: batches frames of one size, runs the network, hands the
-    results to writer threads (bounded queue), and keeps the report and the progress callback up to date.
+    """The model and the writer side of a run: batches frames of one size, runs the network on each frame,
+    hands the results to writer threads (bounded queue), and keeps the report and the progress callback up
+    to date.
 
-    Everything here runs in the caller's thread; only the ``write`` functions run in writer threads.
+    The first write that finds the disk full (and, with ``stop_on_failure``, any failed frame) stops the run:
+    :attr:`stopped` turns true, no frame enters the network after it, and writes not yet begun are dropped;
+    :attr:`full` keeps the disk's error. Everything here runs in the caller's thread but :meth:`_write`.
     """
 
     def __init__(self, report: BatchReport, deb: Deblurrer, opts: BatchOptions, todo: int | None,
-                 progress: ProgressFn | None, *, workers: int) -> None:
+                 progress: ProgressFn | None, *, workers: int, stop_on_failure: bool = False) -> None:
         self.report, self.deb = report, deb
         self.tile, self.overlap, self.batch_size = opts.tile, opts.overlap, opts.batch_size
         self.budget = memory_budget(deb.device) if opts.tile is None else 0
@@ -520,6 +556,13 @@ class _Run:
         self.blur_sums, self.blur_frames = [0.0, 0.0], 0  # blur_effect of the frames done (before, after)
         self.finished = 0
         self.start = 0.0
+        self.stop_on_failure = stop_on_failure  # a video: one frame missing fails the whole file
+        self.halt = threading.Event()  # set by a writer thread, read by the caller's
+        self.full: OSError | None = None  # the first "no space left" (or "quota exceeded") of a write
+
+    @property
+    def stopped(self) -> bool:
+        return self.halt.is_set()
 
     def __enter__(self) -> _Run:
         self.start = time.perf_counter()
@@ -564,11 +607,13 @@ class _Run:
 
     def fail(self, name: str, reason: str) -> None:
         self.report.failed.append((name, reason))
+        if self.stop_on_failure:
+            self.halt.set()
         self._finished()
 
     def _flush(self) -> None:
         batch, self.batch = self.batch, []
-        if not batch:
+        if not batch or self.stopped:
             return
         plan = self._plan(batch[0][1])
         images = [image.data for _, image, _ in batch]
@@ -576,22 +621,45 @@ class _Run:
         if self.deb.device.type == "cuda":
             x = x.pin_memory().to(self.deb.device, non_blocking=True)  # one asynchronous copy for the batch
         for i, (name, image, write) in enumerate(batch):
+            if self.stopped:
+                return
             t = time.perf_counter()
             # each frame alone: convolution kernels choose their blocking by batch size, so a frame run beside
             # others came out up to one level of 255 off in a few pixels from the same frame run alone (and a
             # resumed run off the uninterrupted one); alone costs no measurable speed on a CPU
             after = self.deb(x[i : i + 1], tile=plan.tile, overlap=self.overlap)[0]
             self.report.model_s += time.perf_counter() - t
-            self._submit(name, write, image, after)
+            if bool(torch.isfinite(after).all()):
+                self._submit(name, write, image, after)
+            else:
+                self.fail(name, NON_FINITE_OUTPUT)
 
     def _submit(self, name: str, write: Callable, image: Image, after: Tensor) -> None:
         size = 2 * image.data.nbytes
         self._collect(keep=_QUEUE_FRAMES - 1, room=_QUEUE_BYTES - size)
-        future = self.pool.submit(_write_and_score, write, name, image, after)
+        future = self.pool.submit(self._write, write, name, image, after)
         self.writes.append((future, name, image.height * image.width / 1e6, size))
 
+    def _write(self, write: Callable[[str, Image, Tensor], None], name: str, before: Image,
+               after: Tensor) -> tuple[float, float] | None:
+        """In a writer thread: ``write`` the frame, then score its blur as read and as deblurred (beside the
+        network). None: dropped, as the run has stopped."""
+        if self.stopped:
+            return None
+        try:
+            write(name, before, after)
+        except ImageWriteError as err:
+            full = _out_of_space(err)
+            if full is not None and self.full is None:
+                self.full = full
+            if full is not None or self.stop_on_failure:
+                self.halt.set()
+            raise
+        return blur_effect(before.data).item(), blur_effect(after).item()
+
     def _collect(self, keep: int, room: int | None = None) -> None:
-        """Record finished writes in order; block until at most ``keep`` writes (and ``room`` bytes) remain."""
+        """Record finished writes in order; block until at most ``keep`` writes (and ``room`` bytes) remain.
+        A write that found the disk full is left to :attr:`full`, not listed as a failed frame."""
         while self.writes:
             future, name, megapixels, _ = self.writes[0]
             held = sum(w[3] for w in self.writes)
@@ -600,10 +668,13 @@ class _Run:
                 try:
                     blur = future.result()
                 except ImageWriteError as err:
-                    self.report.failed.append((name, err.reason))
+                    if _out_of_space(err) is None:
+                        self.report.failed.append((name, err.reason))
+                        self._finished()
                 else:
-                    self._done(megapixels, blur)
-                self._finished()
+                    if blur is not None:
+                        self._done(megapixels, blur)
+                        self._finished()
             else:
                 break
 
@@ -620,11 +691,3 @@ class _Run:
         self.finished += 1
         if self.progress:
             self.progress(self.finished, self.todo, self.report.megapixels)
-
-
-def _write_and_score(write: Callable[[str, Image, Tensor], None], name: str, before: Image,
-                     after: Tensor) -> tuple[float, float]:
-    """``write`` the frame, then score its blur as read and as deblurred (in the writer thread, beside the
-    network)."""
-    write(name, before, after)
-    return blur_effect(before.data).item(), blur_effect(after).item()

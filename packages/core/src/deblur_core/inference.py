@@ -21,7 +21,7 @@ from .models import activation_bytes_per_pixel, get_model
 from .precision import autocast, check_precision, inference_dtype, precision_name
 
 __all__ = ["Deblurrer", "resolve_device", "load_deblurrer", "deblur_tensor", "tile_starts",
-           "CPU_MEMORY_BUDGET", "TilePlan", "memory_budget", "plan_batch"]
+           "CPU_MEMORY_BUDGET", "NON_FINITE_OUTPUT", "TilePlan", "memory_budget", "plan_batch"]
 
 
 # Memory: a batch of whole frames, or one tile, may take this many bytes of network activations. On a CPU a
@@ -35,6 +35,11 @@ _MEASURED_OVER_COUNTED = 1.5
 _UNCOUNTED_BYTES_PER_PIXEL = 8716 * _MEASURED_OVER_COUNTED
 _TILE_MULTIPLE = 16  # tile sides are multiples of every network's stride here, so tiles need no padding
 _counted: dict[str, float] = {}  # architecture (the module's repr) -> bytes per pixel
+
+# Why a frame's output is refused: finite weights can still give NaN (an overflow in fp16, an input the network
+# was never meant for), and an image would store it as black.
+NON_FINITE_OUTPUT = ("the network's output holds NaN though its weights are finite (an overflow of reduced "
+                     "precision does that: --precision fp32 avoids it)")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

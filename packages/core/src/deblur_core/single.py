@@ -35,7 +35,7 @@ from .blur import check_kind, synth_blur
 from .catalog import model_catalog, trained_on
 from .checkpoint import pretrained_path, read_metadata
 from .errors import DeblurError, ImageTooLargeError
-from .inference import Deblurrer, load_deblurrer, resolve_device
+from .inference import NON_FINITE_OUTPUT, Deblurrer, load_deblurrer, resolve_device
 from .io import Image, image_size, read_image, to_tensor
 from .metrics import blur_effect, psnr, ssim
 from .precision import check_precision
@@ -202,11 +202,13 @@ def deblur_image(
         A :class:`DeblurResult`; ``output`` keeps the input's size, alpha and bit depth.
 
     Raises:
-        DeblurError: unreadable or oversized image, unknown model, bad weight file.
+        DeblurError: unreadable or oversized image, unknown model, bad weight file, an output holding NaN.
     """
     img = load_image(image, max_pixels=max_pixels)
     y, deblurrer, seconds, tiles = _run_network(img.data[None], model, weights, device, precision, tile,
                                                 progress)
+    if not bool(torch.isfinite(y).all()):  # an image would store NaN as black
+        raise DeblurError(NON_FINITE_OUTPUT)
     return DeblurResult(input=img, output=Image(data=y[0], alpha=img.alpha, bit_depth=img.bit_depth), model=model,
                         trained=deblurrer.trained, device=str(deblurrer.device), seconds=seconds, tiles=tiles,
                         precision=deblurrer.precision, blur_effect_before=blur_effect(img.data).item(),
