@@ -3,6 +3,7 @@ filesystem where one can be mounted)."""
 
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from torch import nn
 
 from deblur_core.batch import BatchOptions, deblur_path
 from deblur_core.inference import NON_FINITE_OUTPUT, Deblurrer
-from deblur_core.io import Image, VideoWriter, list_images, write_image
+from deblur_core.io import Image, VideoWriter, list_images, read_image, write_image
 
 from helpers import disk_full_after, disk_full_error
 
@@ -150,3 +151,19 @@ def test_a_real_full_disk_stops_folders_and_videos(tmp_path, tiny_disk):
     assert "'clip.mkv' was not written" in report.stopped and not (tiny_disk / "clip.mkv").exists()
     assert not _leftovers(tiny_disk)
 
+
+def test_two_runs_on_one_output_folder_take_turns_and_leave_every_output_whole(tmp_path, monkeypatch):
+    src, out = tmp_path / "in", tmp_path / "out"
+    rels = _frames(src, 6)
+
+    def slow_write(path, image):  # a slow disk: time for the other run to reach the same file
+        write_image(path, image)
+        time.sleep(0.05)
+
+    monkeypatch.setattr("deblur_core.batch.write_image", slow_write)
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(deblur_path, src, out, BatchOptions(), deblurrer=_deblurrer()) for _ in range(2)]
+        reports = [run.result() for run in runs]
+    assert [(r.done, r.failed) for r in reports] == [(6, []), (6, [])]  # duplicated work, no failure
+    assert all(torch.equal(read_image(out / rel).data, read_image(src / rel).data) for rel in rels)
+    assert not _leftovers(out)

@@ -32,7 +32,8 @@ tiles depends on its size, the model and the machine's memory budget only.
 
 Sharding: with ``world_size`` N, frame i of the whole input (natural order) belongs to rank ``i % N``, so
 N processes (e.g. under torchrun) write disjoint sets of outputs whose union is every frame. A video is one
-output file, so rank 0 processes it alone.
+output file, so rank 0 processes it alone. Runs without sharding on one OUT are safe but each does every
+frame: writers of the same output take turns on its temporary file (a lock), so none is left half written.
 
 With ``compare``, a side-by-side image (input left, output right) per frame goes to
 ``OUT/_compare/<relative path>``; for a video, a side-by-side video ``<stem>_compare.mp4`` beside the output.
@@ -58,6 +59,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 from .catalog import gaussian_only, trained_on
 from .errors import DeblurError, ImageReadError, ImageWriteError
@@ -425,6 +431,32 @@ def _partial_name(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
+@contextlib.contextmanager
+def _claimed(tmp: Path) -> Iterator[None]:
+    """Hold an exclusive lock on an output's temporary file (created if missing) while it is written and
+    renamed. Two runs without sharding on one output folder then take turns on a frame instead of writing into
+    the same file (the second redoes it, to the same bytes), and no output is ever left half written; a
+    killed run's leftover holds no lock. Where there is no ``flock`` (Windows, some network filesystems),
+    files are written unlocked."""
+    fd = None
+    while fcntl is not None:
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_ino == os.stat(tmp).st_ino:
+                break
+        except FileNotFoundError:  # the holder renamed or removed the file this one waited on: lock the next
+            pass
+        except OSError:  # a filesystem without locks
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def _check_output_folder(folder: Path) -> None:
     """Create ``folder`` if needed and make sure files can be created in it, before any work is done.
 
@@ -446,14 +478,15 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     tmp = _partial_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as err:  # the folder or the rename (write_image raises ImageWriteError itself)
-        _discard(tmp)
+        with _claimed(tmp):
+            try:
+                write(tmp)
+                os.replace(tmp, path)
+            except BaseException:
+                _discard(tmp)  # under the lock: another run may take the name once it is released
+                raise
+    except OSError as err:  # the folder, the lock or the rename (write_image raises ImageWriteError itself)
         raise ImageWriteError(path, f"{type(err).__name__}: {err.strerror or err}") from err
-    except BaseException:
-        _discard(tmp)
-        raise
 
 
 def _out_of_space(err: BaseException | None) -> OSError | None:
@@ -481,9 +514,17 @@ class _AtomicVideo:
     """A :class:`VideoWriter` on a hidden temporary file, renamed to ``path`` only if no error occurred."""
 
     def __init__(self, path: Path | None, **encoding: Any) -> None:
-        self.path = path
+        self.path, self.writer = path, None
         self.tmp = _partial_name(path) if path is not None else None
-        self.writer = VideoWriter(self.tmp, **encoding) if path is not None else None
+        self.held = contextlib.ExitStack()  # the temporary file's lock (see _claimed), until renamed or removed
+        if path is not None:
+            self.held.enter_context(_claimed(self.tmp))
+            try:
+                self.writer = VideoWriter(self.tmp, **encoding)
+            except BaseException:
+                _discard(self.tmp)
+                self.held.close()
+                raise
 
     def write(self, frame: Tensor, pts: int | None) -> None:
         self.writer.write(frame, pts)
@@ -494,20 +535,21 @@ class _AtomicVideo:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.writer is None:
             return
-        try:
-            self.writer.close()
-        except ImageWriteError:
-            if exc_type is None:
-                _discard(self.tmp)
-                raise
-        if exc_type is None:
+        with self.held:
             try:
-                os.replace(self.tmp, self.path)
-            except OSError as err:
+                self.writer.close()
+            except ImageWriteError:
+                if exc_type is None:
+                    _discard(self.tmp)
+                    raise
+            if exc_type is None:
+                try:
+                    os.replace(self.tmp, self.path)
+                except OSError as err:
+                    _discard(self.tmp)
+                    raise ImageWriteError(self.path, f"{type(err).__name__}: {err.strerror or err}") from err
+            else:
                 _discard(self.tmp)
-                raise ImageWriteError(self.path, f"{type(err).__name__}: {err.strerror or err}") from err
-        else:
-            _discard(self.tmp)
 
 
 def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int,
