@@ -257,3 +257,17 @@ def test_a_frame_whose_output_holds_nan_is_named_and_exits_1(tmp_path, monkeypat
     assert r.exit_code == 1
     assert "failed: bright.png: the network's output holds NaN though its weights are finite" in r.stderr
     assert _outputs(tmp_path / "out") == ["dark.png"]
+
+
+def test_rank_and_world_size_set_by_hand_shard_a_folder_without_torchrun(tmp_path):
+    # batch's ranks never talk to each other: the variables alone split the work, e.g. over machines
+    rels = _frames(tmp_path / "in", 5)
+    out = tmp_path / "out"
+    done = []
+    for rank in (0, 1):
+        summary = tmp_path / "s.json"
+        r = runner.invoke(app, ["batch", str(tmp_path / "in"), "--model", "srn-nolstm", "--out", str(out), "--quiet",
+                                "--json-summary", str(summary)], env={"RANK": str(rank), "WORLD_SIZE": "2"})
+        assert r.exit_code == 0, r.output
+        done.append(json.loads((tmp_path / f"s.rank{rank}.json").read_text())["done"])
+    assert done == [3, 2] and _outputs(out) == rels
