@@ -18,8 +18,8 @@ and a frame that does not fit alone runs in the fewest pixels of overlapping til
 (:func:`deblur_core.inference.deblur_tensor`); ``tile`` sets square tiles instead.
 
 Safety: nothing is ever written inside INPUT, and no input is modified. Each output is written to a hidden
-temporary file in its own folder (``.<stem>.partial<ext>``) and renamed over the final name, so a killed run
-never leaves a truncated output, and a rerun skips every output that exists (unless ``overwrite``).
+temporary file in its own folder and renamed over the final name (:mod:`deblur_core.io.atomic`), so a killed
+run never leaves a truncated output, and a rerun skips every output that exists (unless ``overwrite``).
 An unreadable frame is recorded (file and reason) and the others are still processed, and so is a frame whose
 output holds NaN (nothing is written for it: an image would store it as black). A full disk (or a spent
 quota) stops the run at its first failed write: no frame enters the network after it, frames on their way
@@ -41,7 +41,6 @@ With ``compare``, a side-by-side image (input left, output right) per frame goes
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import itertools
 import math
@@ -60,16 +59,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-
 from .catalog import gaussian_only, trained_on
 from .errors import DeblurError, ImageReadError, ImageWriteError
 from .inference import NON_FINITE_OUTPUT, Deblurrer, TilePlan, load_deblurrer, memory_budget, plan_batch
-from .io import (IMAGE_EXTENSIONS, Image, VideoWriter, list_images, probe_video, read_image, read_video, to_tensor,
+from .io import (IMAGE_EXTENSIONS, Image, list_images, probe_video, read_image, read_video, to_tensor,
                  write_image)
+from .io.atomic import AtomicVideo, out_of_space, write_atomic
 from .metrics import blur_effect
 from .precision import check_precision
 
@@ -287,10 +282,10 @@ def _deblur_folder(input: Path, out: str | Path | None, opts: BatchOptions, deb:
 
     def write(rel: Path, before: Image, after: Tensor) -> None:
         image = Image(data=after, alpha=before.alpha, bit_depth=before.bit_depth)
-        _write_atomic(dst / rel, lambda tmp: write_image(tmp, image))
+        write_atomic(dst / rel, lambda tmp: write_image(tmp, image))
         if opts.compare:
             side = _side_by_side(before, after)
-            _write_atomic(compare_dir / rel, lambda tmp: write_image(tmp, side))
+            write_atomic(compare_dir / rel, lambda tmp: write_image(tmp, side))
 
     workers = io_workers(deb.device)
     with _Run(report, deb, opts, len(todo), progress, workers=workers) as run:
@@ -346,7 +341,7 @@ def _deblur_video(input: Path, out: str | Path | None, opts: BatchOptions, deb: 
         try:
             _encode_video(src, dst, side_path if opts.compare else None, opts, report, deb, progress)
         except (ImageReadError, ImageWriteError) as err:
-            if (full := _out_of_space(err)) is not None:
+            if (full := out_of_space(err)) is not None:
                 report.stopped = (f"{_full_reason(full)} in '{dst.parent}': '{dst.name}' was not written (its "
                                   "partial file is removed); a rerun starts it again once there is room")
             report.failed = [] if full is not None else [(src.name, err.reason)]
@@ -377,7 +372,7 @@ def _encode_video(src: Path, dst: Path, side_path: Path | None, opts: BatchOptio
         return f"{src.name} frame {next(index)}", Image(data=data, bit_depth=bit_depth)
 
     encoding = dict(fps=info.fps, time_base=info.time_base, codec=opts.codec, crf=opts.crf, audio_from=src)
-    with _AtomicVideo(dst, **encoding) as video, _AtomicVideo(side_path, **encoding) as side:
+    with AtomicVideo(dst, **encoding) as video, AtomicVideo(side_path, **encoding) as side:
 
         def write(_: str, before: Image, after: Tensor) -> None:  # one encoder thread: in order
             pts = stamps.popleft()
@@ -425,38 +420,6 @@ def _side_by_side(before: Image, after: Tensor) -> Image:
     return Image(data=torch.cat([before.data, after], dim=2), alpha=alpha, bit_depth=before.bit_depth)
 
 
-def _partial_name(path: Path) -> Path:
-    # hidden (list_images skips it), in the same folder (so the rename is atomic), same extension (format);
-    # one fixed name per output, so a rerun after a kill overwrites any leftover instead of adding to it
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
-
-
-@contextlib.contextmanager
-def _claimed(tmp: Path) -> Iterator[None]:
-    """Hold an exclusive lock on an output's temporary file (created if missing) while it is written and
-    renamed. Two runs without sharding on one output folder then take turns on a frame instead of writing into
-    the same file (the second redoes it, to the same bytes), and no output is ever left half written; a
-    killed run's leftover holds no lock. Where there is no ``flock`` (Windows, some network filesystems),
-    files are written unlocked."""
-    fd = None
-    while fcntl is not None:
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_ino == os.stat(tmp).st_ino:
-                break
-        except FileNotFoundError:  # the holder renamed or removed the file this one waited on: lock the next
-            pass
-        except OSError:  # a filesystem without locks
-            break
-        os.close(fd)
-    try:
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
 def _check_output_folder(folder: Path) -> None:
     """Create ``folder`` if needed and make sure files can be created in it, before any work is done.
 
@@ -474,82 +437,8 @@ def _check_output_folder(folder: Path) -> None:
                          "writable folder") from err
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = _partial_name(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _claimed(tmp):
-            try:
-                write(tmp)
-                os.replace(tmp, path)
-            except BaseException:
-                _discard(tmp)  # under the lock: another run may take the name once it is released
-                raise
-    except OSError as err:  # the folder, the lock or the rename (write_image raises ImageWriteError itself)
-        raise ImageWriteError(path, f"{type(err).__name__}: {err.strerror or err}") from err
-
-
-def _out_of_space(err: BaseException | None) -> OSError | None:
-    """The OSError behind ``err`` (itself, or what it was raised from) that says the disk is full or the
-    user's quota spent; None if there is none."""
-    while err is not None:
-        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-            return err
-        err = err.__cause__ or err.__context__
-    return None
-
-
 def _full_reason(err: OSError) -> str:
     return os.strerror(err.errno or errno.ENOSPC)
-
-
-def _discard(path: Path) -> None:
-    # where the write failed (a read-only or full disk), removing its leftover may fail too: the write's
-    # error is the one to report
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
-
-
-class _AtomicVideo:
-    """A :class:`VideoWriter` on a hidden temporary file, renamed to ``path`` only if no error occurred."""
-
-    def __init__(self, path: Path | None, **encoding: Any) -> None:
-        self.path, self.writer = path, None
-        self.tmp = _partial_name(path) if path is not None else None
-        self.held = contextlib.ExitStack()  # the temporary file's lock (see _claimed), until renamed or removed
-        if path is not None:
-            self.held.enter_context(_claimed(self.tmp))
-            try:
-                self.writer = VideoWriter(self.tmp, **encoding)
-            except BaseException:
-                _discard(self.tmp)
-                self.held.close()
-                raise
-
-    def write(self, frame: Tensor, pts: int | None) -> None:
-        self.writer.write(frame, pts)
-
-    def __enter__(self) -> _AtomicVideo:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.writer is None:
-            return
-        with self.held:
-            try:
-                self.writer.close()
-            except ImageWriteError:
-                if exc_type is None:
-                    _discard(self.tmp)
-                    raise
-            if exc_type is None:
-                try:
-                    os.replace(self.tmp, self.path)
-                except OSError as err:
-                    _discard(self.tmp)
-                    raise ImageWriteError(self.path, f"{type(err).__name__}: {err.strerror or err}") from err
-            else:
-                _discard(self.tmp)
 
 
 def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int,
@@ -691,7 +580,7 @@ class _Run:
         try:
             write(name, before, after)
         except ImageWriteError as err:
-            full = _out_of_space(err)
+            full = out_of_space(err)
             if full is not None and self.full is None:
                 self.full = full
             if full is not None or self.stop_on_failure:
@@ -710,7 +599,7 @@ class _Run:
                 try:
                     blur = future.result()
                 except ImageWriteError as err:
-                    if _out_of_space(err) is None:
+                    if out_of_space(err) is None:
                         self.report.failed.append((name, err.reason))
                         self._finished()
                 else:

@@ -7,6 +7,7 @@ Everything else in core works on float tensors in ``[0, 1]``; this package is th
   kept aside untouched; image files found in a folder tree.
 * :mod:`~deblur_core.io.png`: which codec (OpenCV, Pillow, PyAV) reads and writes which PNG file.
 * :mod:`~deblur_core.io.video`: video decoding and encoding through PyAV (ffmpeg), audio carried over.
+* :mod:`~deblur_core.io.atomic`: writing an output file whole or not at all, one writer at a time.
 """
 
 from .image import (
