@@ -41,12 +41,10 @@ def batch(
 ) -> None:
     """Deblur a folder of frames or a video file; outputs mirror INPUT and are never written inside it.
 
-    Reruns skip finished outputs, and reproduce the bytes of an uninterrupted run. Unreadable frames, and frames
-    whose output holds NaN, are named, the rest still processed, and the exit code is 1. A full disk stops the
-    run at once (exit 1); a rerun continues.
+    Reruns skip finished outputs and write the bytes of an uninterrupted run. Unreadable frames and frames whose
+    output holds NaN are named, the rest processed (exit 1); a full disk stops the run (exit 1; rerun later).
 
-    Under 'torchrun --nproc-per-node N' each rank deblurs every N-th frame; two runs without it on one output
-    folder are safe but both do every frame.
+    Under 'torchrun --nproc-per-node N' each rank deblurs every N-th frame (two runs on one OUT: safe, no faster).
 
     Frames above 179 megapixels (Pillow's decompression-bomb limit, applied to every format) are refused on
     purpose: tiling bounds the network's memory, but the frame's own copies take about 50 bytes a pixel (9 GB
