@@ -271,3 +271,20 @@ def test_rank_and_world_size_set_by_hand_shard_a_folder_without_torchrun(tmp_pat
         assert r.exit_code == 0, r.output
         done.append(json.loads((tmp_path / f"s.rank{rank}.json").read_text())["done"])
     assert done == [3, 2] and _outputs(out) == rels
+
+
+def test_batch_tta_averages_passes_and_refuses_other_counts(tmp_path):
+    """--tta 8 runs the shipped network on the 8 symmetries of each frame: outputs differ from one pass."""
+    src = tmp_path / "frames"
+    src.mkdir()
+    g = torch.Generator().manual_seed(0)
+    write_image(src / "a.png", torch.rand(3, 40, 56, generator=g))
+    one = runner.invoke(app, ["batch", str(src), "--model", "nafnet", "--out", str(tmp_path / "one"), "--quiet"])
+    eight = runner.invoke(app, ["batch", str(src), "--model", "nafnet", "--out", str(tmp_path / "eight"), "--tta", "8",
+                                "--quiet"])
+    assert one.exit_code == 0 and eight.exit_code == 0, one.output + eight.output
+    a, b = read_image(tmp_path / "one" / "a.png").data, read_image(tmp_path / "eight" / "a.png").data
+    assert a.shape == b.shape and not torch.equal(a, b)
+    bad = runner.invoke(app, ["batch", str(src), "--model", "nafnet", "--out", str(tmp_path / "bad"), "--tta", "3"])
+    assert bad.exit_code == 2 and "tta must be one of 1, 2, 4, 8" in bad.output
+    assert not (tmp_path / "bad").exists()

@@ -146,6 +146,16 @@ def test_eval_light_and_csv_give_the_level_shift(tmp_path):
     assert got["rows"]["blurred"]["psnr"] > 30
 
 
+def test_eval_tta_runs_more_passes_and_refuses_other_counts():
+    args = ["eval", "--model", "nafnet", "--data", "default", "--blur", "motion", "--crops", "--val-count", "2",
+            "--no-baseline", "--device", "cpu", "--json"]
+    one, eight = (json.loads(runner.invoke(app, [*args, "--tta", n]).output)[0] for n in ("1", "8"))
+    assert eight["tta"] == 8 and one["rows"]["blurred"] == eight["rows"]["blurred"]
+    assert one["rows"]["model"]["psnr"] != eight["rows"]["model"]["psnr"]
+    r = runner.invoke(app, [*args, "--tta", "3"])
+    assert r.exit_code == 2 and "tta must be one of 1, 2, 4, 8" in r.output
+
+
 @pytest.mark.parametrize("name", ["srn", "srn-nolstm"])  # shipped weights, none
 def test_eval_table_and_untrained_note(name):
     r = runner.invoke(app, ["eval", "--model", name, "--data", "default", "--crops", "--val-count", "2", "--no-baseline"],

@@ -197,3 +197,15 @@ def test_an_output_holding_nan_is_refused_not_shown_black(monkeypatch):
     with pytest.raises(DeblurError) as info:
         deblur_image(np.full((16, 16, 3), 128, np.uint8), "nan", device="cpu")
     assert str(info.value) == NON_FINITE_OUTPUT
+
+
+def test_tta_averages_passes_and_bad_counts_are_clear_errors():
+    from deblur_core.errors import DeblurError
+    from deblur_core.single import deblur_image
+
+    img = torch.rand(3, 24, 32, generator=torch.Generator().manual_seed(3))
+    one = deblur_image(img.permute(1, 2, 0).numpy(), "nafnet").output.data
+    four = deblur_image(img.permute(1, 2, 0).numpy(), "nafnet", tta=4).output.data
+    assert one.shape == four.shape and not torch.equal(one, four)
+    with pytest.raises(DeblurError, match="tta must be one of 1, 2, 4, 8"):
+        deblur_image(img.permute(1, 2, 0).numpy(), "nafnet", tta=5)

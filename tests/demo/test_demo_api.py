@@ -128,3 +128,11 @@ def test_eight_concurrent_clients_are_all_served(url, example):
     assert len(results) == 8
     for (before, after), download, _ in results:
         assert _pixels(download).shape[:2] == (300, 400)
+
+
+def test_demo_tta_flag_takes_the_allowed_counts_only(capsys):
+    from deblur_demo.app import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--tta", "3"])
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -19,7 +19,10 @@ from rich.markup import escape
 
 from .console import Bar, console, err_console, fail, note
 
-__all__ = ["batch"]
+__all__ = ["batch", "TTA_HELP"]
+
+TTA_HELP = ("Test-time augmentation: average the network's output over N flips and rotations of each frame "
+            "(1, 2, 4 or 8; N times the compute).")
 
 
 def batch(
@@ -30,6 +33,7 @@ def batch(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (auto: CUDA if available).")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX but for the nafnet models, whose fp32 CPU path is faster, else fp32). Outputs keep their format and bit depth.")] = "auto",
     tile: Annotated[int | None, typer.Option(help="Frames larger than N x N pixels run alone in overlapping N x N tiles. Default: from a memory budget for the network (1.5 GiB of activations on a CPU, half the memory of a GPU): frames that fit run whole, batched; larger ones in the fewest pixels of tiles that fit.", show_default="from the memory budget")] = None,
+    tta: Annotated[int, typer.Option(help=TTA_HELP)] = 1,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="Pixels shared by neighbouring tiles, blended smoothly (tile must exceed twice this).")] = 32,
     batch_size: Annotated[int, typer.Option(help="Consecutive frames of one size read ahead and moved to the device together, as many as the memory budget allows. Each still runs through the network alone, so no output depends on it.")] = 4,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo frames whose output exists (default: skip them, so a rerun resumes).")] = False,
@@ -46,9 +50,8 @@ def batch(
 
     Under 'torchrun --nproc-per-node N' each rank deblurs every N-th frame (two runs on one OUT: safe, no faster).
 
-    Frames above 179 megapixels (Pillow's decompression-bomb limit, applied to every format) are refused on
-    purpose: tiling bounds the network's memory, but the frame's own copies take about 50 bytes a pixel (9 GB
-    there); split or downscale such images first.
+    Frames above 179 megapixels (Pillow's decompression-bomb limit) are refused: tiling bounds the network's
+    memory, but the frame's own copies take about 50 bytes a pixel (9 GB there); split or downscale them first.
     """
     from deblur_core.batch import BatchOptions, deblur_path
     from deblur_core.distributed import DistContext
@@ -60,7 +63,7 @@ def batch(
         opts = BatchOptions(model=model, weights=weights, device=ctx.device(device), precision=precision, tile=tile,
                             overlap=tile_overlap, batch_size=batch_size, overwrite=overwrite, compare=compare,
                             rank=ctx.rank, world_size=ctx.world_size, codec=codec, crf=crf)
-        deb = load_deblurrer(opts.model, opts.weights, device=opts.device, precision=opts.precision)
+        deb = load_deblurrer(opts.model, opts.weights, device=opts.device, precision=opts.precision, tta=tta)
     except (ValueError, DeblurError) as e:
         fail(str(e), 2)
     summary_path = ctx.rank_path(json_summary) if json_summary is not None else None

@@ -12,7 +12,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from .batch_cmd import batch
+from .batch_cmd import TTA_HELP, batch
 from .console import Bar, console, err_console, fail, note, show_log
 
 app = typer.Typer(
@@ -189,6 +189,7 @@ def evaluate_cmd(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX but for the nafnet models, whose fp32 CPU path is faster, else fp32).")] = "auto",
     baseline: Annotated[bool, typer.Option(help="Also run Richardson-Lucy with the true kernel where known.")] = True,
+    tta: Annotated[int, typer.Option(help=TTA_HELP)] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (with a row per image; an unchanged image's infinite PSNR is null).")] = False,
     csv: Annotated[str | None, typer.Option(help="Also write one row per image and method to this CSV file.")] = None,
 ) -> None:
@@ -206,22 +207,28 @@ def evaluate_cmd(
     from deblur_core.errors import CheckpointError, DeblurError
     from deblur_core.evaluate import evaluate
     from deblur_core.inference import load_deblurrer
+    from deblur_core.tta import check_tta
 
     try:
-        deb = load_deblurrer(model, weights, device=device, precision=precision)
+        check_tta(tta)
+    except ValueError as e:
+        fail(str(e), 2)
+    try:
+        deb = load_deblurrer(model, weights, device=device, precision=precision, tta=tta)
         sources = [open_dataset(spec, blur=blur, val_count=val_count, for_eval=not crops) for spec in data]
         results = []
         for src in sources:
             with err_console.status(f"scoring {src.name}") as status:
-                results.append(evaluate(deb.model, src, device=deb.device, precision=deb.precision, baseline=baseline,
-                                        crops=crops, tile=tile,
+                results.append(evaluate(deb.model, src, device=deb.device, precision=deb.precision,
+                                        baseline=baseline, crops=crops, tile=tile,
                                         progress=lambda name: status.update(f"scoring {src.name}: {name} done")))
     except CheckpointError as e:  # weights that cannot be used: a usage error, as in batch and export
         fail(str(e), 2)
     except (DeblurError, ValueError) as e:
         fail(str(e), 1)
     for r in results:
-        r.update(model=model, weights=str(deb.weights) if deb.weights else None, blur=blur, precision=deb.precision)
+        r.update(model=model, weights=str(deb.weights) if deb.weights else None, blur=blur, precision=deb.precision,
+                 tta=tta)
     if csv:
         _write_eval_csv(csv, results)
     if as_json:
@@ -231,7 +238,8 @@ def evaluate_cmd(
         note(f"no trained weights for '{model}': scoring the untrained network")
     for r in results:
         what = "crops" if crops else "whole images"
-        table = Table(title=f"{r['dataset']} ({r['images']} {what}, blur: {blur}, {deb.precision})")
+        tta_note = f", tta {tta}" if tta > 1 else ""
+        table = Table(title=f"{r['dataset']} ({r['images']} {what}, blur: {blur}, {deb.precision}{tta_note})")
         for col in ("", "MSE", "PSNR (dB)", "SSIM", "level shift", "max |shift|"):
             table.add_column(col, justify="right" if col else "left")
         labels = {"blurred": "sharp input (unchanged)" if blur == "none" else "blurred input", "model": model,

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load_model, pretrained_path
 from .models import activation_bytes_per_pixel, get_model
+from .tta import check_tta, with_tta
 from .precision import autocast, check_precision, inference_dtype, precision_name
 
 __all__ = ["Deblurrer", "resolve_device", "load_deblurrer", "deblur_tensor", "tile_starts",
@@ -99,16 +100,19 @@ def load_deblurrer(
     device: str | torch.device = "auto",
     precision: str = "auto",
     channels_last: bool = True,
+    tta: int = 1,
 ) -> Deblurrer:
     """Build variant ``name`` with ``weights`` (a safetensors checkpoint) or its shipped weights if any, to
     run at ``precision`` (``auto``, ``fp32``, ``bf16`` or ``fp16``; see
-    :func:`deblur_core.precision.inference_dtype`).
+    :func:`deblur_core.precision.inference_dtype`), averaged over ``tta`` flips and rotations of each input
+    (1, 2, 4 or 8; see :mod:`deblur_core.tta`).
 
     channels_last roughly doubles convolution speed on x86 CPUs (oneDNN's preferred layout) and suits
     tensor cores on GPUs.
     """
     dev = resolve_device(device)
     check_precision(precision)
+    check_tta(tta)
     path = Path(weights) if weights is not None else pretrained_path(name)
     if path is not None:
         model, meta = load_model(path, expect=name)
@@ -118,7 +122,7 @@ def load_deblurrer(
     dtype = inference_dtype(precision, dev, model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return Deblurrer(model=model, name=name, device=dev, weights=path, meta=meta, dtype=dtype)
+    return Deblurrer(model=with_tta(model, tta), name=name, device=dev, weights=path, meta=meta, dtype=dtype)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:

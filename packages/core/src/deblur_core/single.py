@@ -39,6 +39,7 @@ from .inference import NON_FINITE_OUTPUT, Deblurrer, load_deblurrer, resolve_dev
 from .io import Image, image_size, read_image, to_tensor
 from .metrics import blur_effect, psnr, ssim
 from .precision import check_precision
+from .tta import check_tta
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -130,23 +131,24 @@ def load_image(source: str | Path | np.ndarray | Image, *, max_pixels: int = DEF
     return read_image(path)
 
 
-def _cached_deblurrer(name: str, weights: WeightsArg, device: str, precision: str) -> Deblurrer:
+def _cached_deblurrer(name: str, weights: WeightsArg, device: str, precision: str, tta: int) -> Deblurrer:
     """The deblurrer for these arguments, loaded once and reused while its weight file stays the same."""
     try:
         check_precision(precision)
+        check_tta(tta)
     except ValueError as err:  # the demo shows DeblurErrors to the user
         raise DeblurError(str(err)) from None
     path = Path(weights) if weights is not None else pretrained_path(name)
     stamp = path.stat().st_mtime_ns if path is not None and path.is_file() else None
     return _load_deblurrer_once(name, str(path) if path is not None else None, stamp,
-                                str(resolve_device(device)), precision)
+                                str(resolve_device(device)), precision, tta)
 
 
 @functools.lru_cache(maxsize=2)
 def _load_deblurrer_once(name: str, weights: str | None, stamp: int | None, device: str,
-                         precision: str) -> Deblurrer:
+                         precision: str, tta: int) -> Deblurrer:
     # stamp (the file's mtime) is part of the key only so that replaced weights are reloaded
-    return load_deblurrer(name, weights, device=device, precision=precision)
+    return load_deblurrer(name, weights, device=device, precision=precision, tta=tta)
 
 
 def _run_network(
@@ -157,9 +159,10 @@ def _run_network(
     precision: str,
     tile: int | None,
     progress: Callable[[int, int], None] | None,
+    tta: int,
 ) -> tuple[Tensor, Deblurrer, float, int]:
     # a grayscale x needs nothing here: the networks replicate it to RGB and average back (models.base)
-    deblurrer = _cached_deblurrer(name, weights, device, precision)
+    deblurrer = _cached_deblurrer(name, weights, device, precision, tta)
     tiles = [1]
 
     def report(done: int, total: int) -> None:
@@ -184,6 +187,7 @@ def deblur_image(
     tile: int | None = 512,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Callable[[int, int], None] | None = None,
+    tta: int = 1,
 ) -> DeblurResult:
     """Deblur one image with variant ``model``.
 
@@ -197,6 +201,7 @@ def deblur_image(
         tile: tile size for large images (None: the whole image at once).
         max_pixels: refuse images with more pixels than this.
         progress: called with (tiles done, tiles total) as tiles finish.
+        tta: average the network over this many flips and rotations of the image (1, 2, 4 or 8).
 
     Returns:
         A :class:`DeblurResult`; ``output`` keeps the input's size, alpha and bit depth.
@@ -206,7 +211,7 @@ def deblur_image(
     """
     img = load_image(image, max_pixels=max_pixels)
     y, deblurrer, seconds, tiles = _run_network(img.data[None], model, weights, device, precision, tile,
-                                                progress)
+                                                progress, tta)
     if not bool(torch.isfinite(y).all()):  # an image would store NaN as black
         raise DeblurError(NON_FINITE_OUTPUT)
     return DeblurResult(input=img, output=Image(data=y[0], alpha=img.alpha, bit_depth=img.bit_depth), model=model,
@@ -243,7 +248,7 @@ def blur_then_deblur(
     ``video``; see :func:`deblur_core.blur.synth_blur`); directions and paths are drawn from ``seed``. The
     blurred image is quantised to the photo's bit depth first, as a saved photo would be, so the network
     sees what it would see in a file. ``max_pixels`` and ``options`` (``weights``, ``device``,
-    ``precision``, ``tile``, ``progress``) are as for :func:`deblur_image`.
+    ``precision``, ``tile``, ``progress``, ``tta``) are as for :func:`deblur_image`.
 
     Returns:
         A :class:`DeblurResult` with ``original`` set and ``metrics`` =

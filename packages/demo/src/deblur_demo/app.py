@@ -35,6 +35,7 @@ except ImportError as _err:  # a plain install: deblur-demo says which extra to 
 from deblur_core.blur import BLUR_KINDS  # noqa: E402
 from deblur_core.errors import DeblurError, ImageReadError  # noqa: E402
 from deblur_core.precision import PRECISIONS  # noqa: E402
+from deblur_core.tta import TTA_CHOICES  # noqa: E402
 from deblur_core.io import to_array, write_image  # noqa: E402
 from deblur_core.single import (  # noqa: E402
     DEFAULT_MAX_PIXELS,
@@ -111,6 +112,7 @@ def build_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     device: str = "auto",
     precision: str = "auto",
+    tta: int = 1,
 ) -> gr.Blocks:
     """Build the demo (queue configured; launch it with :func:`launch`).
 
@@ -120,13 +122,14 @@ def build_app(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         precision: the networks' arithmetic, ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
             :func:`deblur_core.precision.inference_dtype`).
+        tta: passes over flips and rotations of each image that every result averages (1, 2, 4 or 8).
     """
     if gr is None:
         raise ImportError(_GRADIO_MISSING)
     weights = dict(weights or {})
     choices = model_choices(weights)
     run = _handler(weights, {name for _, name in choices}, max_pixels=max_pixels, device=device,
-                   precision=precision)
+                   precision=precision, tta=tta)
     with gr.Blocks(title="deblur", analytics_enabled=False, delete_cache=(_RESULT_TTL_S, _RESULT_TTL_S)) as demo:
         gr.Markdown(_INTRO)
         with gr.Row():
@@ -139,7 +142,7 @@ def build_app(
 
 
 def _handler(weights: dict[str, str | Path], names: set[str], *, max_pixels: int, device: str,
-             precision: str) -> Callable[..., tuple]:
+             precision: str, tta: int = 1) -> Callable[..., tuple]:
     """The request handler: check the widgets' values, call core, present its result (before/after pair,
     download path, summary) or refuse with a message."""
 
@@ -163,7 +166,7 @@ def _handler(weights: dict[str, str | Path], names: set[str], *, max_pixels: int
             progress((done, total), desc="Deblurring", unit="tiles")
 
         common = {"weights": weights.get(model), "device": device, "precision": precision, "max_pixels": max_pixels,
-                  "progress": tiles_done}
+                  "progress": tiles_done, "tta": tta}
         name = upload.get("orig_name") or Path(upload["path"]).name
         try:
             if blur_first:
@@ -252,6 +255,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision", default="auto", choices=list(PRECISIONS),
                         help="the networks' arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, "
                              "bf16 on CPUs with AMX but for the nafnet models, whose fp32 CPU path is faster, else fp32)")
+    parser.add_argument("--tta", type=int, default=1, choices=list(TTA_CHOICES),
+                        help="test-time augmentation: average each result over N flips and rotations of the image "
+                             "(N times the compute)")
     args = parser.parse_args(argv)
-    launch(build_app(device=args.device, precision=args.precision), host=args.host, port=args.port,
+    launch(build_app(device=args.device, precision=args.precision, tta=args.tta), host=args.host, port=args.port,
            share=args.share)
