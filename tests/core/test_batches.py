@@ -138,7 +138,9 @@ def test_random_kernels_of_every_kind_sum_to_one():
 
 def test_autocast_choice():
     cpu = torch.device("cpu")
-    assert autocast_dtype("auto", cpu) is None  # never bf16 by default on a CPU
+    from deblur_core.precision import cpu_has_amx_bf16
+
+    assert autocast_dtype("auto", cpu) is (torch.bfloat16 if cpu_has_amx_bf16() else None)
     assert autocast_dtype("fp32", cpu) is None
     assert autocast_dtype("bf16", cpu) is torch.bfloat16
     assert autocast_dtype("fp16", cpu) is torch.float16

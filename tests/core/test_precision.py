@@ -46,8 +46,11 @@ def test_auto_on_cuda_is_bf16_where_native_else_fp16(cuda_bf16):
     assert autocast_dtype("auto", torch.device("cuda")) is torch.float16
 
 
-def test_training_auto_is_fp32_on_a_cpu_even_with_amx(amx):
+def test_training_auto_is_bf16_on_a_cpu_with_amx_else_fp32(amx):
     amx(True)
+    assert autocast_dtype("auto", "cpu") is torch.bfloat16
+    assert autocast_dtype("fp32", "cpu") is None
+    amx(False)
     assert autocast_dtype("auto", "cpu") is None
     assert autocast_dtype("bf16", "cpu") is torch.bfloat16
 

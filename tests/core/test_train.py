@@ -59,6 +59,19 @@ def test_resume_keeps_the_runs_settings_but_steps_and_this_calls_time_limit(tmp_
     assert not load_run_config(moved).compile and load_run_config(moved, compile=True).compile  # the same
 
 
+@pytest.mark.parametrize("has_amx, chosen", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_chosen_once_and_stored(tmp_path, amx, has_amx, chosen):
+    """A run started with --precision auto records what auto chose on its CPU, so --resume on another kind
+    of CPU continues in the same arithmetic."""
+    amx(has_amx)
+    run = tmp_path / "run"
+    train(TrainConfig(model="nafnet", blur="gaussian", out=str(run), steps=2, batch_size=2, patch=32, val_every=2,
+                      val_count=1, val_patch=32, device="cpu"))
+    assert json.loads((run / "config.json").read_text())["precision"] == chosen
+    amx(not has_amx)  # the other kind of CPU
+    assert load_run_config(run).precision == chosen
+
+
 def test_compile_without_a_cpp_compiler_says_so_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr("deblur_core.train.shutil.which", lambda name: None)
     with pytest.raises(DeblurError, match="needs a C\\+\\+ compiler"):

@@ -2,8 +2,8 @@
 
 A precision is a name (:data:`PRECISIONS`); :data:`DTYPES` is the one table from names to dtypes. The rules
 resolve ``auto`` for a device, to an autocast dtype or None for plain fp32: :func:`inference_dtype` (bf16
-where the hardware multiplies it natively and fast) and :func:`autocast_dtype` (the same on GPUs, fp32 on
-every CPU).
+where the hardware multiplies it natively and fast) and :func:`autocast_dtype` (training's: the same, for
+every network).
 """
 
 from __future__ import annotations
@@ -73,15 +73,18 @@ def inference_dtype(precision: str = "auto", device: str | torch.device = "cpu",
 def autocast_dtype(precision: str, device: str | torch.device) -> torch.dtype | None:
     """The autocast dtype of a training run, or None for plain fp32.
 
-    Inference's rule (:func:`inference_dtype`: on GPUs bf16 where native, else fp16), except that ``auto``
-    trains in fp32 on every CPU: bf16 runs ~140x slower than fp32 on CPUs without native support, and on
-    those with it (AMX) its effect on training has not been measured here.
+    ``auto``: on GPUs bf16 where native, else fp16 (as :func:`inference_dtype`); on CPUs bf16 where they
+    multiply it in AMX tiles (:func:`cpu_has_amx_bf16`), where a training step ran about twice as fast as in
+    fp32 and trained networks no worse (benchmarks/reports, docs/darkening.md), and fp32 on every other CPU,
+    where bf16 runs ~140x slower. Unlike inference, the nafnet models train under bf16 too: their fast fp32
+    path serves inference only.
 
     Raises:
         ValueError: an unknown precision.
     """
-    if precision == "auto" and torch.device(device).type != "cuda":
-        return None
+    check_precision(precision)
+    if precision == "auto" and torch.device(device).type == "cpu":
+        return torch.bfloat16 if cpu_has_amx_bf16() else None
     return inference_dtype(precision, device)
 
 

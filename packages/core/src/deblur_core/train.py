@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from .inference import resolve_device
 from .losses import LOSSES, multiscale_loss
 from .metrics import mse, psnr, ssim
 from .models import get_model, list_models
-from .precision import autocast_dtype, check_precision
+from .precision import autocast_dtype, check_precision, precision_name
 
 __all__ = ["TrainConfig", "TrainResult", "ProgressFn", "train", "load_run_config", "validate", "GPU_PLAN_WORKERS"]
 
@@ -68,7 +68,7 @@ class TrainConfig:
     # synthetic data: share of samples left sharp or lightly blurred (see blur.with_sharp_samples): without them a
     # network never sees a sharp input and may alter the sharp frames real footage is mostly made of
     sharp_share: float = 0.1
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype (auto: bf16 on GPUs that have it, fp32 on CPUs)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype (auto: see precision.autocast_dtype; stored resolved)
     workers: int = -1  # processes drawing the next batches' kernels ahead; -1 = auto (0 on CPU, 6 on GPU)
     grad_clip: float = 1.0  # max global gradient norm
     val_every: int = 250  # validate and checkpoint every this many steps
@@ -225,6 +225,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
         _check_compiler(device)
         net = torch.compile(net, dynamic=False)
     amp = autocast_dtype(cfg.precision, device)
+    # "auto" is decided once, here, and stored as what it chose: a run resumed on another kind of CPU (or a GPU)
+    # keeps the arithmetic it started with
+    cfg = replace(cfg, precision=precision_name(amp)) if cfg.precision == "auto" else cfg
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
     if ctx.is_main:
         _open_log(run, cfg, state.step if resume else None)
