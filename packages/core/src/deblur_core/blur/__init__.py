@@ -16,8 +16,6 @@ from torch import Tensor
 from ._kernel import check_image, convolve, pad_kernels
 from ._mix import in_sample_order, per_kind
 from .gaussian import (
-    GaussianBlur,
-    SeedGaussianBlur,
     gaussian_blur,
     gaussian_kernels,
     opencv_gaussian_ksize,
@@ -25,26 +23,26 @@ from .gaussian import (
     seed_gaussian_blur,
 )
 from .layered import mask_params, soft_masks
-from .motion import MotionBlur, motion_blur, motion_kernels, random_motion_kernels
+from .motion import motion_blur, motion_kernels, random_motion_kernels
 from .paths import curved_paths, path_kernels
-from .noise import GaussianNoise, Quantize8bit, add_gaussian_noise, jpeg_compress, quantize_8bit, sensor_noise
+from .noise import add_gaussian_noise, jpeg_compress, quantize_8bit, sensor_noise
 from .recipe import (EXTENTS, KINDS, LONG_KERNEL, MIXES, REALISTIC_SHARES, SEED_KINDS, SHARP_KINDS, BlurDraw, check_kind,
                      clip_highlights, draw_blur, kernel_size, random_kernels, render_blur, seed_kind_kernels,
                      valid_convolve, with_sharp_samples)
-from .shake import ShakeBlur, shake_blur, shake_kernels, shake_trajectories
-from .video import PanBlur, average_frames, linear_to_srgb, pan_blur, pan_kernels, pan_paths, srgb_to_linear
+from .shake import shake_blur, shake_kernels, shake_trajectories
+from .video import average_frames, linear_to_srgb, pan_blur, pan_kernels, pan_paths, srgb_to_linear
 
 __all__ = [
     "BLUR_KINDS", "EXTENTS", "KINDS", "MIXES", "SEED_KINDS", "SHARP_KINDS", "REALISTIC_SHARES", "LONG_KERNEL",
     "BlurResult", "BlurDraw", "check_kind", "synth_blur", "draw_blur", "render_blur", "kernel_size", "random_kernels",
     "valid_convolve", "with_sharp_samples", "clip_highlights",
     "convolve", "curved_paths", "path_kernels", "mask_params", "soft_masks",
-    "GaussianBlur", "SeedGaussianBlur", "gaussian_blur", "gaussian_kernels", "opencv_gaussian_ksize",
+    "gaussian_blur", "gaussian_kernels", "opencv_gaussian_ksize",
     "sample_seed_sigmas", "seed_gaussian_blur",
-    "MotionBlur", "motion_blur", "motion_kernels", "random_motion_kernels",
-    "ShakeBlur", "shake_blur", "shake_kernels", "shake_trajectories",
-    "PanBlur", "average_frames", "linear_to_srgb", "pan_blur", "pan_kernels", "pan_paths", "srgb_to_linear",
-    "GaussianNoise", "Quantize8bit", "add_gaussian_noise", "sensor_noise", "quantize_8bit", "jpeg_compress",
+    "motion_blur", "motion_kernels", "random_motion_kernels",
+    "shake_blur", "shake_kernels", "shake_trajectories",
+    "average_frames", "linear_to_srgb", "pan_blur", "pan_kernels", "pan_paths", "srgb_to_linear",
+    "add_gaussian_noise", "sensor_noise", "quantize_8bit", "jpeg_compress",
 ]
 
 BLUR_KINDS = KINDS  # one kind per image; MIXES draw a kind per sample

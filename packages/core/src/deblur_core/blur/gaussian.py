@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._kernel import check_image, convolve
 
@@ -14,8 +14,6 @@ __all__ = [
     "gaussian_blur",
     "sample_seed_sigmas",
     "seed_gaussian_blur",
-    "GaussianBlur",
-    "SeedGaussianBlur",
 ]
 
 SEED_SIGMAS = (1.0, 2.0, 3.0)
@@ -78,21 +76,3 @@ def seed_gaussian_blur(x: Tensor, generator: torch.Generator | None = None) -> t
     check_image(x)
     k = gaussian_kernels(sample_seed_sigmas(x.shape[0], generator))
     return convolve(x, k), k
-
-
-class GaussianBlur(nn.Module):
-    def __init__(self, sigma: float) -> None:
-        super().__init__()
-        self.sigma = sigma
-
-    def forward(self, x: Tensor) -> Tensor:
-        return gaussian_blur(x, self.sigma)
-
-
-class SeedGaussianBlur(nn.Module):
-    def __init__(self, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, x: Tensor) -> Tensor:
-        return seed_gaussian_blur(x, self.generator)[0]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._kernel import check_image, convolve, splat_points
 
-__all__ = ["motion_kernels", "motion_blur", "random_motion_kernels", "MotionBlur"]
+__all__ = ["motion_kernels", "motion_blur", "random_motion_kernels"]
 
 
 def motion_kernels(length: Tensor, angle: Tensor, size: int | None = None) -> Tensor:
@@ -51,12 +51,3 @@ def random_motion_kernels(batch: int, generator: torch.Generator | None = None,
     length = lo + (hi - lo) * torch.rand(batch, generator=generator)
     angle = 180.0 * torch.rand(batch, generator=generator)
     return motion_kernels(length, angle, size=(int(math.ceil(hi)) + 2) | 1)
-
-
-class MotionBlur(nn.Module):
-    def __init__(self, length: float, angle: float) -> None:
-        super().__init__()
-        self.length, self.angle = length, angle
-
-    def forward(self, x: Tensor) -> Tensor:
-        return motion_blur(x, self.length, self.angle)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-__all__ = ["add_gaussian_noise", "sensor_noise", "quantize_8bit", "jpeg_compress", "GaussianNoise", "Quantize8bit"]
+__all__ = ["add_gaussian_noise", "sensor_noise", "quantize_8bit", "jpeg_compress"]
 
 
 def add_gaussian_noise(x: Tensor, sigma: float | Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -58,17 +58,3 @@ def jpeg_compress(x: Tensor, quality: Tensor | float) -> Tensor:
 def quantize_8bit(x: Tensor) -> Tensor:
     """Round to the 256 levels an 8-bit file can hold."""
     return torch.round(x.clamp(0, 1) * 255) / 255
-
-
-class GaussianNoise(nn.Module):
-    def __init__(self, sigma: float, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.sigma, self.generator = sigma, generator
-
-    def forward(self, x: Tensor) -> Tensor:
-        return add_gaussian_noise(x, self.sigma, self.generator)
-
-
-class Quantize8bit(nn.Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return quantize_8bit(x)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._kernel import check_image, convolve, splat_points
 
-__all__ = ["shake_trajectories", "shake_kernels", "shake_blur", "ShakeBlur"]
+__all__ = ["shake_trajectories", "shake_kernels", "shake_blur"]
 
 
 def shake_trajectories(batch: int, generator: torch.Generator | None = None, *, steps: int = 256,
@@ -75,12 +75,3 @@ def shake_blur(x: Tensor, generator: torch.Generator | None = None, size: int = 
     """Blur each image of (B, C, H, W) with its own random camera-shake kernel."""
     check_image(x)
     return convolve(x, shake_kernels(x.shape[0], size, generator))
-
-
-class ShakeBlur(nn.Module):
-    def __init__(self, size: int = 25, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.size, self.generator = size, generator
-
-    def forward(self, x: Tensor) -> Tensor:
-        return shake_blur(x, self.generator, self.size)

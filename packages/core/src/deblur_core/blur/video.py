@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ._kernel import check_image
 from .paths import path_kernels
 
-__all__ = ["srgb_to_linear", "linear_to_srgb", "average_frames", "pan_paths", "pan_kernels", "pan_blur", "PanBlur"]
+__all__ = ["srgb_to_linear", "linear_to_srgb", "average_frames", "pan_paths", "pan_kernels", "pan_blur"]
 
 
 def srgb_to_linear(x: Tensor) -> Tensor:
@@ -87,12 +87,3 @@ def pan_blur(x: Tensor, generator: torch.Generator | None = None, *, max_shift: 
     for t in range(paths.shape[1]):
         acc += _shift(lin, paths[:, t, 0].to(x), paths[:, t, 1].to(x))
     return linear_to_srgb(acc / paths.shape[1]), pan_kernels(paths)
-
-
-class PanBlur(nn.Module):
-    def __init__(self, max_shift: float = 15.0, n_sub: int = 15, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.max_shift, self.n_sub, self.generator = max_shift, n_sub, generator
-
-    def forward(self, x: Tensor) -> Tensor:
-        return pan_blur(x, self.generator, max_shift=self.max_shift, n_sub=self.n_sub)[0]
