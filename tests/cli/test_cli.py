@@ -312,3 +312,14 @@ def test_blur_reports_progress_for_every_image_read_or_not(tmp_path):
     assert report.written == 2 and [name for name, _ in report.failed] == [os.path.join("clip", "0001.png")]
     r = runner.invoke(app, ["blur", str(src), "--out", str(tmp_path / "cli"), "--kind", "gaussian"])
     assert r.exit_code == 1 and "0001.png" in r.output
+
+
+def test_commands_without_model_use_the_default_model():
+    """batch, eval and export share one default model: a shipped one."""
+    from deblur_cli.batch_cmd import batch
+    from deblur_cli.main import evaluate_cmd, export
+    from deblur_core.defaults import DEFAULT_MODEL
+
+    for command in (batch, evaluate_cmd, export):
+        assert inspect.signature(command).parameters["model"].default == DEFAULT_MODEL
+    assert DEFAULT_MODEL in list_models() and pretrained_path(DEFAULT_MODEL) is not None

@@ -17,6 +17,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from deblur_core.defaults import DEFAULT_MODEL
+
 from .console import Bar, console, err_console, fail, note
 
 __all__ = ["batch", "TTA_HELP"]
@@ -27,7 +29,7 @@ TTA_HELP = ("Test-time augmentation: average the network's output over N flips a
 
 def batch(
     input: Annotated[Path, typer.Argument(help="Folder of frames (read recursively, in natural order) or a video file.", metavar="INPUT", show_default=False)],
-    model: Annotated[str, typer.Option(help="Model variant (see 'deblur-cli models').")] = "srn",
+    model: Annotated[str, typer.Option(help="Model variant (see 'deblur-cli models').")] = DEFAULT_MODEL,
     out: Annotated[Path | None, typer.Option(help="Output folder mirroring INPUT's relative paths (default: INPUT_deblurred beside INPUT). For a video: the output video, or a folder for STEM.mp4 (default: STEM_deblurred.mp4 beside it).", show_default=False)] = None,
     weights: Annotated[Path | None, typer.Option(help="A .safetensors checkpoint (default: the weights shipped for the model, if any).", show_default=False)] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (auto: CUDA if available).")] = "auto",

@@ -12,6 +12,8 @@ import typer
 from rich import box
 from rich.table import Table
 
+from deblur_core.defaults import DEFAULT_MODEL
+
 from .batch_cmd import TTA_HELP, batch
 from .console import Bar, console, err_console, fail, note, show_log
 
@@ -103,7 +105,7 @@ def train(
     rotate: Annotated[bool, typer.Option("--rotate", help="Synthetic data: rotate crops by 90 degrees too, not only flip them.")] = False,
     jpeg: Annotated[float, typer.Option(help="Synthetic data: share of samples saved as JPEG (quality 60-95) after the blur and 8-bit rounding.")] = 0.0,
     sharp_share: Annotated[float, typer.Option(help="Synthetic data: share of samples (0-1) left sharp or blurred only lightly, half each, so the network learns to leave sharp frames as they are (0: every sample blurred).")] = 0.1,
-    precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16 autocast (auto: bf16 on GPUs that have it, else fp16 on GPUs; fp32 on CPUs; bf16 trained nafnet-cpu 1.4x faster on an AMX CPU). With --resume it replaces the run's own (default: auto for a new run, the run's own on --resume).", show_default=False)] = None,
+    precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16 autocast (auto: bf16 on GPUs that have it, else fp16 on GPUs; bf16 on CPUs with AMX, fp32 on other CPUs, where bf16 is far slower; the run stores what auto chose). With --resume it replaces the run's own (default: auto for a new run, the run's own on --resume).", show_default=False)] = None,
     workers: Annotated[int, typer.Option(help="Processes drawing the next batches' blur kernels ahead (-1: 6 on a GPU, 0 on a CPU).")] = -1,
     val_every: Annotated[int, typer.Option(help="Validate and checkpoint every N steps.")] = 250,
     val_count: Annotated[int, typer.Option(help="Number of validation crops.")] = 48,
@@ -179,7 +181,7 @@ def _show_training(bar: Bar) -> Callable[[int, int, float | None, float | None],
 
 @app.command("eval")
 def evaluate_cmd(
-    model: Annotated[str, typer.Option(help="Model variant to evaluate.")] = "srn",
+    model: Annotated[str, typer.Option(help="Model variant to evaluate.")] = DEFAULT_MODEL,
     data: Annotated[list[str], typer.Option(help="Dataset spec (repeatable), as for 'train'; its held-out images are scored.")] = ["default"],  # noqa: B006
     blur: Annotated[str, typer.Option(help="Synthetic blur for default/folder data: " + BLUR_HELP + ".")] = "gaussian",
     weights: Annotated[str | None, typer.Option(help="A .safetensors checkpoint (default: the shipped weights).")] = None,
@@ -310,8 +312,8 @@ def blur(
 
 @app.command()
 def export(
-    model: Annotated[str, typer.Option(help="Model variant to export (see 'deblur-cli models').", show_default=False)],
     out: Annotated[str, typer.Option(help="The file to write (its folder is created).", show_default=False)],
+    model: Annotated[str, typer.Option(help="Model variant to export (see 'deblur-cli models').")] = DEFAULT_MODEL,
     weights: Annotated[str | None, typer.Option(help="A .safetensors checkpoint (default: the weights shipped for the model, if any).", show_default=False)] = None,
     fmt: Annotated[str, typer.Option("--format", help="onnx (the only format so far).")] = "onnx",
     opset: Annotated[int, typer.Option(help="ONNX opset, 18 or newer (srn's antialiased downscaling needs 18).")] = 18,

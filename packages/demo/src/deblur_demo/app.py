@@ -33,6 +33,7 @@ except ImportError as _err:  # a plain install: deblur-demo says which extra to 
                        "pip install 'deblur-toolkit[demo]'")
 
 from deblur_core.blur import BLUR_KINDS  # noqa: E402
+from deblur_core.defaults import DEFAULT_MODEL  # noqa: E402
 from deblur_core.errors import DeblurError, ImageReadError  # noqa: E402
 from deblur_core.precision import PRECISIONS  # noqa: E402
 from deblur_core.tta import TTA_CHOICES  # noqa: E402
@@ -199,7 +200,9 @@ def _input_column(choices: list[tuple[str, str]]) -> tuple[list, gr.Button]:
             elem_id="input-image",
         )
         gr.Examples([[str(p)] for p in example_images()], inputs=[image], label="Bundled blurred samples")
-        model = gr.Dropdown(choices=choices, value=choices[0][1], label="Model")
+        names = [name for _, name in choices]
+        model = gr.Dropdown(choices=choices, value=DEFAULT_MODEL if DEFAULT_MODEL in names else names[0],
+                            label="Model")
         with gr.Accordion("Try it on a sharp photo", open=False):
             blur_first = gr.Checkbox(
                 False, label="Blur the upload first, then score blurred and deblurred against it"
