@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from deblur_core.blur import BLUR_KINDS, EXTENTS
+from deblur_core.blur import BLUR_KINDS, EXTENTS, SHARP_KINDS
 from deblur_core.catalog import trained_on
 from deblur_core.checkpoint import pretrained_path, read_metadata
 from deblur_core.data import open_dataset
@@ -65,6 +65,21 @@ def _long_note(blur_of: dict[str, str]) -> str:
             f"these extents (the `realistic` synthesis: {EXTENTS['realistic']})")
     return f"{LONG_NOTE} {said}: each model's section says which blur its weights saw."
 
+SHARP_NOTE = ("`none` is every held-out photo unblurred and `light` slightly blurred (defocus sigma 0.3-0.8 or a 1-2 px "
+              "streak, half each): frames a deblurrer must leave as they are. Level shift: the output's mean minus the "
+              "sharp photo's per channel, in levels of 255 (negative: darker), as the mean over photos and channels and "
+              "the largest on any photo and channel (`deblur-cli eval --blur none`, `--blur light`).")
+
+# Found by `python scripts/darkening_probe.py` (docs/darkening.md holds its tables).
+CAUSE = ("Why a network alters sharp frames: none of the shipped weights saw a sharp input in training (the mixes start "
+         "at gaussian sigma 1 and 3 px of motion), and on such input `srn` extrapolates what its pairs taught it. Its "
+         "training pairs had targets darker than their inputs: video-style blur averaged in linear light makes a "
+         "blurred frame brighter than its sharp twin (1.83 levels of 255 on average over the `video` kind, 0 for "
+         "the kinds blurred on sRGB values), and `--saturate` dimmed the target's highlights against the input's "
+         "clipped ones (0.95 levels in bright areas). Noise, the FFT loss and bf16 put no bias into the pairs. "
+         "`--sharp-share` (unblurred and lightly blurred samples in every batch) and clipped targets for saturated "
+         "samples are the recipe's answer; docs/darkening.md gives the measurements.")
+
 # What the metadata cannot say.
 NOTES = {
     "srn": "Both stages ran inside `scripts/gpu_train.sh`'s window on the GPU machine: stage 1 is the script's "
@@ -96,6 +111,7 @@ def _command(cfg: dict) -> str:
     """The ``deblur-cli train`` line of a config: the fields every run names, and any other that differs from
     the default."""
     defaults = dataclasses.asdict(TrainConfig())
+    cfg = {**cfg, "sharp_share": cfg.get("sharp_share", 0.0)}  # a config that does not name it drew none
     parts = ["deblur-cli train"]
     for key, value in cfg.items():
         if key in _NEVER or key not in defaults or (key not in _ALWAYS and value == defaults[key]):
@@ -161,6 +177,36 @@ def _baseline(pair: str) -> dict | None:
         if row is not None:
             return row
     return None
+
+
+def _shift(row: dict) -> str:
+    return f"{sum(row['shift']) / len(row['shift']):+.2f}, {row['max_abs_shift']:.2f}"
+
+
+def _sharp_row(deb, name: str) -> str:
+    """The model's row of the sharp-input table: what it does to unblurred and lightly blurred photos."""
+    none, light = (_scores(deb, name, PHOTOS, kind)["rows"] for kind in SHARP_KINDS)
+    print(name, "none/light", json.dumps(none["model"]), json.dumps(light["model"]), flush=True)
+    return (f"| `{name}` | {none['model']['psnr']:.2f} | {none['model']['ssim']:.4f} | {_shift(none['model'])} | "
+            f"{light['blurred']['psnr']:.2f} -> {light['model']['psnr']:.2f} | {_shift(light['model'])} |")
+
+
+SHARP_PHOTO = "lomiri-life_by_Aitzol_Berasategi.jpg"  # bright sky and deep shadows: where a level shift shows most
+
+
+def _sharp_picture(shipped: list[str]) -> list[str]:
+    """A sharp held-out photo (a crop of it) as it went in and through every shipped model."""
+    photos = dict(open_dataset(PHOTOS, blur="none", for_eval=True).test_images())
+    b = photos.get(SHARP_PHOTO) or next(iter(photos.values()))
+    h, w = b.sharp.shape[-2:]
+    size = min(h, w, 448)
+    crop = b.sharp[..., (h - size) // 2 : (h + size) // 2, (w - size) // 2 : (w + size) // 2]
+    outs = [deblur_tensor(load_deblurrer(n, device="cpu", precision=PRECISION).model, crop, device="cpu",
+                          precision=PRECISION) for n in shipped]
+    write_image(ROOT / "docs" / "models" / "sharp_input.png", torch.cat([crop, *outs], dim=-1)[0])
+    listed = ", ".join(f"`{n}`" for n in shipped)
+    return ["A sharp held-out photo (the centre of one, unblurred) as it went in, then through " + listed + ":",
+            "", "![a sharp photo through every shipped model](docs/models/sharp_input.png)", ""]
 
 
 def _grid(deb, name: str, kinds: tuple[str, ...]) -> Path:
@@ -273,6 +319,9 @@ def main() -> None:
                  "camera pan simulated over a scikit-image photograph), scored whole against their sharp frames.", "",
                  "| model | blurred input PSNR | model PSNR | gain | blurred SSIM | model SSIM |", "|---|---:|---:|---:|---:|---:|"]
     blur_of = {}  # each shipped model's training blur, for the long-blur note
+    sharp_rows = ["## Sharp input", "", SHARP_NOTE, "", CAUSE, "",
+                  "| model | none: PSNR | none: SSIM | none: level shift (mean, largest) | light: input -> model PSNR "
+                  "| light: level shift (mean, largest) |", "|---|---:|---:|---|---|---|"]
     for name in shipped:
         meta = read_metadata(pretrained_path(name))
         cfg = meta["config"]
@@ -283,6 +332,7 @@ def main() -> None:
                      *_training_lines(meta), _ranges(cfg), *([f"- {NOTES[name]}"] if name in NOTES else []), "",
                      *_curve(meta), "| blur | input | MSE | PSNR | SSIM |", "|---|---|---:|---:|---:|"]
         kinds = ("gaussian",) if cfg["blur"] == "gaussian" else BLUR_KINDS
+        sharp_rows.append(_sharp_row(deb, name))
         for kind in kinds:
             r = _scores(deb, name, PHOTOS, kind)
             for row, label in (("blurred", "blurred input"), ("richardson_lucy", "Richardson-Lucy, true kernel"),
@@ -314,7 +364,8 @@ def main() -> None:
             "(scikit-image's photos only; coffee, rocket and motorcycle_right held out, as here).", ""]
     if sources.is_file():
         data += sources.read_text().splitlines() + [""]
-    lines += [*summary, "", _long_note(blur_of), "", *clip_rows, "", *_pictures(), *sections, *data]
+    lines += [*summary, "", _long_note(blur_of), "", *sharp_rows, "", *_sharp_picture(shipped), *clip_rows, "",
+              *_pictures(), *sections, *data]
     (ROOT / "MODELS.md").write_text("\n".join(lines) + "\n")
 
 
