@@ -165,8 +165,6 @@ def _draw_one(n: int, kind: str, g: torch.Generator | None, strength: float | No
         pan = kind == "pan"
         ks = [_path_kernel(float(lengths[i]), g, _sub_frames(g) if pan else None) for i in range(n)]
         return BlurDraw(torch.stack(ks), _rand(n, g) < 0.5)
-    if kind in SHARP_KINDS:
-        return _sharp_draw(n, kind, g, s)
     if kind == "shake":
         extent = (0.35, 1.0) if strength is None else (0.35 + 0.65 * strength,) * 2
         return BlurDraw(pad_kernels(shake_kernels(n, 33, g, extent=extent), LONG_KERNEL),
