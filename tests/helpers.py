@@ -119,7 +119,7 @@ def disk_full_after(monkeypatch, writes: int) -> dict:
         state["failed_at"] = state["failed_at"] or time.monotonic()
         raise disk_full_error(path)
 
-    monkeypatch.setattr("deblur_core.batch.write_image", write)
+    monkeypatch.setattr("deblur_core.batch.folder.write_image", write)
     return state
 
 

@@ -307,7 +307,7 @@ def test_blur_reports_progress_for_every_image_read_or_not(tmp_path):
     src = _tree(tmp_path / "in")
     (src / "clip" / "0001.png").write_bytes(b"truncated")
     ticks = []
-    report = make_blur_pairs(src, tmp_path / "out", kind="gaussian", progress=lambda done, total: ticks.append((done, total)))
+    report = make_blur_pairs(src, tmp_path / "out", kind="gaussian", progress=lambda p: ticks.append((p.done, p.total)))
     assert ticks == [(1, 3), (2, 3), (3, 3)]
     assert report.written == 2 and [name for name, _ in report.failed] == [os.path.join("clip", "0001.png")]
     r = runner.invoke(app, ["blur", str(src), "--out", str(tmp_path / "cli"), "--kind", "gaussian"])

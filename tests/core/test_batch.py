@@ -30,11 +30,8 @@ from helpers import assert_output_of, random_deblurrer, randomise
 
 
 def deblur(input, out=None, *, model="srn", progress=None, **options):
-    """:func:`deblur_path` with :class:`BatchOptions` from keywords; a ready Deblurrer passed as ``model`` is
-    used as it is."""
-    if isinstance(model, Deblurrer):
-        return deblur_path(input, out, BatchOptions(**options), deblurrer=model, progress=progress)
-    return deblur_path(input, out, BatchOptions(model=model, **options), progress=progress)
+    """:func:`deblur_path` with :class:`BatchOptions` from keywords and ``model`` a name or a ready Deblurrer."""
+    return deblur_path(input, out, BatchOptions(**options), deblurrer=model, progress=progress)
 
 
 def _frame(h=40, w=48, c=3, bits=8, alpha=False, seed=0) -> Image:
@@ -240,13 +237,13 @@ def test_frames_run_whole_within_the_memory_budget_else_in_tiles(tmp_path, monke
     _write_frames(src, [f"{i}.png" for i in range(4)], h=64, w=80)
     monkeypatch.setattr(Deblurrer, "bytes_per_pixel", property(lambda self: 1000.0))
     # a 64x80 frame (5.1 MB at 1000 bytes a pixel) fits in 11 MB: whole
-    monkeypatch.setattr("deblur_core.batch.memory_budget", lambda device: 11_000_000)
+    monkeypatch.setattr(Deblurrer, "budget", property(lambda self: 11_000_000))
     deb = _recorder()
     report = deblur(src, tmp_path / "a", model=deb, batch_size=4)
     assert [shape for shape, _ in deb.model.calls] == [(1, 3, 64, 80)] * 4
     assert report.done == 4 and not [n for n in report.notes if "tiles" in n]
     # one frame does not fit in 3 MB: each runs alone, in overlapping tiles of at most 3000 pixels
-    monkeypatch.setattr("deblur_core.batch.memory_budget", lambda device: 3_000_000)
+    monkeypatch.setattr(Deblurrer, "budget", property(lambda self: 3_000_000))
     deb = _recorder()
     report = deblur(src, tmp_path / "b", model=deb, batch_size=4, overlap=8)
     shapes = {shape for shape, _ in deb.model.calls}
@@ -440,7 +437,7 @@ def test_failed_writes_are_reported_even_when_their_cleanup_fails_too(tmp_path, 
         raise OSError(errno.EROFS, "Read-only file system", str(self))
 
     # the disk turns read-only once the run has started: writes, removals and new folders all fail
-    monkeypatch.setattr("deblur_core.batch.write_image", read_only)
+    monkeypatch.setattr("deblur_core.batch.folder.write_image", read_only)
     monkeypatch.setattr(Path, "unlink", unlink)
     _read_only_under(out / "sub", monkeypatch)
     report = deblur(src, out, model=_recorder())
@@ -498,16 +495,16 @@ def test_peak_memory_of_an_8k_frame_stays_under_4gb(tmp_path):
 def test_io_workers_beside_cpu_and_gpu(monkeypatch):
     """Two codec threads each beside a network on the CPU (it takes the cores); beside a GPU, half the host's
     cores each, between two and the frames a run keeps in flight (8)."""
-    from deblur_core import batch
+    from deblur_core.batch import pipeline
 
-    assert batch.io_workers("cpu") == 2
+    assert pipeline.io_workers("cpu") == 2
     for cores, expected in ((1, 2), (2, 2), (6, 3), (16, 8), (64, 8)):
-        monkeypatch.setattr(batch.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)), raising=False)
-        assert batch.io_workers("cuda") == expected, cores
+        monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)), raising=False)
+        assert pipeline.io_workers("cuda") == expected, cores
 
 
 def test_folder_run_sizes_its_codec_threads_by_the_device(tmp_path, monkeypatch):
-    from deblur_core import batch
+    from deblur_core.batch import folder, pipeline
 
     _write_frames(tmp_path / "in", ["0.png", "1.png", "2.png"])
     asked = []
@@ -516,15 +513,15 @@ def test_folder_run_sizes_its_codec_threads_by_the_device(tmp_path, monkeypatch)
         asked.append(torch.device(device))
         return 3
 
-    monkeypatch.setattr(batch, "io_workers", spy)
+    monkeypatch.setattr(folder, "io_workers", spy)
     names = set()
-    original = batch.ThreadPoolExecutor
+    original = pipeline.ThreadPoolExecutor
 
     def pool(workers, thread_name_prefix=""):
         names.add((thread_name_prefix, workers))
         return original(workers, thread_name_prefix=thread_name_prefix)
 
-    monkeypatch.setattr(batch, "ThreadPoolExecutor", pool)
+    monkeypatch.setattr(pipeline, "ThreadPoolExecutor", pool)
     report = deblur(tmp_path / "in", tmp_path / "out", model=random_deblurrer("srn-nolstm"))
     assert report.done == 3 and asked == [torch.device("cpu")]
     assert names == {("deblur-read", 3), ("deblur-write", 3)}

@@ -160,7 +160,7 @@ def test_two_runs_on_one_output_folder_take_turns_and_leave_every_output_whole(t
         write_image(path, image)
         time.sleep(0.05)
 
-    monkeypatch.setattr("deblur_core.batch.write_image", slow_write)
+    monkeypatch.setattr("deblur_core.batch.folder.write_image", slow_write)
     with ThreadPoolExecutor(2) as pool:
         runs = [pool.submit(deblur_path, src, out, BatchOptions(), deblurrer=_deblurrer()) for _ in range(2)]
         reports = [run.result() for run in runs]

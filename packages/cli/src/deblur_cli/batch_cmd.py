@@ -59,17 +59,17 @@ def batch(
     from deblur_core.distributed import DistContext
     from deblur_core.errors import CheckpointError, DeblurError
     from deblur_core.inference import load_deblurrer
+    from deblur_core.io.atomic import unwritable
 
     try:
         ctx = DistContext.from_env()
-        opts = BatchOptions(model=model, weights=weights, device=ctx.device(device), precision=precision, tile=tile,
-                            overlap=tile_overlap, batch_size=batch_size, overwrite=overwrite, compare=compare,
+        opts = BatchOptions(tile=tile, overlap=tile_overlap, batch_size=batch_size, overwrite=overwrite, compare=compare,
                             rank=ctx.rank, world_size=ctx.world_size, codec=codec, crf=crf)
-        deb = load_deblurrer(opts.model, opts.weights, device=opts.device, precision=opts.precision, tta=tta)
+        deb = load_deblurrer(model, weights, device=ctx.device(device), precision=precision, tta=tta)
     except (ValueError, DeblurError) as e:
         fail(str(e), 2)
     summary_path = ctx.rank_path(json_summary) if json_summary is not None else None
-    if summary_path is not None and (problem := _unwritable(summary_path)):  # now, not after all the work
+    if summary_path is not None and (problem := unwritable(summary_path)):  # now, not after all the work
         fail(f"cannot write the JSON summary to '{summary_path}': {problem}; pass --json-summary a writable file "
              "path", 2)
     show = not quiet and ctx.is_main
@@ -112,22 +112,6 @@ def _write_summary(path: Path, report) -> bool:
                           soft_wrap=True)
         return False
     return True
-
-
-def _unwritable(path: Path) -> str | None:
-    """Why ``path`` cannot be written, or None. Creates its folder if needed; leaves no new file behind."""
-    if path.is_dir():
-        return "it is a folder"
-    existed = path.exists()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a"):  # appending truncates nothing, so an existing summary survives a failed run
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as e:
-        return e.strerror or str(e)
-    return None
 
 
 def _summary_table(report):

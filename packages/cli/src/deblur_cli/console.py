@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from deblur_core.progress import Progress
 
 __all__ = ["console", "err_console", "fail", "note", "show_log", "Bar"]
 
@@ -42,7 +46,7 @@ def show_log(ctx: typer.Context) -> None:
 
 
 class Bar:
-    """A progress bar on stderr fed by core's ``progress(done, total[, megapixels])`` callbacks (nothing when
+    """A progress bar on stderr fed by core's progress callbacks (:class:`deblur_core.progress.Progress`; nothing when
     disabled); with ``rates``, also frames/s and megapixels/s since the first update. ``fields``: text columns
     after the count, by name with their first text; :meth:`update`'s keywords set them (each keeps its last)."""
 
@@ -67,9 +71,10 @@ class Bar:
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
-    def update(self, done: int, total: int | None, megapixels: float = 0.0, **fields: str) -> None:
+    def update(self, p: Progress, **fields: str) -> None:
         if self.bar is None:
             return
+        done, total, megapixels = p.done, p.total, p.megapixels
         if self.task is None:
             self.start = time.perf_counter()
             self.task = self.bar.add_task(self.label, total=total, fps=0.0, mps=0.0, **self.fields)

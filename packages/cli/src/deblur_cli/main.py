@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -13,6 +12,7 @@ from rich import box
 from rich.table import Table
 
 from deblur_core.defaults import DEFAULT_MODEL
+from deblur_core.progress import Progress, ProgressFn
 
 from .batch_cmd import TTA_HELP, batch
 from .console import Bar, console, err_console, fail, note, show_log
@@ -163,17 +163,17 @@ def train(
         )
 
 
-def _show_training(bar: Bar) -> Callable[[int, int, float | None, float | None], None]:
-    """``train``'s progress callback (see :data:`deblur_core.train.ProgressFn`) shown on ``bar``: the last
+def _show_training(bar: Bar) -> ProgressFn:
+    """``train``'s progress shown on ``bar``: the last
     logged loss, the last validation PSNR, and the steps/s since the first call (a resumed run's first step)."""
     start: tuple[int, float] | None = None
 
-    def show(step: int, total: int, loss: float | None, val_psnr: float | None) -> None:
+    def show(p: Progress) -> None:
         nonlocal start
-        start = start or (step, time.perf_counter())
-        rate = (step - start[0]) / max(time.perf_counter() - start[1], 1e-9)
-        shown = {"loss": f"loss {loss:.4g}"} if loss is not None else {}
-        bar.update(step, total, val=f"val {val_psnr:.2f} dB" if val_psnr is not None else "val -",
+        start = start or (p.done, time.perf_counter())
+        rate = (p.done - start[0]) / max(time.perf_counter() - start[1], 1e-9)
+        shown = {"loss": f"loss {p.loss:.4g}"} if p.loss is not None else {}
+        bar.update(p, val=f"val {p.val_psnr:.2f} dB" if p.val_psnr is not None else "val -",
                    rate=f"{rate:.2f} steps/s", **shown)
 
     return show
@@ -187,7 +187,7 @@ def evaluate_cmd(
     weights: Annotated[str | None, typer.Option(help="A .safetensors checkpoint (default: the shipped weights).")] = None,
     crops: Annotated[bool, typer.Option("--crops", help="Score the fixed validation crops training reports (a quick look) instead of every held-out image whole.")] = False,
     val_count: Annotated[int, typer.Option(help="With --crops: number of validation crops.")] = 48,
-    tile: Annotated[int, typer.Option(help="Whole images: run the model in tiles of this size where larger (bounds memory).")] = 1024,
+    tile: Annotated[int | None, typer.Option(help="Whole images: run the model in tiles of this size where larger. Default: from the memory budget, as batch does.", show_default="from the memory budget")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX but for the nafnet models, whose fp32 CPU path is faster, else fp32).")] = "auto",
     baseline: Annotated[bool, typer.Option(help="Also run Richardson-Lucy with the true kernel where known.")] = True,
@@ -223,7 +223,7 @@ def evaluate_cmd(
             with err_console.status(f"scoring {src.name}") as status:
                 results.append(evaluate(deb.model, src, device=deb.device, precision=deb.precision,
                                         baseline=baseline, crops=crops, tile=tile,
-                                        progress=lambda name: status.update(f"scoring {src.name}: {name} done")))
+                                        progress=lambda p: status.update(f"scoring {src.name}: {p.done} images done")))
     except CheckpointError as e:  # weights that cannot be used: a usage error, as in batch and export
         fail(str(e), 2)
     except (DeblurError, ValueError) as e:

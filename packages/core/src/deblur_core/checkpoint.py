@@ -12,11 +12,9 @@ whole list of names goes to this module's log at DEBUG level (``deblur-cli --ver
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import CheckpointError
+from .io.atomic import atomic_path
 from .models import get_model, list_models
 
 __all__ = [
@@ -36,7 +35,6 @@ __all__ = [
     "load_model",
     "load_weights",
     "pretrained_path",
-    "atomic_path",
     "save_train_state",
     "load_train_state",
 ]
@@ -93,29 +91,6 @@ def save_checkpoint(
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={_META_KEY: json.dumps(meta, default=_json_default)})
     return path
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary name beside ``path``; on success it is fsynced and renamed over ``path``, so a
-    reader (or a run killed mid-write) never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        # mkstemp makes the file private (0600), and writers may recreate it: give the finished file the
-        # permissions of any new file
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _json_default(o):

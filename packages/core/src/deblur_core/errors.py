@@ -40,5 +40,5 @@ class DatasetError(DeblurError):
     """A dataset on disk does not have the layout its format requires."""
 
 
-class ImageTooLargeError(DeblurError):
-    """An image has more pixels than a front end's limit allows (checked before decoding)."""
+class ImageTooLargeError(ImageReadError):
+    """An image has more pixels than the limit allows (checked from its header, before decoding)."""

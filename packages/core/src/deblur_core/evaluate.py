@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .blur import linear_to_srgb, srgb_to_linear
 from .metrics import level_shift, mse, psnr, ssim
+from .progress import Progress, ProgressFn
 
 __all__ = ["richardson_lucy", "evaluate"]
 
@@ -72,15 +73,16 @@ def _summary(scores: dict[str, list]) -> dict[str, Any]:
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.device = "cpu", precision: str = "auto",
-             batch_size: int = 8, baseline: bool = True, crops: bool = False, tile: int | None = 1024,
-             progress=None) -> dict[str, Any]:
+             batch_size: int = 8, baseline: bool = True, crops: bool = False, tile: int | None = None,
+             progress: ProgressFn | None = None) -> dict[str, Any]:
     """Mean per-image MSE/PSNR/SSIM and level shift (:func:`deblur_core.metrics.level_shift`) of the blurred
     input, the model (if given) and Richardson-Lucy with the true kernel (when the dataset knows its kernels).
 
     By default every held-out image is scored whole, as the field's test protocols (GoPro, REDS) do:
-    ``source.test_images()``, the model run in ``tile`` x ``tile`` tiles where larger. ``crops=True``
+    ``source.test_images()``, the model run as :func:`deblur_core.inference.deblur_tensor` runs it (``tile``:
+    in ``tile`` x ``tile`` tiles where larger; None: as the memory budget plans). ``crops=True``
     scores the fixed validation crops training reports instead (a quick look). The model runs at
-    ``precision`` (see :func:`deblur_core.precision.inference_dtype`).
+    ``precision`` (see :func:`deblur_core.precision.inference_dtype`); ``progress`` counts whole images.
 
     Returns:
         ``{"dataset": ..., "images": n, "protocol": "whole images" | "crops", "rows": {"blurred": {...},
@@ -121,7 +123,7 @@ def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.devic
             per_image.append({"image": name, "height": b.sharp.shape[-2], "width": b.sharp.shape[-1],
                               **{row: {k: v[0] for k, v in vals.items()} for row, vals in rows.items()}})
             if progress is not None:
-                progress(name)
+                progress(Progress(n, None))
     rows = {row: _summary(d) for row, d in acc.items()}
     out = {"dataset": source.name, "images": n, "protocol": "crops" if crops else "whole images", "rows": rows}
     if not crops:

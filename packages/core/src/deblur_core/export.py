@@ -29,9 +29,9 @@ import torch
 from torch import Tensor, nn
 
 from . import __version__
-from .checkpoint import atomic_path
 from .errors import DeblurError
 from .inference import Deblurrer, load_deblurrer
+from .io.atomic import atomic_path, unwritable
 from .models import DeblurModel
 
 __all__ = ["ExportResult", "export_model"]
@@ -60,6 +60,9 @@ def export_model(
     opset: int = MIN_OPSET,
 ) -> ExportResult:
     """Write variant ``name`` (with ``weights``, else its shipped weights, else untrained) to ``out``.
+
+    The graph pools the nafnet models' channel attention over the whole frame, as they were trained: it does
+    not carry TLC (:func:`~deblur_core.inference.load_deblurrer`'s ``tlc``).
 
     Args:
         name: registry name of the variant.
@@ -167,13 +170,8 @@ def _to_onnx(graph: nn.Module, example: Tensor, opset: int):
 
 
 def _check_writable(out: Path) -> None:
-    if out.is_dir():
-        raise ValueError(f"'{out}' is a folder; name the .onnx file to write")
-    parent = next((p for p in out.parents if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise ValueError(f"cannot write '{out}': '{parent}' is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write '{out}': the folder '{parent}' is not writable")
+    if (problem := unwritable(out)) is not None:
+        raise ValueError(f"cannot write '{out}': {problem}; name a writable .onnx file")
 
 
 def _check_with_onnxruntime(path: Path, deb: Deblurrer, example: Tensor) -> float | None:

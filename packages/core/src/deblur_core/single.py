@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -34,11 +34,12 @@ from torch import Tensor
 from .blur import check_kind, synth_blur
 from .catalog import model_catalog, trained_on
 from .checkpoint import pretrained_path, read_metadata
-from .errors import DeblurError, ImageTooLargeError
+from .errors import DeblurError
 from .inference import NON_FINITE_OUTPUT, Deblurrer, load_deblurrer, resolve_device
-from .io import Image, image_size, read_image, to_tensor
+from .io import Image, check_pixels, image_size, read_image, to_tensor
 from .metrics import blur_effect, psnr, ssim
 from .precision import check_precision
+from .progress import Progress, ProgressFn
 from .tta import check_tta
 
 __all__ = [
@@ -92,14 +93,10 @@ class DeblurResult:
     blur_effect_after: float = math.nan
 
 
-def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
-    if width * height > max_pixels:
-        raise ImageTooLargeError(
-            f"{what} is {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
-            f"{max_pixels / 1e6:.1f} megapixels. Downscale or crop it first."
-        )
+def _check_size(width: int, height: int, max_pixels: int, name: str | Path) -> None:
+    check_pixels(name, width, height, max_pixels)
     if min(width, height) < 1:
-        raise DeblurError(f"{what} is empty ({width}x{height})")
+        raise DeblurError(f"the image '{name}' is empty ({width}x{height})")
 
 
 def load_image(source: str | Path | np.ndarray | Image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
@@ -115,11 +112,11 @@ def load_image(source: str | Path | np.ndarray | Image, *, max_pixels: int = DEF
         DeblurError: an array of unsupported shape or dtype.
     """
     if isinstance(source, Image):
-        _check_pixels(source.width, source.height, max_pixels, "the image")
+        _check_size(source.width, source.height, max_pixels, "image")
         return source
     if isinstance(source, np.ndarray):
         h, w = source.shape[:2] if source.ndim >= 2 else (0, 0)
-        _check_pixels(w, h, max_pixels, "the image")
+        _check_size(w, h, max_pixels, "array")
         try:
             data, alpha, bit_depth = to_tensor(source)
         except ValueError as err:
@@ -127,7 +124,7 @@ def load_image(source: str | Path | np.ndarray | Image, *, max_pixels: int = DEF
         return Image(data=data, alpha=alpha, bit_depth=bit_depth)
     path = Path(source)
     height, width = image_size(path)
-    _check_pixels(width, height, max_pixels, f"'{path.name}'")
+    _check_size(width, height, max_pixels, path)
     return read_image(path)
 
 
@@ -158,17 +155,17 @@ def _run_network(
     device: str,
     precision: str,
     tile: int | None,
-    progress: Callable[[int, int], None] | None,
+    progress: ProgressFn | None,
     tta: int,
 ) -> tuple[Tensor, Deblurrer, float, int]:
     # a grayscale x needs nothing here: the networks replicate it to RGB and average back (models.base)
     deblurrer = _cached_deblurrer(name, weights, device, precision, tta)
     tiles = [1]
 
-    def report(done: int, total: int) -> None:
-        tiles[0] = total
+    def report(p: Progress) -> None:
+        tiles[0] = p.total or 1
         if progress is not None:
-            progress(done, total)
+            progress(p)
 
     start = time.perf_counter()
     y = deblurrer(x, tile=tile, progress=report)
@@ -184,9 +181,9 @@ def deblur_image(
     weights: WeightsArg = None,
     device: str = "auto",
     precision: str = "auto",
-    tile: int | None = 512,
+    tile: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
     tta: int = 1,
 ) -> DeblurResult:
     """Deblur one image with variant ``model``.
@@ -198,9 +195,10 @@ def deblur_image(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
             :func:`deblur_core.precision.inference_dtype`); the output keeps the input's bit depth.
-        tile: tile size for large images (None: the whole image at once).
+        tile: run the image in overlapping tiles of this size where larger (None: as the device's memory
+            budget plans, see :func:`deblur_core.inference.deblur_tensor`).
         max_pixels: refuse images with more pixels than this.
-        progress: called with (tiles done, tiles total) as tiles finish.
+        progress: called as tiles finish (see :class:`deblur_core.progress.Progress`).
         tta: average the network over this many flips and rotations of the image (1, 2, 4 or 8).
 
     Returns:

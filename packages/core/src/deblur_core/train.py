@@ -6,7 +6,7 @@ needs only the step, the model, the optimizer and the RNG state, all kept in one
 ``train_state.safetensors``; a resumed run continues the interrupted run's loss curve exactly.
 Under ``torchrun`` the same function trains with DistributedDataParallel (gloo on CPU, NCCL on GPUs);
 only rank 0 writes files. The losses live in :mod:`deblur_core.losses`; progress goes to the caller's
-``progress`` callback (:data:`ProgressFn`), which draws it (the CLI's bar) or not.
+``progress`` callback (:data:`deblur_core.progress.ProgressFn`), which draws it (the CLI's bar) or not.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -24,26 +23,22 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import (atomic_path, load_checkpoint, load_train_state, load_weights, pretrained_path,
+from .checkpoint import (load_checkpoint, load_train_state, load_weights, pretrained_path,
                          read_metadata, save_checkpoint, save_train_state)
 from .distributed import DistContext
 from .data import open_dataset
 from .errors import DeblurError
 from .inference import resolve_device
+from .io.atomic import atomic_path
 from .losses import LOSSES, multiscale_loss
 from .metrics import mse, psnr, ssim
 from .models import get_model, list_models
 from .precision import autocast_dtype, check_precision, precision_name
+from .progress import Progress, ProgressFn
 
-__all__ = ["TrainConfig", "TrainResult", "ProgressFn", "train", "load_run_config", "validate", "GPU_PLAN_WORKERS"]
+__all__ = ["TrainConfig", "TrainResult", "train", "load_run_config", "validate", "GPU_PLAN_WORKERS"]
 
 GPU_PLAN_WORKERS = 6  # processes drawing plans ahead beside a GPU (workers=-1); a CPU draws them itself
-
-ProgressFn = Callable[[int, int, "float | None", "float | None"], None]
-"""Called with (step, total steps, mean training loss over the steps since the last logged loss or None, the
-last validation PSNR or None): once as the loop starts (at the step a resumed run continues from), then at
-every step written to metrics.jsonl, in order. Only rank 0 calls it."""
-
 
 @dataclass
 class TrainConfig:
@@ -211,7 +206,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
 
     ``resume=True`` continues the run in ``cfg.out`` from its last saved step (see
     :func:`load_run_config`); ``cfg.steps`` and ``cfg.max_minutes`` may be raised to extend it.
-    ``progress``: see :data:`ProgressFn` (None: train silently).
+    ``progress``: called as the loop starts (at the step a resumed run continues from), then at every step
+    written to metrics.jsonl, with the steps done and in all, the mean training loss since the last such call
+    and the last validation PSNR (:class:`deblur_core.progress.Progress`); rank 0 only. None: train silently.
     """
     ctx = DistContext.from_env()
     device = torch.device(ctx.device(resolve_device(cfg.device)))
@@ -232,7 +229,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     if ctx.is_main:
         _open_log(run, cfg, state.step if resume else None)
     if progress and ctx.is_main:
-        progress(state.step, cfg.steps, None, None)
+        progress(Progress(state.step, cfg.steps))
     t0, start_step = time.time(), state.step
     loss_sum, loss_n = torch.zeros((), device=device), 0  # summed on the device: a per-step read stalls a GPU
     elapsed = 0.0  # this call's seconds at the end of the last step, the same on every rank
@@ -257,7 +254,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
             with open(run / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             if progress:
-                progress(state.step, cfg.steps, record.get("loss"), state.last_val.get("val_psnr"))
+                progress(Progress(state.step, cfg.steps, loss=record.get("loss"), val_psnr=state.last_val.get("val_psnr")))
         if out_of_time:
             break
     elapsed = time.time() - t0

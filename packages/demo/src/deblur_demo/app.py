@@ -163,8 +163,8 @@ def _handler(weights: dict[str, str | Path], names: set[str], *, max_pixels: int
         if kind not in BLUR_KINDS:
             raise _refuse(f"Unknown blur kind '{kind}'; choose one of {', '.join(BLUR_KINDS)}.")
 
-        def tiles_done(done: int, total: int) -> None:
-            progress((done, total), desc="Deblurring", unit="tiles")
+        def tiles_done(p) -> None:  # deblur_core.progress.Progress
+            progress((p.done, p.total), desc="Deblurring", unit="tiles")
 
         common = {"weights": weights.get(model), "device": device, "precision": precision, "max_pixels": max_pixels,
                   "progress": tiles_done, "tta": tta}

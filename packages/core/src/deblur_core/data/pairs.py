@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from ..blur import check_kind, synth_blur
 from ..errors import DeblurError, ImageReadError
 from ..io import Image, list_images, read_image, write_image
+from ..progress import Progress, ProgressFn
 from ..seeding import seeded_generator
 
 __all__ = ["PairsReport", "make_blur_pairs"]
@@ -35,11 +35,11 @@ def make_blur_pairs(
     seed: int = 0,
     noise_sigma: float = 0.0,
     jpeg_quality: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> PairsReport:
     """Blur every image under ``input_dir`` with synthetic blur of ``kind``; write the pairs under ``out_dir``.
 
-    ``progress`` is called with (images finished, images in all) after each image, read or not.
+    ``progress`` is called with images finished and in all after each image, read or not.
     ``jpeg_quality`` (1-100; 0: none) saves each blurred image through a JPEG of that quality first, as a
     camera or phone would (8-bit images only: a 16-bit one refuses it).
 
@@ -72,7 +72,7 @@ def make_blur_pairs(
                 _write_pair(img, rel, dst, kind, seeded_generator(seed, rel.as_posix()), noise_sigma, jpeg_quality)
                 report.written += 1
         if progress:
-            progress(i + 1, len(files))
+            progress(Progress(i + 1, len(files)))
     return report
 
 

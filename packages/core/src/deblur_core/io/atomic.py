@@ -1,8 +1,10 @@
 """Writing an output whole or not at all: under a hidden temporary name in its folder, renamed over the final
 name only once complete, so that neither a killed run nor a failed write leaves a truncated file, and a rerun
-can take every file that exists as finished.
+can take every file that exists as finished; and checking that an output can be written before any work.
 
-The temporary name is one fixed name per output (``.<stem>.partial<ext>``), so a rerun after a kill overwrites
+:func:`atomic_path` serves single files written once (checkpoints, exports, charts): a unique temporary name,
+fsynced before the rename. :func:`write_atomic` and :class:`AtomicVideo` serve a run's many outputs:
+the temporary name is one fixed name per output (``.<stem>.partial<ext>``), so a rerun after a kill overwrites
 any leftover instead of adding to it. While it is written and renamed, the writer holds an exclusive lock on
 it (POSIX ``flock``): two processes writing the same output (two runs without sharding on one folder) take
 turns instead of writing into one file.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-__all__ = ["write_atomic", "AtomicVideo", "out_of_space"]
+__all__ = ["atomic_path", "write_atomic", "AtomicVideo", "out_of_space", "check_writable_folder", "unwritable"]
 
 
 def _partial_name(path: Path) -> Path:
@@ -139,3 +142,63 @@ class AtomicVideo:
                     raise ImageWriteError(self.path, f"{type(err).__name__}: {err.strerror or err}") from err
             else:
                 _discard(self.tmp)
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Create ``folder`` if needed and make sure files can be created in it, before any work is done.
+
+    Raises:
+        ValueError: it is a file, or it (or a folder above it) cannot be created or written to.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output '{folder}' is a file, not a folder; pass --out a folder (new or existing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write to the output folder '{folder}': {err.strerror or err}; pass --out a "
+                         "writable folder") from err
+
+
+def unwritable(path: Path) -> str | None:
+    """Why the file ``path`` cannot be written, or None. Creates its folder if needed; leaves no new file
+    behind, and appends nothing to an existing one (which survives a run that then fails)."""
+    if path.is_dir():
+        return "it is a folder"
+    existing = next((p for p in path.parents if p.exists()), Path("."))
+    if not existing.is_dir():
+        return f"'{existing}' is a file, not a folder"
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary name beside ``path``; on success it is fsynced and renamed over ``path``, so a
+    reader (or a run killed mid-write) never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        # mkstemp makes the file private (0600), and writers may recreate it: give the finished file the
+        # permissions of any new file
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -31,10 +31,10 @@ import torch
 from PIL import Image as PILImage
 from torch import Tensor
 
-from ..errors import ImageReadError, ImageWriteError
+from ..errors import ImageReadError, ImageTooLargeError, ImageWriteError
 from .png import OPENCV_ERRORS, png_size, read_png, write_png
 
-__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "Image", "image_size", "read_image", "write_image", "to_tensor",
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "check_pixels", "Image", "image_size", "read_image", "write_image", "to_tensor",
            "to_array", "natural_key", "list_images"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
@@ -221,7 +221,7 @@ def read_image(path: str | Path) -> Image:
     path = _check_image_path(path)
     ext = path.suffix.lower()
     try:
-        _check_pixels(path, *_header_size(path, ext))
+        check_pixels(path, *_header_size(path, ext))
         if ext == ".png":
             array = read_png(path)
             if array is None:  # an 8-bit file Pillow converts: palette, 1-bit, transparency, gray+alpha
@@ -263,11 +263,18 @@ def _pillow_open(path: Path):
         return PILImage.open(path)
 
 
-def _check_pixels(path: Path, width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
-        raise ImageReadError(path, f"{width}x{height} = {width * height / 1e6:.0f} megapixels, above the "
-                                   f"{MAX_PIXELS / 1e6:.0f}-megapixel limit (its own copies in memory would take "
-                                   f"~{width * height * 50 / 1e9:.0f} GB); split or downscale it first")
+def check_pixels(path: str | Path, width: int, height: int, limit: int | None = None) -> None:
+    """Refuse an image of more than ``limit`` pixels (default :data:`MAX_PIXELS`) from its size alone: a small
+    compressed file can expand to gigabytes (a decompression bomb), so this runs on the header.
+
+    Raises:
+        ImageTooLargeError: too many pixels; the message names ``path`` and says what to do.
+    """
+    limit = MAX_PIXELS if limit is None else limit
+    if width * height > limit:
+        raise ImageTooLargeError(path, f"{width}x{height} = {width * height / 1e6:.3g} megapixels, above the "
+                                       f"{limit / 1e6:.3g}-megapixel limit (its own copies in memory would take "
+                                       f"~{width * height * 50 / 1e9:.0f} GB); split, crop or downscale it first")
 
 
 def _read_tiff(path: Path) -> np.ndarray:

@@ -1,0 +1,206 @@
+"""A network ready for inference (:class:`Deblurrer`) and the one function that runs networks on frames.
+
+``load_deblurrer`` picks the weights (a file, or the ones shipped for the variant, or none) and prepares the
+network for fast inference; :func:`deblur_tensor` runs it on a batch, whole where the frames fit the
+device's memory budget and in overlapping tiles where they do not (:mod:`.tiles`), so memory stays bounded
+whatever the frame size. :func:`deblur_core.precision.inference_dtype` decides the arithmetic: bf16 autocast
+where the hardware multiplies bf16 natively and fast, fp32 elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..checkpoint import load_model, pretrained_path
+from ..models import activation_bytes_per_pixel, get_model
+from ..models.nafnet import use_tlc
+from ..precision import autocast, check_precision, inference_dtype, precision_name
+from ..progress import Progress, ProgressFn
+from ..tta import check_tta, with_tta
+from .device import memory_budget, resolve_device
+from .tiles import TilePlan, plan_batch, run_tiles
+
+__all__ = ["Deblurrer", "load_deblurrer", "deblur_tensor", "bytes_per_pixel", "NON_FINITE_OUTPUT"]
+
+# Activations are counted on the meta device (models.activation_bytes_per_pixel); the resident memory of a
+# CPU forward pass rose by 1.0-1.5x the count (oneDNN's buffers, memory the allocator keeps), so plan with 1.5x.
+_MEASURED_OVER_COUNTED = 1.5
+# What a network that cannot be counted is assumed to take: red30's count, the heaviest variant here.
+_UNCOUNTED_BYTES_PER_PIXEL = 8716 * _MEASURED_OVER_COUNTED
+_counted: dict[str, float] = {}  # architecture (the module's repr) -> bytes per pixel
+
+# Why a frame's output is refused: finite weights can still give NaN (an overflow in fp16, an input the network
+# was never meant for), and an image would store it as black.
+NON_FINITE_OUTPUT = ("the network's output holds NaN though its weights are finite (an overflow of reduced "
+                     "precision does that: --precision fp32 avoids it)")
+
+Tile = int | tuple[int, int] | None
+
+
+def bytes_per_pixel(model: nn.Module) -> float:
+    """Memory ``model`` takes per input pixel at its peak: counted activations x 1.5; counted once per
+    architecture, in a fraction of a second."""
+    key = repr(model)  # the architecture: weights do not change the activations
+    if key not in _counted:
+        try:
+            _counted[key] = activation_bytes_per_pixel(model) * _MEASURED_OVER_COUNTED
+        except (RuntimeError, NotImplementedError):  # a network that cannot run on the meta device
+            _counted[key] = _UNCOUNTED_BYTES_PER_PIXEL
+    return _counted[key]
+
+
+@dataclass
+class Deblurrer:
+    """A network ready for inference and what is known about it."""
+
+    model: nn.Module
+    name: str
+    device: torch.device
+    weights: Path | None  # None: untrained (the identity, for the residual networks here)
+    meta: dict[str, Any] = field(default_factory=dict)
+    dtype: torch.dtype | None = None  # the autocast dtype it runs in; None: plain fp32 (see inference_dtype)
+
+    @property
+    def trained(self) -> bool:
+        return self.weights is not None
+
+    @property
+    def precision(self) -> str:
+        """The name of the arithmetic it runs in: ``"fp32"``, ``"bf16"`` or ``"fp16"``."""
+        return precision_name(self.dtype)
+
+    @property
+    def bytes_per_pixel(self) -> float:
+        return bytes_per_pixel(self.model)
+
+    @property
+    def budget(self) -> int:
+        """Bytes of activations one batch or tile may take on its device (see :func:`.device.memory_budget`)."""
+        return memory_budget(self.device)
+
+    def plan(self, height: int, width: int, *, batch_size: int = 1, overlap: int = 32) -> TilePlan:
+        """How frames of ``height`` x ``width`` run on this device (see :func:`.tiles.plan_batch`)."""
+        return plan_batch(height, width, bytes_per_pixel=self.bytes_per_pixel, budget=self.budget,
+                          batch_size=batch_size, overlap=overlap)
+
+    def __call__(self, x: Tensor, *, tile: Tile = None, overlap: int = 32,
+                 progress: ProgressFn | None = None) -> Tensor:
+        """Deblur a (B, C, H, W) batch in its arithmetic; keywords as :func:`deblur_tensor`'s."""
+        return _deblur(self.model, x, self.device, self.dtype, self.plan, tile=tile, overlap=overlap,
+                       progress=progress)
+
+
+def load_deblurrer(
+    name: str,
+    weights: str | Path | None = None,
+    *,
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    channels_last: bool = True,
+    tta: int = 1,
+    tlc: bool = False,
+) -> Deblurrer:
+    """Build variant ``name`` with ``weights`` (a safetensors checkpoint) or its shipped weights if any, to
+    run at ``precision`` (``auto``, ``fp32``, ``bf16`` or ``fp16``; see
+    :func:`deblur_core.precision.inference_dtype`), averaged over ``tta`` flips and rotations of each input
+    (1, 2, 4 or 8; see :mod:`deblur_core.tta`). ``tlc``: a nafnet model's channel attention pools over
+    windows of 1.5 training crops instead of the whole frame (:func:`deblur_core.models.nafnet.use_tlc`; other
+    models refuse it with a ValueError).
+
+    channels_last is oneDNN's preferred layout for convolutions on x86 CPUs and suits tensor cores on GPUs.
+    """
+    dev = resolve_device(device)
+    check_precision(precision)
+    check_tta(tta)
+    path = Path(weights) if weights is not None else pretrained_path(name)
+    if path is not None:
+        model, meta = load_model(path, expect=name)
+    else:
+        model, meta = get_model(name).eval(), {}
+    if tlc:
+        use_tlc(model, meta)
+    model = model.to(dev)
+    dtype = inference_dtype(precision, dev, model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return Deblurrer(model=with_tta(model, tta), name=name, device=dev, weights=path, meta=meta, dtype=dtype)
+
+
+def deblur_tensor(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    device: torch.device | str | None = None,
+    precision: str = "auto",
+    tile: Tile = None,
+    overlap: int = 32,
+    progress: ProgressFn | None = None,
+) -> Tensor:
+    """Deblur a (B, C, H, W) batch in [0, 1]; the result is on the CPU, float32, same shape.
+
+    Args:
+        model: a network in eval mode (see :func:`load_deblurrer`).
+        device: where to run; defaults to the model's device.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` autocast (see
+            :func:`deblur_core.precision.inference_dtype`); the result is float32 whatever the arithmetic.
+        tile: run frames larger than ``tile`` x ``tile`` (or ``tile`` = (height, width)) in overlapping tiles
+            of that size. None: as the device's memory budget plans (:meth:`Deblurrer.plan`): frames that fit
+            run whole, in chunks of the batch that fit, larger ones alone in tiles.
+        overlap: pixels shared by neighbouring tiles, blended with linear ramps.
+        progress: called after each tile (or whole chunk of frames) with the count done and the total.
+    """
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+
+    def plan(height: int, width: int, *, batch_size: int, overlap: int) -> TilePlan:
+        return plan_batch(height, width, bytes_per_pixel=bytes_per_pixel(model), budget=memory_budget(dev),
+                          batch_size=batch_size, overlap=overlap)
+
+    return _deblur(model, x, dev, inference_dtype(precision, dev, model), plan, tile=tile, overlap=overlap,
+                   progress=progress)
+
+
+def _run(model: nn.Module, x: Tensor, device: torch.device, dtype: torch.dtype | None) -> Tensor:
+    x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    with autocast(device, dtype):
+        y = model(x)
+    return y.float().clamp_(0, 1).cpu()
+
+
+@torch.inference_mode()
+def _deblur(model: nn.Module, x: Tensor, dev: torch.device, dtype: torch.dtype | None,
+            plan_frames: Callable[..., TilePlan], *, tile: Tile = None, overlap: int = 32,
+            progress: ProgressFn | None = None) -> Tensor:
+    """:func:`deblur_tensor` with the device, the autocast dtype and the tile planner resolved."""
+    if x.ndim != 4:
+        raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+    b, _, h, w = x.shape
+
+    def run(t: Tensor) -> Tensor:
+        return _run(model, t, dev, dtype)
+
+    if tile is None:
+        plan = plan_frames(h, w, batch_size=b, overlap=overlap)
+        if plan.tile is None:  # whole frames, in chunks of the batch that fit
+            outs = []
+            for i in range(0, b, plan.frames):
+                outs.append(run(x[i : i + plan.frames]))
+                if progress:
+                    progress(Progress(len(outs), -(-b // plan.frames)))
+            return outs[0] if len(outs) == 1 else torch.cat(outs)
+        # frames too large to run whole: each alone, in the plan's tiles
+        return torch.cat([run_tiles(run, x[i : i + 1], plan.tile, overlap, progress) for i in range(b)])
+    tile_hw = (tile, tile) if isinstance(tile, int) else tile
+    if min(tile_hw) <= 2 * overlap:
+        raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap})")
+    if h <= tile_hw[0] and w <= tile_hw[1]:
+        y = run(x)
+        if progress:
+            progress(Progress(1, 1))
+        return y
+    return run_tiles(run, x, tile_hw, overlap, progress)
