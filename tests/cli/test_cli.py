@@ -302,7 +302,7 @@ def test_eval_scores_every_pair_whole_as_scikit_image_does(tmp_path):
 
 
 def test_blur_reports_progress_for_every_image_read_or_not(tmp_path):
-    from deblur_core.data.pairs import make_blur_pairs
+    from deblur_core.data.make_pairs import make_blur_pairs
 
     src = _tree(tmp_path / "in")
     (src / "clip" / "0001.png").write_bytes(b"truncated")

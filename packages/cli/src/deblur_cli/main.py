@@ -293,7 +293,7 @@ def blur(
 ) -> None:
     """Write a paired blurred/sharp dataset from your own sharp footage (usable as --data pairs:OUT)."""
     from deblur_core.errors import DeblurError
-    from deblur_core.data.pairs import make_blur_pairs
+    from deblur_core.data.make_pairs import make_blur_pairs
 
     try:
         with Bar("blurring", enabled=not quiet) as bar:
