@@ -43,16 +43,16 @@ def test_train_help_shows_the_defaults_it_spells_out():
 def test_train_option_defaults_are_train_configs():
     """Every option of 'train' that is a TrainConfig field defaults to that field's default (None: left unset,
     TrainConfig fills it in), and --steps' help spells out TrainConfig's number."""
-    from deblur_cli import main
+    from deblur_cli import train_cmd
     from deblur_core.train import TrainConfig
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    params = inspect.signature(main.train).parameters
+    params = inspect.signature(train_cmd.train).parameters
     assert set(params) - set(fields) == {"resume", "quiet"}
     drifted = {name: (p.default, fields[name].default) for name, p in params.items()
                if name in fields and p.default is not None and p.default != fields[name].default}
     assert not drifted, drifted  # option: (its default, TrainConfig's)
-    steps_help = typing.get_type_hints(main.train, include_extras=True)["steps"].__metadata__[0].help
+    steps_help = typing.get_type_hints(train_cmd.train, include_extras=True)["steps"].__metadata__[0].help
     assert f"default {fields['steps'].default}" in steps_help
 
 
@@ -205,7 +205,7 @@ def test_blur_is_deterministic_and_never_writes_inside_input(tmp_path):
 
 
 def test_blur_help_names_every_kind_and_mix():
-    from deblur_cli.main import BLUR_HELP
+    from deblur_cli.texts import BLUR_HELP
     from deblur_core.blur import EXTENTS, KINDS, MIXES, SHARP_KINDS
 
     assert set(EXTENTS) == {*KINDS, *SHARP_KINDS, *MIXES}
@@ -317,7 +317,8 @@ def test_blur_reports_progress_for_every_image_read_or_not(tmp_path):
 def test_commands_without_model_use_the_default_model():
     """batch, eval and export share one default model: a shipped one."""
     from deblur_cli.batch_cmd import batch
-    from deblur_cli.main import evaluate_cmd, export
+    from deblur_cli.eval_cmd import evaluate_cmd
+    from deblur_cli.main import export
     from deblur_core.defaults import DEFAULT_MODEL
 
     for command in (batch, evaluate_cmd, export):

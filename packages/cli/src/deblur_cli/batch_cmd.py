@@ -20,12 +20,9 @@ from rich.markup import escape
 from deblur_core.defaults import DEFAULT_MODEL
 
 from .console import Bar, console, err_console, fail, note
+from .texts import TTA_HELP
 
-__all__ = ["batch", "TTA_HELP"]
-
-TTA_HELP = ("Test-time augmentation: average the network's output over N flips and rotations of each frame "
-            "(1, 2, 4 or 8; N times the compute).")
-
+__all__ = ["batch"]
 
 def batch(
     input: Annotated[Path, typer.Argument(help="Folder of frames (read recursively, in natural order) or a video file.", metavar="INPUT", show_default=False)],

@@ -202,13 +202,11 @@ class _State:
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None = None) -> TrainResult:
-    """Train ``cfg.model`` on ``cfg.data``, writing checkpoints and logs to ``cfg.out``.
-
-    ``resume=True`` continues the run in ``cfg.out`` from its last saved step (see
-    :func:`load_run_config`); ``cfg.steps`` and ``cfg.max_minutes`` may be raised to extend it.
-    ``progress``: called as the loop starts (at the step a resumed run continues from), then at every step
-    written to metrics.jsonl, with the steps done and in all, the mean training loss since the last such call
-    and the last validation PSNR (:class:`deblur_core.progress.Progress`); rank 0 only. None: train silently.
+    """Train ``cfg.model`` on ``cfg.data``, writing checkpoints and logs to ``cfg.out``. ``resume=True`` continues
+    the run in ``cfg.out`` from its last saved step (see :func:`load_run_config`); ``cfg.steps`` and
+    ``cfg.max_minutes`` may be raised to extend it.
+    ``progress`` (rank 0; None: silent) sees the start step, then every step written to metrics.jsonl with the
+    mean loss since its last call and the last validation PSNR (:class:`deblur_core.progress.Progress`).
     """
     ctx = DistContext.from_env()
     device = torch.device(ctx.device(resolve_device(cfg.device)))
@@ -254,7 +252,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
             with open(run / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             if progress:
-                progress(Progress(state.step, cfg.steps, loss=record.get("loss"), val_psnr=state.last_val.get("val_psnr")))
+                progress(Progress(state.step, cfg.steps, loss=record.get("loss"),
+                                  val_psnr=state.last_val.get("val_psnr")))
         if out_of_time:
             break
     elapsed = time.time() - t0
