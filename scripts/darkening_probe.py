@@ -57,7 +57,7 @@ class _SrgbOnly:
     def __enter__(self) -> None:
         def in_srgb(*args, **kwargs):
             draw = self.draw(*args, **kwargs)
-            return dataclasses.replace(draw, linear=torch.zeros_like(draw.linear))
+            return dataclasses.replace(draw, linear_light=torch.zeros_like(draw.linear_light))
 
         if self.active:
             batches.draw_blur = in_srgb

@@ -1,18 +1,21 @@
+from dataclasses import fields
+
 import pytest
 import torch
 
 from deblur_core.blur import (
     BLUR_KINDS,
+    BlurDraw,
     average_frames,
     check_kind,
+    draw_blur,
+    draw_cifar_sigmas,
     gaussian_blur,
     gaussian_kernels,
     motion_kernels,
     opencv_gaussian_ksize,
-    pan_blur,
     random_motion_kernels,
-    sample_seed_sigmas,
-    seed_gaussian_blur,
+    render_blur,
     shake_kernels,
     srgb_to_linear,
     linear_to_srgb,
@@ -58,10 +61,10 @@ def test_gaussian_recipe_uses_opencv_kernel_sizes():
         assert k.shape[0] == opencv_gaussian_ksize(s)
 
 
-def test_seed_recipe_draws_sigma_from_1_2_3():
-    s = sample_seed_sigmas(300, g())
+def test_cifar_recipe_draws_sigma_from_1_2_3():
+    s = draw_cifar_sigmas(300, g())
     assert set(s.tolist()) == {1.0, 2.0, 3.0}
-    _, k = seed_gaussian_blur(torch.rand(4, 3, 32, 32), g())
+    k = synth_blur(torch.rand(4, 3, 32, 32), "gaussian", g()).kernels
     assert k.shape[-1] == 19  # the common size is OpenCV's choice for the largest sigma
 
 
@@ -121,11 +124,38 @@ def test_video_average_of_a_static_scene_is_the_scene():
     assert torch.allclose(linear_to_srgb(srgb_to_linear(frame)), frame, atol=1e-5)
 
 
-def test_pan_blur_with_zero_shift_is_identity():
+def test_pan_with_zero_shift_is_identity():
     x = torch.rand(2, 3, 24, 24, generator=g(7))
-    blurred, k = pan_blur(x, paths=torch.zeros(2, 9, 2))
-    assert torch.allclose(blurred, x, atol=1e-4)
-    assert k[:, k.shape[1] // 2, k.shape[2] // 2].allclose(torch.ones(2))
+    d = draw_blur(2, "video", g(7))
+    k = torch.zeros(2, 3, 3)
+    k[:, 1, 1] = 1
+    still = BlurDraw(k, d.linear_light, sub_frames=torch.zeros(2, 9, 2), panned=d.panned)
+    assert torch.allclose(render_blur(x, still), x, atol=1e-4)
+
+
+def test_whole_image_pans_average_their_sub_frames_and_crops_use_their_kernel():
+    """On whole images a pan is its sub-frames shifted and averaged; crops with context convolve with the
+    rasterised pan: the two agree up to resampling rounding."""
+    x = torch.nn.functional.interpolate(torch.rand(3, 3, 16, 16, generator=g(8)), size=80, mode="bilinear")
+    d = draw_blur(3, "video", g(9))
+    assert d.panned.all() and d.linear_light.all() and d.sub_frames.shape == (3, 15, 2)
+    r = d.kernels.shape[-1] // 2
+    whole = render_blur(x, d)
+    as_kernel = render_blur(x, BlurDraw(d.kernels, d.linear_light))
+    assert not torch.equal(whole, as_kernel)
+    torch.testing.assert_close(whole, as_kernel, atol=1e-4, rtol=0)
+    cropped = render_blur(x, d, context=True)
+    torch.testing.assert_close(cropped, as_kernel[..., r:-r, r:-r], atol=1e-5, rtol=0)
+
+
+def test_mix_renders_each_sample_as_its_kind_does_alone():
+    x = torch.rand(8, 3, 40, 44, generator=g(10))
+    d = draw_blur(8, "mix", g(11))
+    assert d.panned.any() and not d.panned.all()  # pans and kernels in one batch
+    mixed = synth_blur(x, "mix", g(11)).blurred
+    for i in range(8):
+        one = BlurDraw(*(None if t is None else t[i : i + 1] for t in (getattr(d, f.name) for f in fields(d))))
+        torch.testing.assert_close(mixed[i : i + 1], render_blur(x[i : i + 1], one), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("kind", BLUR_KINDS)
@@ -189,8 +219,6 @@ def test_light_blur_is_slight_and_keeps_the_levels(strength):
 
 
 def test_light_kernels_are_defocus_or_short_streaks():
-    from deblur_core.blur import draw_blur
-
     k = draw_blur(400, "light", g(3)).kernels
     # a 1-2 px streak and all but a trace of a defocus of sigma <= 0.8 fit in the 5x5 around the centre
     outside = k.clone()
@@ -201,18 +229,18 @@ def test_light_kernels_are_defocus_or_short_streaks():
 
 
 def test_sharp_share_replaces_a_share_of_the_samples():
-    from deblur_core.blur import draw_blur, with_sharp_samples
+    from deblur_core.blur import with_sharp_samples
 
     draw = draw_blur(2000, "realistic", g(4))
     assert with_sharp_samples(draw, 0.0, g(5)) is draw
     mixed = with_sharp_samples(draw, 0.3, g(5))
     sharp = (mixed.kernels != draw.kernels).any(dim=(1, 2))
     assert 0.25 < sharp.float().mean() < 0.35
-    assert not mixed.linear[sharp].any() and not mixed.layered[sharp].any()
+    assert not mixed.linear_light[sharp].any() and not mixed.layered[sharp].any()
     outside = mixed.kernels[sharp].clone()
     outside[:, 21:30, 21:30] = 0  # the 9x9 centre of 51x51 kernels: where light and none kernels live
     assert outside.abs().max() == 0
     impulses = mixed.kernels[sharp][:, 25, 25] == 1
     assert 0.4 < impulses.float().mean() < 0.6  # half none, half light
-    assert torch.equal(mixed.linear[~sharp], draw.linear[~sharp])
+    assert torch.equal(mixed.linear_light[~sharp], draw.linear_light[~sharp])
     assert torch.equal(mixed.layered[~sharp], draw.layered[~sharp])

@@ -3,9 +3,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from kornia.filters import filter2d
 
 from deblur_core.data.batches import DeviceBatches
-from deblur_core.blur import (LONG_KERNEL, REALISTIC_SHARES, convolve, curved_paths, draw_blur, jpeg_compress,
+from deblur_core.blur import (LONG_KERNEL, REALISTIC_SHARES, curved_paths, draw_blur, jpeg_compress,
                               kernel_size, linear_to_srgb, path_kernels, quantize_8bit, render_blur, sensor_noise,
                               soft_masks, srgb_to_linear, synth_blur, valid_convolve)
 from deblur_core.blur.layered import mask_params
@@ -52,7 +53,7 @@ def test_long_kernels_are_25_to_40_px_long_normalised_and_fit():
     torch.testing.assert_close(d.kernels.sum(dim=(1, 2)), torch.ones(24))
     ext = [_extent(k) for k in d.kernels]
     assert min(ext) >= 23 and max(ext) <= 2 * MAX_REACH + 2
-    assert 0 < int(d.linear.sum()) < 24  # both linear-light and sRGB averages are drawn
+    assert 0 < int(d.linear_light.sum()) < 24  # both linear-light and sRGB averages are drawn
 
 
 def test_sub_frame_pans_leave_separate_dots():
@@ -71,8 +72,9 @@ def test_fft_and_direct_convolution_agree():
     fft = valid_convolve(x, k)
     ref = F.conv2d(x.reshape(1, 6, 70, 64), k.flip(-1, -2).repeat_interleave(3, 0)[:, None], groups=6)
     torch.testing.assert_close(fft, ref.view(2, 3, 40, 34), atol=1e-5, rtol=0)
-    # the same as convolving with reflection and keeping the centre
-    torch.testing.assert_close(fft, convolve(x, k)[..., 15:-15, 15:-15], atol=1e-5, rtol=0)
+    # the same as kornia's convolution with reflection, centre kept
+    reflected = filter2d(x, k, border_type="reflect", behaviour="conv")
+    torch.testing.assert_close(fft, reflected[..., 15:-15, 15:-15], atol=1e-5, rtol=0)
 
 
 def test_masks_are_soft_blobs_of_reasonable_size():
@@ -94,8 +96,8 @@ def test_nonuniform_blur_moves_the_foreground_and_background_differently():
     m = soft_masks(d.masks, 200, 200)
     assert m.shape == (4, 1, 200, 200)
     r = LONG_KERNEL // 2
-    fg = render_blur(x, type(d)(d.fg_kernels, d.linear))  # the whole image moving as the foreground does
-    bg = render_blur(x, type(d)(d.kernels, d.linear))
+    fg = render_blur(x, type(d)(d.fg_kernels, d.linear_light))  # the whole image moving as the foreground does
+    bg = render_blur(x, type(d)(d.kernels, d.linear_light))
     # a pixel's exposure is all foreground where the mask, widened by the kernel, is 1; all background where 0
     wide = F.max_pool2d(m, 2 * r + 1, stride=1, padding=r)
     core = -F.max_pool2d(-m, 2 * r + 1, stride=1, padding=r)
@@ -122,6 +124,7 @@ def test_render_with_context_equals_reflected_render_away_from_borders(kind):
 
 
 def test_realistic_mix_draws_every_part():
+    assert not set(REALISTIC_SHARES) & {"gaussian", "motion", "shake", "video"}  # its own recipes, named apart
     d = draw_blur(400, "realistic", g(12))
     share = float(d.layered.float().mean())
     assert share == pytest.approx(REALISTIC_SHARES["nonuniform"], abs=0.07)
@@ -171,7 +174,7 @@ def test_training_batches_are_the_render_of_their_crops(kind):
     for j in range(4):
         crop = planned_crop(imgs, plan, j, full, sharp[j : j + 1])
         draw = plan.blur
-        one = type(draw)(draw.kernels[j : j + 1], draw.linear[j : j + 1],
+        one = type(draw)(draw.kernels[j : j + 1], draw.linear_light[j : j + 1],
                          *(None if t is None else t[j : j + 1] for t in (draw.fg_kernels, draw.masks, draw.layered)))
         ref = quantize_8bit(render_blur(crop, one, context=True))
         assert (ref - blurred[j : j + 1]).abs().max() <= 1 / 255 + 1e-6
@@ -183,4 +186,5 @@ def test_linear_light_average_differs_from_srgb_average():
     lin = render_blur(x, type(d)(d.kernels, torch.tensor([True])))
     srgb = render_blur(x, type(d)(d.kernels, torch.tensor([False])))
     assert float((lin - srgb).mean()) > 0.05  # linear light averages to brighter sRGB values
-    torch.testing.assert_close(lin, linear_to_srgb(convolve(srgb_to_linear(x), d.kernels)), atol=1e-4, rtol=0)
+    reference = linear_to_srgb(filter2d(srgb_to_linear(x), d.kernels, border_type="reflect", behaviour="conv"))
+    torch.testing.assert_close(lin, reference, atol=1e-4, rtol=0)

@@ -106,7 +106,7 @@ def test_synthetic_blur_is_cut_from_a_larger_crop_and_keeps_its_kernels():
     assert torch.allclose(v.kernels.sum((1, 2)), torch.ones(3), atol=1e-5)
     assert v.linear_light.dtype == torch.bool and not v.linear_light.any()
     plan = open_dataset("default", blur="video").device_batches(2, 24, seed=0).planner(0)
-    assert plan.blur.linear.all() and plan.blur.kernels.shape[0] == 2
+    assert plan.blur.linear_light.all() and plan.blur.kernels.shape[0] == 2
 
 
 def test_default_split_is_by_image_and_loads_offline():
@@ -124,7 +124,7 @@ def test_default_check_patch_leaves_out_photographs_smaller_than_the_patch():
         open_dataset("default").check_patch(2000)
 
 
-def test_cifar_reads_the_pickled_planes_and_uses_the_seed_recipe(tmp_path):
+def test_cifar_reads_the_pickled_planes_and_uses_the_cifar_recipe(tmp_path):
     root = make_cifar(tmp_path / "c")
     src = open_dataset(f"cifar10:{root}", val_count=5)
     b = src.train_batch(0, 4, 64, seed=0)

@@ -1,13 +1,12 @@
-"""Shared helpers for blur kernels: checks, splatting points into a kernel, per-sample convolution."""
+"""Shared helpers for blur kernels: the image check, splatting points into a kernel, padding kernels."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import filter2d
 from torch import Tensor
 
-__all__ = ["check_image", "splat_points", "convolve", "pad_kernels"]
+__all__ = ["check_image", "splat_points", "pad_kernels"]
 
 
 def check_image(x: Tensor) -> None:
@@ -49,10 +48,3 @@ def pad_kernels(kernels: list[Tensor] | Tensor, size: int | None = None) -> Tens
         out.append(F.pad(k, (p, p, p, p)))
     return torch.cat(out)
 
-
-def convolve(x: Tensor, kernels: Tensor) -> Tensor:
-    """Convolve each image of (B, C, H, W) with its own (B, k, k) kernel, reflecting at the borders."""
-    check_image(x)
-    if kernels.ndim != 3 or kernels.shape[0] != x.shape[0]:
-        raise ValueError(f"expected (B={x.shape[0]}, k, k) kernels, got {tuple(kernels.shape)}")
-    return filter2d(x, kernels.to(x), border_type="reflect", behaviour="conv")

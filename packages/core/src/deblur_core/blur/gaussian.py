@@ -1,22 +1,23 @@
-"""Gaussian blur, including the seed project's CIFAR-10 recipe."""
+"""Gaussian blur (defocus), and the original project's CIFAR-10 recipe: sigma 1, 2 or 3 px with OpenCV's
+kernel size, the ``gaussian`` kind."""
 
 from __future__ import annotations
-
 
 import torch
 from torch import Tensor
 
-from ._kernel import check_image, convolve
+from ._kernel import check_image
+from .render import BlurDraw, render_blur
 
 __all__ = [
     "opencv_gaussian_ksize",
     "gaussian_kernels",
     "gaussian_blur",
-    "sample_seed_sigmas",
-    "seed_gaussian_blur",
+    "CIFAR_SIGMAS",
+    "draw_cifar_sigmas",
 ]
 
-SEED_SIGMAS = (1.0, 2.0, 3.0)
+CIFAR_SIGMAS = (1.0, 2.0, 3.0)  # the original project's CIFAR-10 recipe: each image draws one, uniformly
 
 
 def opencv_gaussian_ksize(sigma: float) -> int:
@@ -50,7 +51,7 @@ def gaussian_kernels(sigma: Tensor, ksize: int | None = None) -> Tensor:
 
 
 def gaussian_blur(x: Tensor, sigma: float | Tensor) -> Tensor:
-    """Blur each image with its own gaussian.
+    """Blur each image with its own gaussian, reflected at the borders.
 
     Args:
         x: (B, C, H, W) in [0, 1].
@@ -62,17 +63,10 @@ def gaussian_blur(x: Tensor, sigma: float | Tensor) -> Tensor:
     """
     check_image(x)
     sigma = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1).expand(x.shape[0])
-    return convolve(x, gaussian_kernels(sigma))
+    return render_blur(x, BlurDraw(gaussian_kernels(sigma), torch.zeros(x.shape[0], dtype=torch.bool)))
 
 
-def sample_seed_sigmas(batch: int, generator: torch.Generator | None = None) -> Tensor:
-    """The seed's recipe: sigma drawn uniformly from {1, 2, 3} for each image."""
-    idx = torch.randint(0, len(SEED_SIGMAS), (batch,), generator=generator)
-    return torch.tensor(SEED_SIGMAS)[idx]
-
-
-def seed_gaussian_blur(x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """The seed project's CIFAR-10 blur; returns (blurred, kernels (B, k, k))."""
-    check_image(x)
-    k = gaussian_kernels(sample_seed_sigmas(x.shape[0], generator))
-    return convolve(x, k), k
+def draw_cifar_sigmas(batch: int, generator: torch.Generator | None = None) -> Tensor:
+    """(B,) sigmas of the original project's CIFAR-10 recipe: 1, 2 or 3 px, drawn uniformly for each image."""
+    idx = torch.randint(0, len(CIFAR_SIGMAS), (batch,), generator=generator)
+    return torch.tensor(CIFAR_SIGMAS)[idx]

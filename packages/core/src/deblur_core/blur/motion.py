@@ -1,4 +1,4 @@
-"""Linear motion blur: a straight streak of a given length and angle."""
+"""Straight motion blur: a streak of a given length and angle (the ``motion`` kind draws 5-21 px)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import torch
 from torch import Tensor
 
-from ._kernel import check_image, convolve, splat_points
+from ._kernel import splat_points
 
-__all__ = ["motion_kernels", "motion_blur", "random_motion_kernels"]
+__all__ = ["motion_kernels", "random_motion_kernels"]
 
 
 def motion_kernels(length: Tensor, angle: Tensor, size: int | None = None) -> Tensor:
@@ -35,18 +35,9 @@ def motion_kernels(length: Tensor, angle: Tensor, size: int | None = None) -> Te
     return splat_points(pts, torch.ones_like(t), size)
 
 
-def motion_blur(x: Tensor, length: float | Tensor, angle: float | Tensor) -> Tensor:
-    """Blur each image of (B, C, H, W) along a straight line of ``length`` pixels at ``angle`` degrees."""
-    check_image(x)
-    b = x.shape[0]
-    length = torch.as_tensor(length, dtype=torch.float32).reshape(-1).expand(b)
-    angle = torch.as_tensor(angle, dtype=torch.float32).reshape(-1).expand(b)
-    return convolve(x, motion_kernels(length, angle))
-
-
 def random_motion_kernels(batch: int, generator: torch.Generator | None = None,
                           length_range: tuple[float, float] = (5.0, 21.0)) -> Tensor:
-    """(B, k, k) linear motion kernels of uniform random length and direction."""
+    """(B, k, k) straight streaks of uniform random length in ``length_range`` and direction."""
     lo, hi = length_range
     length = lo + (hi - lo) * torch.rand(batch, generator=generator)
     angle = 180.0 * torch.rand(batch, generator=generator)

@@ -13,9 +13,9 @@ import math
 import torch
 from torch import Tensor
 
-from ._kernel import check_image, convolve, splat_points
+from ._kernel import splat_points
 
-__all__ = ["shake_trajectories", "shake_kernels", "shake_blur"]
+__all__ = ["shake_trajectories", "shake_kernels"]
 
 
 def shake_trajectories(batch: int, generator: torch.Generator | None = None, *, steps: int = 256,
@@ -70,8 +70,3 @@ def shake_kernels(batch: int, size: int = 25, generator: torch.Generator | None 
     pts = pts * (target / reach)[:, None, None]
     return splat_points(pts, torch.ones(pts.shape[:2]), size)
 
-
-def shake_blur(x: Tensor, generator: torch.Generator | None = None, size: int = 25) -> Tensor:
-    """Blur each image of (B, C, H, W) with its own random camera-shake kernel."""
-    check_image(x)
-    return convolve(x, shake_kernels(x.shape[0], size, generator))

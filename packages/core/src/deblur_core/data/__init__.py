@@ -9,7 +9,8 @@ Specs (``--data SPEC``):
 =================  ========================================================================================
 ``default``        photographs bundled in scikit-image's wheel, blurred on the fly (split below)
 ``cifar10:PATH``   the ``cifar-10-batches-py`` folder; train on ``data_batch_*``, validate on the first
-                   ``val_count`` images of ``test_batch``; the seed's gaussian recipe on whole 32x32 images
+                   ``val_count`` images of ``test_batch``; the ``gaussian`` kind (the original project's recipe) on whole
+                   32x32 images
 ``reds:PATH``      REDS: ``train/train_blur/000/00000000.png`` + ``train/train_sharp/...``; ``val/val_blur``
                    + ``val/val_sharp`` for validation
 ``gopro:PATH``     GOPRO_Large: ``train/<clip>/blur/*.png`` + ``train/<clip>/sharp/*.png``; ``test/`` for
@@ -71,7 +72,8 @@ def open_dataset(spec: str, *, blur: str = "mix", val_patch: int = 128, val_coun
     Args:
         spec: ``default`` or ``FORMAT:PATH`` with FORMAT one of cifar10, reds, gopro, pairs, folder.
         blur: synthetic blur for ``default`` and ``folder`` (a kind of :func:`deblur_core.blur.synth_blur`);
-            CIFAR-10 always uses the seed's gaussian recipe and paired formats carry their own blur.
+            CIFAR-10 always uses ``gaussian`` (the original project's recipe) and paired formats carry their
+            own blur.
         val_patch: side of the validation crops (cut to the smallest validation image if that is smaller;
             CIFAR-10 validates on whole 32x32 images).
         val_count: number of validation crops (CIFAR-10: images of ``test_batch``).

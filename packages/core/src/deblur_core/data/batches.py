@@ -43,7 +43,7 @@ from ..seeding import seeded_generator
 
 __all__ = ["KERNEL_SIZE", "Plan", "Planner", "DeviceBatches", "plan_loader"]
 
-KERNEL_SIZE = kernel_size("mix")  # 25: every kernel of the seed kinds fits (shake 25, motion 23, gaussian 19, video <= 21)
+KERNEL_SIZE = kernel_size("mix")  # 25: every kernel of the mix kinds fits (shake 25, motion 23, gaussian 19, video <= 21)
 
 
 @dataclass

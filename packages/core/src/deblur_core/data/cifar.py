@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..blur import quantize_8bit, seed_gaussian_blur
+from ..blur import synth_blur
 from ..errors import DatasetError
 from ..seeding import seeded_generator
 from .base import Batch, check_train_args, chunks, flip, randint, random_flips, require_dir, to_channels
@@ -19,8 +19,9 @@ __all__ = ["CifarSource", "open_cifar"]
 
 
 class CifarSource:
-    """CIFAR-10 from the ``cifar-10-batches-py`` pickles, blurred with the seed's gaussian recipe (sigma
-    from {1, 2, 3}, OpenCV's kernel size, 8-bit result) applied to the whole 32x32 image."""
+    """CIFAR-10 from the ``cifar-10-batches-py`` pickles, blurred with the original project's recipe, the
+    ``gaussian`` kind (sigma from {1, 2, 3}, OpenCV's kernel size, 8-bit result), applied to the whole 32x32
+    image."""
 
     def __init__(self, name: str, train: np.ndarray, val: np.ndarray, *, val_count: int, channels: int) -> None:
         self.name, self.channels = name, channels
@@ -30,15 +31,15 @@ class CifarSource:
 
     def describe(self) -> dict:
         return {"format": "cifar10", "path": self.name.partition(":")[2], "train_images": len(self._train),
-                "val_images": len(self._val), "blur": "seed gaussian (sigma 1, 2, 3)"}
+                "val_images": len(self._val), "blur": "gaussian (sigma 1, 2, 3)"}
 
     def check_patch(self, patch: int) -> None:
         """Any patch works: larger ones are cut to the 32x32 image."""
 
     def _blur(self, images: np.ndarray, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         x = to_channels(torch.from_numpy(images).float() / 255.0, self.channels)
-        blurred, kernels = seed_gaussian_blur(x, g)
-        return quantize_8bit(blurred).clamp(0, 1), x, kernels
+        res = synth_blur(x, "gaussian", g, quantize=True)
+        return res.blurred, x, res.kernels
 
     def train_batch(self, step: int, batch_size: int, patch: int, *, seed: int, rank: int = 0) -> Batch:
         check_train_args(batch_size, patch)
@@ -62,8 +63,9 @@ class CifarSource:
     def val_batches(self, batch_size: int) -> Iterator[Batch]:
         if self._val_set is None:
             blurred, sharp, kernels = self._blur(self._val, seeded_generator("val", "cifar10"))
-            linear = torch.zeros(len(self._val), dtype=torch.bool)
-            self._val_set = tuple(Batch(blurred[i : i + 1], sharp[i : i + 1], kernels[i : i + 1], linear[i : i + 1])
+            linear_light = torch.zeros(len(self._val), dtype=torch.bool)
+            self._val_set = tuple(Batch(blurred[i : i + 1], sharp[i : i + 1], kernels[i : i + 1],
+                                        linear_light[i : i + 1])
                                   for i in range(len(self._val)))
         return chunks(self._val_set, batch_size)
 

@@ -22,7 +22,7 @@ from .base import (CACHE_BYTES, Batch, ImageFile, check_train_args, chunks, flip
 
 __all__ = ["SyntheticSource"]
 
-_MARGIN = 16  # context around a crop before blurring; the seed kinds' largest kernel (25x25 shake) reaches 12 px
+_MARGIN = 16  # context around a crop before blurring; the mix kinds' largest kernel (25x25 shake) reaches 12 px
 
 
 class SyntheticSource:
@@ -36,7 +36,7 @@ class SyntheticSource:
         self._train, self._val = train, val
         self.val_patch = min(val_patch, *(f.short_side for f in val))  # small validation images: smaller crops
         self.val_count, self.skip_small, self.channels = val_count, skip_small, channels
-        # the long kinds' 51 px kernels reach 25 px; the seed kinds keep the margin their figures were measured with
+        # the long kinds' 51 px kernels reach 25 px; the mix kinds keep the margin their figures were measured with
         self.margin = max(_MARGIN, kernel_size(blur) // 2 + 1)
         self._load = ImageCache(partial(read_channels, channels=channels), CACHE_BYTES)
         self._val_set: tuple[Batch, ...] | None = None
