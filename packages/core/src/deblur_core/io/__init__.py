@@ -6,7 +6,8 @@ Everything else in core works on float tensors in ``[0, 1]``; this package is th
 * :mod:`~deblur_core.io.image`: image files (PNG, JPEG, TIFF, BMP, WEBP) to and from tensors, with alpha
   kept aside untouched; image files found in a folder tree.
 * :mod:`~deblur_core.io.png`: which codec (OpenCV, Pillow, PyAV) reads and writes which PNG file.
-* :mod:`~deblur_core.io.video`: video decoding and encoding through PyAV (ffmpeg), audio carried over.
+* :mod:`~deblur_core.io.video` and :mod:`~deblur_core.io.video_writer`: video decoding, and encoding with audio
+  carried over, through PyAV (ffmpeg).
 * :mod:`~deblur_core.io.atomic`: writing an output file whole or not at all, one writer at a time.
 """
 
@@ -23,7 +24,8 @@ from .image import (
     to_tensor,
     write_image,
 )
-from .video import VideoInfo, VideoWriter, probe_video, read_video, read_video_frames, video_fps
+from .video import VideoInfo, probe_video, read_video, read_video_frames, video_fps
+from .video_writer import VideoWriter
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -23,7 +23,7 @@ from typing import Any
 from torch import Tensor
 
 from ..errors import ImageWriteError
-from .video import VideoWriter
+from .video_writer import VideoWriter
 
 try:
     import fcntl
