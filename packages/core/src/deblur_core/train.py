@@ -29,12 +29,12 @@ from .distributed import DistContext
 from .data import open_dataset
 from .errors import DeblurError
 from .inference import resolve_device
-from .io.atomic import atomic_path
 from .losses import LOSSES, multiscale_loss
 from .metrics import mse, psnr, ssim
 from .models import get_model, list_models
 from .precision import autocast_dtype, check_precision, precision_name
 from .progress import Progress, ProgressFn
+from .run_log import open_log, plot_curve
 
 __all__ = ["TrainConfig", "TrainResult", "train", "load_run_config", "validate", "GPU_PLAN_WORKERS"]
 
@@ -156,14 +156,6 @@ def _init_weights(cfg: TrainConfig, model: nn.Module) -> dict[str, Any]:
     return {"init": earlier}
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    # a killed run may have logged past its last checkpoint: drop those lines so the curve continues
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    path.write_text("".join(ln + "\n" for ln in keep))
-
-
 def load_run_config(run_dir: str | os.PathLike, *, steps: int | None = None, max_minutes: float | None = None,
                     precision: str | None = None, compile: bool | None = None) -> TrainConfig:
     """The config a run directory was trained with, to resume it (``train(cfg, resume=True)``).
@@ -225,7 +217,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     cfg = replace(cfg, precision=precision_name(amp)) if cfg.precision == "auto" else cfg
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
     if ctx.is_main:
-        _open_log(run, cfg, state.step if resume else None)
+        open_log(run, asdict(cfg), state.step if resume else None)
     if progress and ctx.is_main:
         progress(Progress(state.step, cfg.steps))
     t0, start_step = time.time(), state.step
@@ -258,7 +250,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
             break
     elapsed = time.time() - t0
     if ctx.is_main:
-        _plot_curve(run / "metrics.jsonl", run / "curve.png")
+        plot_curve(run / "metrics.jsonl", run / "curve.png")
     ctx.close()
     return TrainResult(model=model, summary=_summary(run, cfg, state, start_step, elapsed))
 
@@ -323,17 +315,6 @@ def _step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, scaler: 
     return loss.detach()
 
 
-def _open_log(run: Path, cfg: TrainConfig, resumed_at: int | None) -> None:
-    """Create the run directory, record the config, and start metrics.jsonl (or cut it back to the step a
-    resumed run continues from)."""
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    if resumed_at is None:
-        (run / "metrics.jsonl").write_text("")
-    else:
-        _truncate_log(run / "metrics.jsonl", resumed_at)
-
-
 def _checkpoint(run: Path, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, source,
                 device: torch.device, state: _State, seconds: float) -> dict[str, Any]:
     """Validate; write last.safetensors, best.safetensors (if better) and train_state.safetensors.
@@ -377,29 +358,3 @@ def _host_batch(source, cfg: TrainConfig, step: int, rank: int, device: torch.de
 def _input_psnr(source) -> float:
     vals = [psnr(b.blur, b.sharp) for b in source.val_batches(16)]
     return float(torch.cat(vals).mean())
-
-
-def _plot_curve(log_path: Path, png: Path) -> None:
-    """Training loss and validation PSNR per step, for a person to look at."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [json.loads(ln) for ln in log_path.read_text().splitlines() if ln.strip()]
-    if not rows:
-        return
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    tr = [r for r in rows if "loss" in r]
-    a1.plot([r["step"] for r in tr], [r["loss"] for r in tr])
-    a1.set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
-    va = [r for r in rows if "val_psnr" in r]
-    if va:
-        a2.plot([r["step"] for r in va], [r["val_psnr"] for r in va], marker="o", label="model")
-        a2.axhline(va[0]["input_psnr"], color="gray", ls="--", label="blurred input")
-        a2.legend()
-    a2.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
-    fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
