@@ -14,6 +14,8 @@ from deblur_core.blur import (
     gaussian_kernels,
     motion_kernels,
     opencv_gaussian_ksize,
+    pan_paths,
+    path_kernels,
     random_motion_kernels,
     render_blur,
     shake_kernels,
@@ -129,29 +131,36 @@ def test_pan_with_zero_shift_is_identity():
     d = draw_blur(2, "video", g(7))
     k = torch.zeros(2, 3, 3)
     k[:, 1, 1] = 1
-    still = BlurDraw(k, d.linear_light, sub_frames=torch.zeros(2, 9, 2), panned=d.panned)
+    still = BlurDraw(k, d.linear_light)
     assert torch.allclose(render_blur(x, still), x, atol=1e-4)
 
 
-def test_whole_image_pans_average_their_sub_frames_and_crops_use_their_kernel():
-    """On whole images a pan is its sub-frames shifted and averaged; crops with context convolve with the
-    rasterised pan: the two agree up to resampling rounding."""
+def test_a_pan_is_its_sub_frames_averaged_in_linear_light_and_crops_match_whole_images():
+    """A pan's kernel is its sub-frames rasterised: rendering it equals shifting the photo to each sub-frame
+    and averaging the copies in linear light (up to resampling rounding); crops with context see the same."""
     x = torch.nn.functional.interpolate(torch.rand(3, 3, 16, 16, generator=g(8)), size=80, mode="bilinear")
-    d = draw_blur(3, "video", g(9))
-    assert d.panned.all() and d.linear_light.all() and d.sub_frames.shape == (3, 15, 2)
+    paths = pan_paths(3, g(9))
+    d = BlurDraw(path_kernels(paths), torch.ones(3, dtype=torch.bool))
     r = d.kernels.shape[-1] // 2
     whole = render_blur(x, d)
-    as_kernel = render_blur(x, BlurDraw(d.kernels, d.linear_light))
-    assert not torch.equal(whole, as_kernel)
-    torch.testing.assert_close(whole, as_kernel, atol=1e-4, rtol=0)
+    ys, xs = torch.meshgrid(torch.arange(80.0), torch.arange(80.0), indexing="ij")
+    copies = []
+    for t in range(paths.shape[1]):  # the content moved by each sub-frame's (dx, dy), bilinear
+        dx, dy = paths[:, t, 0], paths[:, t, 1]
+        grid = torch.stack([(xs[None] - dx[:, None, None]) / 79 * 2 - 1, (ys[None] - dy[:, None, None]) / 79 * 2 - 1], -1)
+        light = srgb_to_linear(x)  # a sensor adds up light: the resampling too happens in linear light
+        copies.append(torch.nn.functional.grid_sample(light, grid, align_corners=True, padding_mode="reflection"))
+    averaged = linear_to_srgb(torch.stack(copies, dim=1).mean(dim=1))
+    inner = (..., slice(r, -r), slice(r, -r))  # away from the borders, where reflection differs
+    torch.testing.assert_close(whole[inner], averaged[inner], atol=2e-3, rtol=0)
     cropped = render_blur(x, d, context=True)
-    torch.testing.assert_close(cropped, as_kernel[..., r:-r, r:-r], atol=1e-5, rtol=0)
+    torch.testing.assert_close(cropped, whole[inner], atol=1e-5, rtol=0)
 
 
 def test_mix_renders_each_sample_as_its_kind_does_alone():
     x = torch.rand(8, 3, 40, 44, generator=g(10))
     d = draw_blur(8, "mix", g(11))
-    assert d.panned.any() and not d.panned.all()  # pans and kernels in one batch
+    assert d.linear_light.any() and not d.linear_light.all()  # pans (linear light) and sRGB kernels in one batch
     mixed = synth_blur(x, "mix", g(11)).blurred
     for i in range(8):
         one = BlurDraw(*(None if t is None else t[i : i + 1] for t in (getattr(d, f.name) for f in fields(d))))

@@ -26,7 +26,7 @@ def richardson_lucy(blur: Tensor, kernels: Tensor, *, iterations: int = 30, line
         blur: (B, C, H, W) in [0, 1].
         kernels: (B, k, k), the true blur kernel of each image.
         iterations: RL iterations (30 balances sharpening against noise amplification on 8-bit input).
-        linear_light: (B,) bool; where True the kernel acts in linear light (video-style blur), so the
+        linear_light: (B,) bool; where True the kernel acts in linear light (video, long, realistic: as a sensor adds up light), so the
             deconvolution runs there.
 
     Returns:

@@ -20,7 +20,7 @@ from .gaussian import CIFAR_SIGMAS, draw_cifar_sigmas, gaussian_blur, gaussian_k
 from .layered import mask_params, soft_masks
 from .motion import motion_kernels, random_motion_kernels
 from .noise import add_gaussian_noise, jpeg_compress, quantize_8bit, sensor_noise
-from .pan import average_shifted, pan_paths
+from .pan import pan_paths
 from .paths import curved_paths, path_kernels
 from .recipe import (EXTENTS, KINDS, LONG_KERNEL, MIX_KINDS, MIXES, REALISTIC_SHARES, SHARP_KINDS, check_kind,
                      draw_blur, kernel_size, with_sharp_samples)
@@ -32,7 +32,7 @@ __all__ = [
     "BLUR_KINDS", "EXTENTS", "KINDS", "MIXES", "MIX_KINDS", "SHARP_KINDS", "REALISTIC_SHARES", "LONG_KERNEL",
     "BlurResult", "BlurDraw", "check_kind", "synth_blur", "draw_blur", "render_blur", "kernel_size",
     "valid_convolve", "with_sharp_samples", "clip_highlights", "pad_kernels",
-    "curved_paths", "path_kernels", "mask_params", "soft_masks", "pan_paths", "average_shifted",
+    "curved_paths", "path_kernels", "mask_params", "soft_masks", "pan_paths",
     "gaussian_blur", "gaussian_kernels", "opencv_gaussian_ksize", "CIFAR_SIGMAS", "draw_cifar_sigmas",
     "motion_kernels", "random_motion_kernels", "shake_kernels", "shake_trajectories",
     "average_frames", "linear_to_srgb", "srgb_to_linear",

@@ -110,8 +110,7 @@ def _shake(n: int, g: torch.Generator | None, strength: float | None) -> BlurDra
 
 def _video(n: int, g: torch.Generator | None, strength: float | None) -> BlurDraw:
     paths = pan_paths(n, g, max_shift=15.0 if strength is None else 3.0 + 28.0 * strength)
-    every = torch.ones(n, dtype=torch.bool)
-    return BlurDraw(path_kernels(paths), every, sub_frames=paths, panned=every)
+    return BlurDraw(path_kernels(paths), torch.ones(n, dtype=torch.bool))
 
 
 def _path_kernel(length: float, g: torch.Generator | None, sub_frames: int | None) -> Tensor:
@@ -198,12 +197,10 @@ def with_sharp_samples(draw: BlurDraw, share: float, g: torch.Generator | None) 
     sharp = torch.where(none.view(-1, 1, 1), _none(n, g, None).kernels, light)
     kernels, linear_light = draw.kernels.clone(), draw.linear_light.clone()
     kernels[picked], linear_light[picked] = pad_kernels(sharp[picked], size), False
-    masked = {}
-    for name in ("layered", "panned"):
-        if getattr(draw, name) is not None:
-            masked[name] = getattr(draw, name).clone()
-            masked[name][picked] = False
-    return replace(draw, kernels=kernels, linear_light=linear_light, **masked)
+    layered = None if draw.layered is None else draw.layered.clone()
+    if layered is not None:
+        layered[picked] = False
+    return replace(draw, kernels=kernels, linear_light=linear_light, layered=layered)
 
 
 def _per_kind(choice: Tensor, kinds: Sequence[str], fn: Callable[[str, Tensor], T]) -> list[tuple[Tensor, T]]:
@@ -224,17 +221,13 @@ def _concat(draws: list[tuple[Tensor, BlurDraw]], n: int) -> BlurDraw:
     size = max(d.kernels.shape[-1] for _, d in draws)
     kernels, linear_light = torch.zeros(n, size, size), _srgb(n)
     fg, masks, layered = torch.zeros(n, size, size), torch.zeros(n, MASK_PARAMS), _srgb(n)
-    sub_frames, panned = None, _srgb(n)
     for idx, d in draws:
         kernels[idx], linear_light[idx] = pad_kernels(d.kernels, size), d.linear_light
         if not d.uniform:
             fg[idx], masks[idx], layered[idx] = pad_kernels(d.fg_kernels, size), d.masks, d.layered
-        if d.panned is not None:
-            sub_frames = torch.zeros(n, *d.sub_frames.shape[1:]) if sub_frames is None else sub_frames
-            sub_frames[idx], panned[idx] = d.sub_frames, d.panned
     if not layered.any():
         fg = masks = layered = None
-    return BlurDraw(kernels, linear_light, fg, masks, layered, sub_frames, None if sub_frames is None else panned)
+    return BlurDraw(kernels, linear_light, fg, masks, layered)
 
 
 def check_kind(kind: str, *, mix: bool = True) -> None:

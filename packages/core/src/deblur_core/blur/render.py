@@ -17,7 +17,6 @@ from torch import Tensor
 
 from ._kernel import check_image
 from .layered import soft_masks
-from .pan import average_shifted
 from .srgb import linear_to_srgb, srgb_to_linear
 
 __all__ = ["BlurDraw", "render_blur", "valid_convolve", "clip_highlights"]
@@ -34,8 +33,6 @@ class BlurDraw:
     fg_kernels: Tensor | None = None  # (B, K, K): the moving foreground's kernel
     masks: Tensor | None = None  # (B, MASK_PARAMS): the foreground's shape (see layered.soft_masks)
     layered: Tensor | None = None  # (B,) bool: the samples that have a moving foreground
-    sub_frames: Tensor | None = None  # (B, T, 2): the (x, y) offsets of a pan's sub-frames, where `panned`
-    panned: Tensor | None = None  # (B,) bool: the samples (of kind video) whose kernel is those sub-frames
 
     @property
     def uniform(self) -> bool:
@@ -72,29 +69,13 @@ def clip_highlights(x: Tensor, gain: Tensor) -> Tensor:
     return torch.where(saturated, clipped, x)
 
 
-def _through_kernels(light: Tensor, padded: Tensor, draw: BlurDraw, context: bool) -> Tensor:
-    """Every sample convolved with its kernel; on whole images, a pan's sub-frames are shifted and averaged
-    instead, the render the ``video`` and ``mix`` evaluation figures are measured on (see :mod:`.pan`)."""
-    panned = None if context or draw.panned is None else draw.panned
-    if panned is None or not bool(panned.any()):
-        return valid_convolve(padded, draw.kernels)
-    out = torch.empty_like(light)
-    rest, idx = (~panned).nonzero().flatten(), panned.nonzero().flatten()
-    at_rest, at_idx = rest.to(light.device), idx.to(light.device)
-    if rest.numel():
-        out[at_rest] = valid_convolve(padded[at_rest], draw.kernels[rest])
-    out[at_idx] = average_shifted(light[at_idx], draw.sub_frames[idx])
-    return out
-
-
 def render_blur(x: Tensor, draw: BlurDraw, *, context: bool = False, gain: Tensor | None = None) -> Tensor:
     """Blur sharp images (B, C, H, W) in [0, 1] as ``draw`` says.
 
     Args:
         context: True when ``x`` carries ``K - 1`` pixels of real context around the output (training
-            crops): the output is ``K - 1`` pixels smaller and no border handling reaches it, and a pan is
-            convolved as its rasterised kernel. False: the image is reflected at its borders and keeps its
-            size, and a pan is its sub-frames shifted and averaged.
+            crops): the output is ``K - 1`` pixels smaller and no border handling reaches it. False: the image
+            is reflected at its borders and keeps its size.
         gain: (B,) highlight boost (0 = none): values above 0.9 grow up to ``1 + gain`` times before the
             blur, in linear light, and clip at white after it, as a sensor clips light streaks.
 
@@ -120,7 +101,7 @@ def render_blur(x: Tensor, draw: BlurDraw, *, context: bool = False, gain: Tenso
     if not context:
         small = min(light.shape[-2:]) <= r
         padded = F.pad(light, (r, r, r, r), mode="replicate" if small else "reflect")
-    out = _through_kernels(light, padded, draw, context)
+    out = valid_convolve(padded, draw.kernels)
     if not draw.uniform:
         idx = draw.layered.nonzero().flatten().to(dev)
         # the mask's shape is placed within the output's frame, whatever context comes with it
