@@ -31,7 +31,7 @@ def evaluate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (with a row per image; an unchanged image's infinite PSNR is null).")] = False,
     csv: Annotated[str | None, typer.Option(help="Also write one row per image and method to this CSV file.")] = None,
 ) -> None:
-    """Score a model in the seed's format (MSE, PSNR, SSIM) beside the blurred input and Richardson-Lucy, with
+    """Score a model in the original project's format (MSE, PSNR, SSIM) beside the blurred input and Richardson-Lucy, with
     the level shift: how much darker or brighter the output came out than the sharp image.
 
     --blur none scores what a model does to sharp images (the input row is the image itself, PSNR inf), --blur

@@ -46,9 +46,9 @@ def trained_on(cfg: dict[str, Any]) -> str:
 
 
 def gaussian_only(cfg: dict[str, Any]) -> bool:
-    """Whether a training config saw gaussian blur only: the seed's recipe (``cifar10:``) or ``--blur
-    gaussian`` on synthetic data. Such weights do not carry over to motion blur: on held-out photos with
-    11-pixel linear motion blur the gaussian-trained ``resunet3`` and ``caessc-d30-f64`` lost 2.2 and 2.1 dB."""
+    """Whether a training config saw gaussian blur only: the original project's recipe (``cifar10:``) or
+    ``--blur gaussian`` on synthetic data. Such weights do not carry over to motion blur, which they can make
+    worse (MODELS.md)."""
     data = cfg.get("data", "")
     return data.startswith("cifar10:") or (_synthetic(data) and cfg.get("blur") == "gaussian")
 

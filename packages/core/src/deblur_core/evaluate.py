@@ -1,4 +1,4 @@
-"""Evaluation in the seed project's format (MSE, PSNR, SSIM), beside the blurred input and, where the blur
+"""Evaluation in the original project's format (MSE, PSNR, SSIM), beside the blurred input and, where the blur
 kernel is known, a classical non-blind baseline: Richardson-Lucy deconvolution given the true kernel.
 
 So every learned number stands next to what doing nothing and what a textbook method achieve.

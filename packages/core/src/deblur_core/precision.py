@@ -26,8 +26,8 @@ def check_precision(precision: str) -> None:
 def cpu_has_amx_bf16() -> bool:
     """Whether this CPU multiplies bf16 in AMX tiles (Intel Xeon since Sapphire Rapids), as torch reports it.
 
-    Only there is bf16 known to pay on a CPU: ``srn`` at 1280x720 ran 2.7x faster under bf16 autocast than
-    in fp32 on such a Xeon, while on a CPU without native bf16 instructions it ran ~140x slower.
+    Only there is bf16 known to pay on a CPU; a CPU without native bf16 instructions emulates it, far slower
+    than fp32 (docs/speed.md has the measurements).
     """
     capabilities = getattr(torch.cpu, "get_capabilities", None)  # older torch has only the private query
     if capabilities is not None:
@@ -74,9 +74,8 @@ def autocast_dtype(precision: str, device: str | torch.device) -> torch.dtype | 
     """The autocast dtype of a training run, or None for plain fp32.
 
     ``auto``: on GPUs bf16 where native, else fp16 (as :func:`inference_dtype`); on CPUs bf16 where they
-    multiply it in AMX tiles (:func:`cpu_has_amx_bf16`), where a training step ran about twice as fast as in
-    fp32 and trained networks no worse (benchmarks/reports, docs/darkening.md), and fp32 on every other CPU,
-    where bf16 runs ~140x slower. Unlike inference, the nafnet models train under bf16 too: their fast fp32
+    multiply it in AMX tiles (:func:`cpu_has_amx_bf16`), where it is the faster arithmetic and trains networks
+    no worse (docs/speed.md, docs/darkening.md), and fp32 on every other CPU, where bf16 is emulated. Unlike inference, the nafnet models train under bf16 too: their fast fp32
     path serves inference only.
 
     Raises:

@@ -77,9 +77,9 @@ class TrainConfig:
     # along, so a run that steps slower than its step count assumed still decays before the time limit stops it
     # (the learning rate then depends on the machine's speed, and a resumed run no longer replays it exactly)
     decay_by_time: bool = False
-    # torch.compile the training forward and its backward: on an AMX CPU it trained nafnet 1.36-1.45x and
-    # nafnet-cpu 1.31x faster (benchmarks/test_training_nafnet.py), fusing the elementwise work between the
-    # layers; the first step compiles for 30-80 s, so it pays on runs of more than a few hundred steps
+    # torch.compile the training forward and its backward: it fuses the elementwise work between the layers
+    # (faster steps, benchmarks/test_training_nafnet.py), but the first step compiles for a minute or so, so it
+    # pays on runs of more than a few hundred steps
     compile: bool = False
     init: str = ""  # start from these weights (a .safetensors checkpoint, or "shipped"): fine-tuning
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor overrides for the variant
@@ -162,9 +162,9 @@ def load_run_config(run_dir: str | os.PathLike, *, steps: int | None = None, max
 
     A resumed run keeps every setting of its own except four: ``steps`` (None: the run's own) may extend
     it, ``max_minutes`` limits this call only (None: no limit; an earlier call's limit is not reused), and
-    ``precision`` and ``compile`` (None: the run's own) belong to the machine, not the run: bf16 that ran
-    1.4x faster on one CPU (AMX) runs ~140x slower on another, where a run continues in fp32, and compiling
-    needs a C++ compiler (on a CPU) that another machine may lack.
+    ``precision`` and ``compile`` (None: the run's own) belong to the machine, not the run: bf16 that is fast on
+    one CPU (AMX) is emulated on another, where a run continues in fp32, and compiling needs a C++ compiler (on
+    a CPU) that another machine may lack.
     """
     run = Path(run_dir)
     if not (run / "train_state.safetensors").is_file() or not (run / "config.json").is_file():
@@ -260,7 +260,7 @@ def _start(cfg: TrainConfig, device: torch.device, resume_from: Path | None,
     """The model and optimizer a run starts from: fresh (seeded), fine-tuned from ``cfg.init``, or resumed."""
     torch.manual_seed(cfg.seed)
     model = get_model(cfg.model, **cfg.model_kwargs).to(device).train()
-    model = model.to(memory_format=torch.channels_last)  # ~2x faster convolutions on CPUs and tensor cores
+    model = model.to(memory_format=torch.channels_last)  # the layout oneDNN and tensor cores convolve fastest
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # training crops have one size: autotuning pays at once
     optim = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam

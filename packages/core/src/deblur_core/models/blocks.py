@@ -9,7 +9,7 @@ __all__ = ["conv_bn_relu", "ResBlockBN", "ResBlock", "ConvLSTMCell", "zero_init"
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
-    """Conv -> BatchNorm -> ReLU, the unit of the seed project's ResUNet and EDDenseNet."""
+    """Conv -> BatchNorm -> ReLU, the unit of the original project's ResUNet and EDDenseNet."""
     return nn.Sequential(
         nn.Conv2d(in_ch, out_ch, kernel_size, stride, kernel_size // 2, bias=False),
         nn.BatchNorm2d(out_ch),
@@ -50,7 +50,7 @@ class ResBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # in place on the last convolution's output (its backward does not need it): at 720p a fresh
-        # tensor per residual costs ~5% of SRN's inference time in allocation and page faults
+        # tensor per residual costs a measurable share of SRN's inference time in allocation and page faults
         return self.body(x).add_(x)
 
 

@@ -2,11 +2,11 @@
 
 A chain of ``depth // 2`` convolutions and ``depth // 2`` transposed convolutions. Every ``skip_every``
 layers the decoder adds the encoder feature map of the mirrored layer, and a highway skip adds the input
-image to the last layer's output. ``half=True`` is the seed project's variant whose first convolution has
+image to the last layer's output. ``half=True`` is the original project's variant whose first convolution has
 stride 2 and last transposed convolution upsamples back, so the inner layers run at half resolution
 (4x fewer FLOPs).
 
-The output layer follows the seed's options: ``"sigmoid"`` applies the sigmoid to the highway sum taken in
+The output layer follows the original project's options: ``"sigmoid"`` applies the sigmoid to the highway sum taken in
 logit space, ``sigmoid(logit(x) + r)``, so that a zero residual still returns the input; ``"relu"`` is
 ``relu(x + r)`` as in RED-Net; ``"none"`` is ``x + r``.
 """
@@ -93,19 +93,19 @@ class CAESSC(DeblurModel):
 
 @register_model("caessc-d22-f128-half")
 def caessc_d22_f128_half(**kwargs) -> CAESSC:
-    """22 layers, 128 filters, half-resolution inner layers, sigmoid output (seed: 28.12 dB on CIFAR-10)."""
+    """22 layers, 128 filters, half-resolution inner layers, sigmoid output (a configuration of the original project)."""
     return CAESSC(**{"depth": 22, "filters": 128, "half": True, "output": "sigmoid", **kwargs})
 
 
 @register_model("caessc-d22-f128-half-nosigmoid")
 def caessc_d22_f128_half_nosigmoid(**kwargs) -> CAESSC:
-    """As ``caessc-d22-f128-half`` with a ReLU output instead of the sigmoid (seed: 24.85 dB)."""
+    """As ``caessc-d22-f128-half`` with a ReLU output instead of the sigmoid."""
     return CAESSC(**{"depth": 22, "filters": 128, "half": True, "output": "relu", **kwargs})
 
 
 @register_model("caessc-d30-f64")
 def caessc_d30_f64(**kwargs) -> CAESSC:
-    """30 layers, 64 filters, full resolution, sigmoid output (seed: 28.95 dB on CIFAR-10)."""
+    """30 layers, 64 filters, full resolution, sigmoid output (a configuration of the original project)."""
     return CAESSC(**{"depth": 30, "filters": 64, "half": False, "output": "sigmoid", **kwargs})
 
 

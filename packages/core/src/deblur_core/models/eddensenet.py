@@ -1,4 +1,4 @@
-"""EDDenseNet: an encoder-decoder of DenseBlocks (Huang et al. 2017), as in the seed project.
+"""EDDenseNet: an encoder-decoder of DenseBlocks (Huang et al. 2017), as in the original project.
 
 Growth rate 16, encoder DenseBlocks of [6, 6, 3] layers (the last one is the bottleneck), decoder
 DenseBlocks of [3, 6] layers, each layer Conv -> BN -> ReLU, and a ConvTranspose at the end. Between
@@ -98,5 +98,5 @@ class EDDenseNet(DeblurModel):
 
 @register_model("eddensenet")
 def eddensenet(**kwargs) -> EDDenseNet:
-    """The seed's EDDenseNet: growth 16, encoder [6, 6, 3], decoder [3, 6] (27.62 dB on CIFAR-10)."""
+    """The original project's EDDenseNet: growth 16, encoder [6, 6, 3], decoder [3, 6]."""
     return EDDenseNet(**kwargs)

@@ -1,6 +1,6 @@
 """ResUNet: a UNet (Ronneberger et al. 2015) with ResBlocks (He et al. 2016) at every level.
 
-As in the seed project: Conv -> BN -> ReLU units, a ResBlock stack at each encoder and decoder level, and a
+As in the original project: Conv -> BN -> ReLU units, a ResBlock stack at each encoder and decoder level, and a
 final ConvTranspose. A global residual (output = input + network) with a zero-initialised last layer
 makes the untrained network the identity.
 """
@@ -44,7 +44,7 @@ class ResUNet(DeblurModel):
             self.decoders.append(
                 nn.Sequential(conv_bn_relu(2 * w_fine, w_fine), *[ResBlockBN(w_fine) for _ in range(blocks)])
             )
-        # the seed's final ConvTranspose: a stride-1 transposed conv back to image channels
+        # the original project's final ConvTranspose: a stride-1 transposed conv back to image channels
         self.head = zero_init(nn.ConvTranspose2d(widths[0], in_channels, 3, padding=1))
 
     def _forward(self, x: Tensor) -> Tensor:
@@ -62,11 +62,11 @@ class ResUNet(DeblurModel):
 
 @register_model("resunet1")
 def resunet1(**kwargs) -> ResUNet:
-    """ResUNet with one ResBlock per level (seed: 28.49 dB on CIFAR-10)."""
+    """ResUNet with one ResBlock per level (a configuration of the original project)."""
     return ResUNet(**{"blocks": 1, **kwargs})
 
 
 @register_model("resunet3")
 def resunet3(**kwargs) -> ResUNet:
-    """ResUNet with three ResBlocks per level (seed: 29.03 dB on CIFAR-10)."""
+    """ResUNet with three ResBlocks per level (a configuration of the original project)."""
     return ResUNet(**{"blocks": 3, **kwargs})

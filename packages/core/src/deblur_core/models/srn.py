@@ -110,8 +110,8 @@ class SRN(DeblurModel):
 
 @register_model("srn")
 def srn(**kwargs) -> SRN:
-    """The project's SRN and the default, best on gaussian, linear motion and video blur (on a CPU ``nafnet-cpu``
-    is 5-8x faster): 32/64/128 channels, 3x3 kernels, 2 ResBlocks per stage, 3 scales, 3x3 ConvLSTM.
+    """The project's SRN, best on gaussian, linear motion and video blur (on a CPU ``nafnet-cpu`` is several
+    times faster): 32/64/128 channels, 3x3 kernels, 2 ResBlocks per stage, 3 scales, 3x3 ConvLSTM.
 
     Sized to train well in minutes on one GPU while a 720p frame costs a CPU at most 3x ``srn-small``.
     """
@@ -126,7 +126,7 @@ def srn_small(**kwargs) -> SRN:
 
 @register_model("srn-nolstm")
 def srn_nolstm(**kwargs) -> SRN:
-    """``srn-small`` without the recurrent cell (the seed's "without LSTM" variant)."""
+    """``srn-small`` without the recurrent cell (the original project's "without LSTM" variant)."""
     return SRN(**{"lstm": False, **kwargs})
 
 
