@@ -63,15 +63,11 @@ def psnr(x: Tensor, y: Tensor, max_val: float = 1.0) -> Tensor:
     mean over a batch that contains one is ``inf`` too: exclude or clip those if that matters).
 
     Args:
-        x: images in [0, max_val].
-        y: reference images, same shape as ``x``.
+        x: images in [0, max_val]; y: reference images, both shaped as for :func:`mse`.
         max_val: the largest possible pixel value (1.0 for the [0, 1] tensors of this project).
 
     Returns:
         (B,) tensor, one PSNR per image.
-
-    Shape:
-        x, y: (B, C, H, W) or (C, H, W) (treated as B = 1).
 
     Example:
         >>> psnr(torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.1))
