@@ -5,7 +5,7 @@
 #   OUT=/path/to/results MINUTES=8 SHARE=0.5 scripts/gpu_train.sh
 #
 # Both train on the realistic synthesis (long curved motion and pans, shake, non-uniform blur, noise, JPEG:
-# README's "Training"), each continuing from the progress committed under training/ (srn-realistic: the
+# docs/training.md's "Blur synthesis"), each continuing from the progress committed under training/ (srn-realistic: the
 # shipped srn after a first GPU window on this synthesis; nafnet-cpu: its CPU and GPU stages), srn from
 # the shipped weights where no progress is committed. SHARE of $MINUTES goes to the first of $MODELS, the
 # rest to the others in equal parts.
