@@ -1,10 +1,12 @@
-"""NAFNet's forward as it was before its CPU inference path (``afa4298``), the yardstick of issue #15, and its
-training forward as it was before the (B, H*W, C) view (``38d51d9``), the yardstick of issue #23.
+"""NAFNet written plainly, the yardstick of the benchmarks that time its optimized paths.
 
-Kept verbatim in its arithmetic (LayerNorm as mean/var/sqrt, SimpleGate, channel attention and residual
-scales as separate passes) and run on a current ``NAFNet``'s own modules and parameters, so both forwards
-use the same weights. ``test_inference.py::test_nafnet_former_vs_current`` times it beside today's forward;
-``tests/core/test_nafnet.py`` checks today's paths against it.
+``former_forward`` computes each block as separate passes (LayerNorm as mean/var/sqrt, SimpleGate, channel
+attention and residual scales each a full tensor), the arithmetic of a straightforward port of NAFNet;
+``former_train_forward`` runs each block through its modules one after the other, and the upsampling through
+its 1x1 convolution and PixelShuffle. Both run on a ``NAFNet``'s own modules and parameters, so they use the
+same weights as the network they are compared with: ``test_inference.py::test_nafnet_former_vs_current``
+times the first beside the network's forward (CPU inference), ``test_training_nafnet.py`` the second beside
+its training step.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def _block(blk: NAFBlock, x: Tensor) -> Tensor:
 
 
 def _module_block(blk: NAFBlock, x: Tensor) -> Tensor:
-    # training's block before it ran on the (B, H*W, C) view (38d51d9): the modules one after the other
+    # the block's modules one after the other
     y = blk.gate(blk.dwconv(blk.conv1(blk.norm1(x))))
     y = blk.conv2(y * blk.sca(y))
     x = x + blk.beta * y
@@ -69,7 +71,7 @@ def _unet(model: NAFNet, x: Tensor, block: Callable[[NAFBlock, Tensor], Tensor])
 
 
 def former_forward(model: NAFNet, x: Tensor) -> Tensor:
-    """``model``'s forward before the CPU inference path, padding and crop included.
+    """``model``'s forward with each block as separate passes, padding and crop included.
 
     Shape: (B, C, H, W) -> (B, C, H, W), C = ``model.in_channels``.
     """
@@ -77,8 +79,7 @@ def former_forward(model: NAFNet, x: Tensor) -> Tensor:
 
 
 def former_train_forward(model: NAFNet, x: Tensor) -> Tensor:
-    """``model(x)`` as training computed it before the (B, H*W, C) view (``38d51d9``): each block through its
-    modules (1x1 convolutions, SimpleGate, channel attention and residual scales as separate passes), the
-    upsampling through its 1x1 convolution and PixelShuffle. The yardstick of issue #23's training step
-    (``test_training_nafnet.py``)."""
+    """``model(x)`` with each block through its modules (1x1 convolutions, SimpleGate, channel attention and
+    residual scales as separate passes), the upsampling through its 1x1 convolution and PixelShuffle: the
+    yardstick of the training step in ``test_training_nafnet.py``."""
     return _unet(model, x, _module_block)

@@ -5,9 +5,10 @@ Beyond the seed project: the modern efficient reference. Each block is LayerNorm
 with learnable residual scales that start at zero (so every block starts as the identity). A UNet of
 such blocks with a global residual.
 
-Inference on a CPU (no autograd, no autocast, no compiler tracing) takes another path with the same weights
-and the same result to float rounding, in place and in strips of rows, in :mod:`.nafnet_cpu_inference`:
-the network does little arithmetic per byte of activations, so on a CPU its time goes to memory traffic.
+Inference on a CPU (no autograd, no autocast, no compiler tracing) runs each block through the kernels of
+:mod:`.nafnet_cpu_inference`, with the same weights and the same result to float rounding, in place and in
+strips of rows: the network does little arithmetic per byte of activations, so on a CPU its time goes to
+memory traffic.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 
 from .base import DeblurModel
 from .blocks import zero_init
-from .nafnet_cpu_inference import conv_matrix, eager_cpu_inference, forward_inplace
+from .nafnet_cpu_inference import block_inference_, conv_matrix, eager_cpu_inference, scratch_numel
 from .registry import register_model
 
 __all__ = ["NAFNet", "NAFBlock", "LayerNorm2d", "SimpleGate", "nafnet"]
@@ -48,6 +49,12 @@ class SimpleGate(nn.Module):
 
 
 class NAFBlock(nn.Module):
+    """LayerNorm -> 1x1 -> depthwise 3x3 -> SimpleGate -> channel attention -> 1x1, then LayerNorm -> 1x1 ->
+    SimpleGate -> 1x1, each added to the input through a learnable per-channel scale (zero at first).
+
+    Shape: (B, C, H, W) -> (B, C, H, W), channels_last.
+    """
+
     def __init__(self, channels: int, expand: int = 2) -> None:
         super().__init__()
         hidden = channels * expand
@@ -64,16 +71,7 @@ class NAFBlock(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1:
-            return self._forward_pixels(x)
-        y = self.gate(self.dwconv(self.conv1(self.norm1(x))))
-        y = self.conv2(y * self.sca(y))
-        x = x + self.beta * y
-        y = self.ffn2(self.gate(self.ffn1(self.norm2(x))))
-        return x + self.gamma * y
-
-    def _forward_pixels(self, x: Tensor) -> Tensor:
-        """:meth:`forward` on the (B, H*W, C) view of channels_last memory, the layout training uses.
+        """The block on the (B, H*W, C) view of channels_last memory, the layout training uses.
 
         Every step but the depthwise convolution acts along the channels, the last dimension of that view,
         so the block is written as matrix products there: torch's CPU convolution takes a slow im2col path
@@ -81,10 +79,13 @@ class NAFBlock(nn.Module):
         contiguous memory instead of across it. Each residual branch ends in one fused product-and-add
         (``baddbmm``/``addmm``) whose weights carry the branch's scale (and, in the first, the channel
         attention of each image), instead of a product, a scaling and a sum that each write a full tensor.
-        The same weights, the same result to float rounding; autograd differentiates it as written.
+        Autograd differentiates it as written; inference on a CPU takes the kernels of
+        :mod:`.nafnet_cpu_inference` instead (on a copy: they update their input in place).
         """
+        if eager_cpu_inference(x):
+            return block_inference_(self, x.clone(memory_format=torch.channels_last))
         b, c, h, w = x.shape
-        p = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: x is channels_last
+        p = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view where x is channels_last
         y = F.linear(F.layer_norm(p, (c,), self.norm1.weight, self.norm1.bias, self.norm1.eps),
                      conv_matrix(self.conv1), self.conv1.bias)
         y = self.dwconv(y.view(b, h, w, -1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(b, h * w, -1)
@@ -149,34 +150,71 @@ class NAFNet(DeblurModel):
             self.decoders.append(nn.Sequential(*[NAFBlock(ch) for _ in range(n)]))
         self.ending = zero_init(nn.Conv2d(width, in_channels, 3, padding=1))
 
+    def _blocks_by_level(self) -> list[tuple[int, NAFBlock]]:
+        """Every block with its level: 0 at full resolution, i at 1 / 2**i of it."""
+        depth = len(self.encoders)
+        levels = [(i, blk) for i, enc in enumerate(self.encoders) for blk in enc]
+        levels += [(depth, blk) for blk in self.middle]
+        return levels + [(depth - 1 - i, blk) for i, dec in enumerate(self.decoders) for blk in dec]
+
     def _forward(self, x: Tensor) -> Tensor:
-        if eager_cpu_inference(x):  # the same result in a fraction of the memory traffic
-            return forward_inplace(self, x)
         y = self.intro(x)
+        # CPU inference: the blocks update the network's own tensors in place (never the caller's x, nor a skip
+        # until the decoder takes it over) and share one scratch tensor, sized for the largest need of any level
+        scratch = None
+        if eager_cpu_inference(x):
+            y = y.contiguous(memory_format=torch.channels_last)
+            scratch = y.new_empty(self._scratch_numel(y.shape))
         skips = []
         for enc, down in zip(self.encoders, self.downs):
-            y = enc(y)
+            y = _run_blocks(enc, y, scratch)
             skips.append(y)
             y = down(y)
-        y = self.middle(y)
+        y = _run_blocks(self.middle, y, scratch)
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
-            y = dec(_upsample(up, y) + skip)
+            y = _run_blocks(dec, _add_upsampled(skip, up, y, scratch), scratch)
         return x + self.ending(y)
 
+    def _scratch_numel(self, shape: torch.Size) -> int:
+        """Scratch elements the blocks and upsamplings of CPU inference need at most, for ``intro``'s output
+        of ``shape`` (B, C, H, W)."""
+        b, c, h, w = shape
+        need = [scratch_numel(blk, (b, c << i, h >> i, w >> i)) for i, blk in self._blocks_by_level()]
+        need += [b * (h >> i) * (w >> i) * up[0].out_channels for i, up in zip(range(len(self.ups), 0, -1), self.ups)]
+        return max(need, default=0)
 
-def _upsample(up: nn.Sequential, y: Tensor) -> Tensor:
-    """``up(y)`` for ``up`` = (1x1 convolution without bias, PixelShuffle); on channels_last memory as a matrix
-    product and one reordering copy (torch's 1x1 convolution and pixel_shuffle are slow on that layout)."""
-    if not y.is_contiguous(memory_format=torch.channels_last):
-        return up(y)
+
+def _run_blocks(blocks: nn.Sequential, y: Tensor, scratch: Tensor | None) -> Tensor:
+    """``blocks(y)``; with ``scratch`` (CPU inference), their kernels one after the other, in place on ``y``."""
+    if scratch is None:
+        return blocks(y)
+    y = y.contiguous(memory_format=torch.channels_last)
+    for block in blocks:
+        y = block_inference_(block, y, scratch)
+    return y
+
+
+def _add_upsampled(skip: Tensor, up: nn.Sequential, y: Tensor, scratch: Tensor | None) -> Tensor:
+    """``skip + up(y)`` for ``up`` = (1x1 convolution without bias, PixelShuffle): a matrix product on the
+    channels of channels_last memory and a view that reorders its pixels (torch's 1x1 convolution and
+    pixel_shuffle are slow on that layout). With ``scratch`` (CPU inference) the product is written there and
+    added into ``skip`` in place (channels_last); ``skip`` is returned."""
     conv, shuffle = up
     r = shuffle.upscale_factor
     b, c, h, w = y.shape
-    t = F.linear(y.permute(0, 2, 3, 1), conv_matrix(conv))  # (B, H, W, out)
+    m = conv_matrix(conv)
+    n, o = m.shape[0], m.shape[0] // r**2
+    if scratch is None:
+        t = F.linear(y.permute(0, 2, 3, 1), m)
+    else:
+        t = torch.mm(y.permute(0, 2, 3, 1).reshape(-1, c), m.t(), out=scratch[: b * h * w * n].view(-1, n))
     # PixelShuffle: channel k * r * r + i * r + j of pixel (y, x) becomes channel k of pixel (y * r + i, x * r + j)
-    o = t.shape[-1] // r**2
-    t = t.view(b, h, w, o, r, r).permute(0, 1, 4, 2, 5, 3).reshape(b, h * r, w * r, o)
-    return t.permute(0, 3, 1, 2)
+    t = t.view(b, h, w, o, r, r).permute(0, 1, 4, 2, 5, 3)
+    if scratch is not None:
+        skip.permute(0, 2, 3, 1).view(b, h, r, w, r, o).add_(t)
+        return skip
+    t = skip.permute(0, 2, 3, 1).reshape(b, h, r, w, r, o) + t
+    return t.reshape(b, h * r, w * r, o).permute(0, 3, 1, 2)
 
 
 @register_model("nafnet")

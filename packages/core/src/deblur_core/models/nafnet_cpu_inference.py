@@ -1,24 +1,21 @@
-"""NAFNet's inference path on a CPU: the same weights and the same result (to float rounding) as
-:class:`~deblur_core.models.nafnet.NAFNet`'s forward, at a fraction of its memory traffic.
+"""The kernels of NAFNet's block for inference on a CPU: the same weights and the same result (to float
+rounding) as :class:`~deblur_core.models.nafnet.NAFBlock`'s differentiable arithmetic, at a fraction of its
+memory traffic.
 
 The network does little arithmetic per byte of activations, so on a CPU its time goes to memory traffic:
 to the dozen elementwise passes of a block written plainly, and above all to fresh full-resolution tensors,
 each of which costs a page fault per 4 KiB on first touch. Inference on a CPU (no autograd, no autocast, no
-compiler tracing: :func:`eager_cpu_inference`) therefore runs :func:`forward_inplace`:
+compiler tracing: :func:`eager_cpu_inference`) therefore runs :func:`block_inference_`:
 
-- each block updates the residual stream in place (:func:`block_forward_`), a strip of rows at a time,
-  so the hidden activations stay in the cache; its temporaries live in one scratch tensor that every block
-  reuses, and the channel attention's means are summed from each strip while it is in the cache;
+- it updates the residual stream in place, a strip of rows at a time, so the hidden activations stay in the
+  cache; its temporaries live in one scratch tensor that every block of a network may share, and the
+  channel attention's means are summed from each strip while it is in the cache;
 - the LayerNorms' scale and shift, the channel attention and the residual scales fold into the weights of
   the 1x1 convolutions, and the two residual sums accumulate into the stream in one pass each
   (:func:`_conv1x1_add_`: oneDNN's in-place convolution with a fused add, a private torch op, where the
-  torch build has it and computes it right; else ``addmm_``);
-- the upsampling's PixelShuffle is a view, added into the skip connection in place.
+  torch build has it and computes it right; else ``addmm_``).
 
-Nothing here defines a layer: the functions read the modules of a ``NAFNet`` and its ``NAFBlock``s.
-tests/core/test_nafnet.py checks this path against the forward as it was before
-(``benchmarks/nafnet_former.py``, to 1e-4), and the benchmark suite times the two
-(``test_nafnet_former_vs_current``).
+Nothing here defines a layer: the functions read the modules of a ``NAFBlock``.
 """
 
 from __future__ import annotations
@@ -29,15 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["conv_matrix", "eager_cpu_inference", "forward_inplace", "block_forward_", "strip_rows", "scratch_numel"]
+__all__ = ["block_inference_", "conv_matrix", "eager_cpu_inference", "scratch_numel", "strip_rows"]
 
-# hidden activations per strip in block_forward_: 16 MiB, within an L3 cache; 4 MiB ran as fast, and
+# hidden activations per strip in block_inference_: 16 MiB, within an L3 cache; 4 MiB ran as fast, and
 # smaller strips run slower (more halo rows, more calls), far slower where other processes share the cores
 _STRIP_ELEMENTS = 2**22
 
 
 def eager_cpu_inference(x: Tensor) -> bool:
-    """Whether :func:`forward_inplace` applies: a CPU tensor, no autograd, no autocast, no compiler tracing
+    """Whether :func:`block_inference_` applies: a CPU tensor, no autograd, no autocast, no compiler tracing
     (torch.compile and torch.export see the plain forward, which they fuse or translate better)."""
     if x.device.type != "cpu" or torch.is_grad_enabled():
         return False
@@ -48,48 +45,19 @@ def eager_cpu_inference(x: Tensor) -> bool:
     return not (autocast or tracing)
 
 
-def forward_inplace(net: nn.Module, x: Tensor) -> Tensor:
-    """What ``NAFNet`` ``net``'s layers compute of ``x`` (B, C, H, W, padded to its stride), without autograd.
-
-    Every block updates a tensor made here in place (never the caller's ``x``, nor a skip until the decoder
-    takes it over), and all share one scratch tensor, sized for the largest need of any level.
-    """
-    y = net.intro(x).contiguous(memory_format=torch.channels_last)
-    b, c, h, w = y.shape
-    levels = [(i, blk) for i, enc in enumerate(net.encoders) for blk in enc]
-    levels += [(len(net.encoders), blk) for blk in net.middle]
-    levels += [(len(net.decoders) - 1 - i, blk) for i, dec in enumerate(net.decoders) for blk in dec]
-    need = [scratch_numel(blk, (b, c << i, h >> i, w >> i)) for i, blk in levels]
-    need += [b * (h >> i) * (w >> i) * up[0].out_channels for i, up in zip(range(len(net.ups), 0, -1), net.ups)]
-    scratch = y.new_empty(max(need, default=0))
-    skips = []
-    for enc, down in zip(net.encoders, net.downs):
-        for block in enc:
-            y = block_forward_(block, y, scratch)
-        skips.append(y)
-        y = down(y).contiguous(memory_format=torch.channels_last)
-    for block in net.middle:
-        y = block_forward_(block, y, scratch)
-    for up, dec, skip in zip(net.ups, net.decoders, reversed(skips)):
-        y = _add_upsampled_(skip, up, y, scratch)
-        for block in dec:
-            y = block_forward_(block, y, scratch)
-    return net.ending(y).add_(x)
-
-
 @torch.no_grad()
-def block_forward_(block: nn.Module, x: Tensor, scratch: Tensor | None = None) -> Tensor:
-    """``NAFBlock`` ``block``'s forward without autograd, overwriting ``x`` (channels_last) with the result;
+def block_inference_(block: nn.Module, x: Tensor, scratch: Tensor | None = None) -> Tensor:
+    """``NAFBlock`` ``block``'s arithmetic without autograd, overwriting ``x`` (channels_last) with the result;
     returns it.
 
     ``scratch``: a float tensor of at least :func:`scratch_numel` elements that the block may overwrite
-    (the network passes one to all its blocks, so that their temporaries reuse the same pages).
+    (a network passes one to all its blocks, so that their temporaries reuse the same pages).
 
     Raises:
         ValueError: ``x`` is not channels_last.
     """
     if not x.is_contiguous(memory_format=torch.channels_last):
-        raise ValueError("block_forward_ needs a channels_last tensor (it updates it in place)")
+        raise ValueError("block_inference_ needs a channels_last tensor (it updates it in place)")
     b, c, h, w = x.shape
     half = block.conv2.in_channels
     if scratch is None or scratch.numel() < scratch_numel(block, x.shape):
@@ -102,12 +70,12 @@ def block_forward_(block: nn.Module, x: Tensor, scratch: Tensor | None = None) -
 
 
 def strip_rows(block: nn.Module, width: int) -> int:
-    """Rows of an image ``width`` pixels wide that :func:`block_forward_` processes at a time."""
+    """Rows of an image ``width`` pixels wide that :func:`block_inference_` processes at a time."""
     return max(1, _STRIP_ELEMENTS // (width * block.conv1.out_channels))
 
 
 def scratch_numel(block: nn.Module, shape: torch.Size | tuple[int, ...]) -> int:
-    """Elements of scratch memory :func:`block_forward_` needs for an input of ``shape`` (B, C, H, W)."""
+    """Elements of scratch memory :func:`block_inference_` needs for an input of ``shape`` (B, C, H, W)."""
     b, c, h, w = shape
     half = block.conv2.in_channels
     # the normalised strip (halo rows included), then pass 2's gated strip beside it
@@ -171,22 +139,6 @@ def _norm_conv(x: Tensor, i: int, r0: int, r1: int, eps: float, weight: Tensor, 
     pixels = x.permute(0, 2, 3, 1)[i, r0:r1].reshape(-1, c)
     normed = _normalize(pixels, eps, out=strip[: pixels.numel()].view(-1, c))
     return F.conv2d(_image(normed, r1 - r0, w), weight[:, :, None, None], bias)
-
-
-def _add_upsampled_(skip: Tensor, up: nn.Sequential, y: Tensor, scratch: Tensor) -> Tensor:
-    """``skip += up(y)`` for ``up`` = (1x1 convolution without bias, PixelShuffle), in place on ``skip``.
-
-    The convolution is a matrix product into ``scratch``; the shuffle is only a view of it.
-    """
-    conv, shuffle = up
-    r = shuffle.upscale_factor
-    b, c, h, w = y.shape
-    out = conv.out_channels
-    t = torch.mm(_pixels(y).view(-1, c), conv_matrix(conv).t(), out=scratch[: b * h * w * out].view(-1, out))
-    # PixelShuffle: channel k * r * r + i * r + j of pixel (y, x) becomes channel k of pixel (y * r + i, x * r + j)
-    t = t.view(b, h, w, out // r**2, r, r).permute(0, 1, 4, 2, 5, 3)
-    skip.permute(0, 2, 3, 1).view(b, h, r, w, r, out // r**2).add_(t)
-    return skip
 
 
 def _pixels(x: Tensor) -> Tensor:
