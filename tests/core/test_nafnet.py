@@ -1,6 +1,7 @@
 """NAFNet's block computes what its layers do one after the other, in every path: the differentiable arithmetic
 on the (B, H*W, C) view (training, GPUs, export) and the CPU inference kernels (models/nafnet_cpu_inference.py:
-in place, in strips, folded weights).
+in place, in strips, folded weights), with the channel attention pooled over the whole input or over TLC's
+windows.
 
 The reference is written here from the block's layers (LayerNorm, 1x1 and depthwise convolutions, SimpleGate,
 the channel attention's 1x1 convolution) and torch's own pooling, so it shares no arithmetic with the paths it
@@ -25,12 +26,24 @@ TOLERANCE = 1e-4
 
 
 def _reference_block(block: NAFBlock, x: torch.Tensor) -> torch.Tensor:
-    """The block's layers one after the other."""
+    """The block's layers one after the other; the attention pools as ``block.pool_window`` says."""
     y = block.gate(block.dwconv(block.conv1(block.norm1(x))))
-    y = block.conv2(y * block.sca(y))
+    y = block.conv2(y * block.sca[1](_reference_pool(y, block.pool_window)))
     x = x + block.beta * y
     y = block.ffn2(block.gate(block.ffn1(block.norm2(x))))
     return x + block.gamma * y
+
+
+def _reference_pool(y: torch.Tensor, window: int | None) -> torch.Tensor:
+    """The mean over the whole input, or (TLC) over the window x window pixels around each pixel, cut to the
+    input's sides: torch's stride-1 average pool over the windows that fit, its border means repeated out to
+    the input's size (a window past the border shifts back inside)."""
+    h, w = y.shape[-2:]
+    if window is None or (window >= h and window >= w):
+        return F.adaptive_avg_pool2d(y, 1)
+    kh, kw = min(window, h), min(window, w)
+    pooled = F.avg_pool2d(y, (kh, kw), stride=1)
+    return F.pad(pooled, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2), mode="replicate")
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +58,10 @@ def _random_nafnet(**kwargs):
     return randomise(get_model("nafnet", **kwargs).eval(), std=0.1)
 
 
-def _random_block() -> NAFBlock:
-    return _random_nafnet().encoders[0][0]
+def _random_block(window: int | None) -> NAFBlock:
+    block = _random_nafnet().encoders[0][0]
+    block.pool_window = window
+    return block
 
 
 def test_shipped_weights_load_unchanged(shipped):
@@ -56,12 +71,14 @@ def test_shipped_weights_load_unchanged(shipped):
     assert all(torch.equal(state[k], tensors[k]) for k in tensors)
 
 
+@pytest.mark.parametrize("window", [None, 5, 12, 64])
 @pytest.mark.parametrize("strip_elements", [2**10, cpu_inference._STRIP_ELEMENTS])
 @pytest.mark.parametrize("shape", [(2, 16, 19, 23), (1, 16, 1, 30), (1, 16, 40, 9)])
-def test_block_matches_its_layers(monkeypatch, strip_elements, shape):
-    # small strips: many of them, one-row strips and halo rows at every strip edge
+def test_block_matches_its_layers(monkeypatch, window, strip_elements, shape):
+    # small strips: many of them, one-row strips and halo rows at every strip edge; windows that fit the
+    # input, cover one side of it, or cover it all
     monkeypatch.setattr(cpu_inference, "_STRIP_ELEMENTS", strip_elements)
-    block = _random_block()
+    block = _random_block(window)
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
     ref = _reference_block(block, x).detach()
     assert (ref - x).abs().max().item() > 0.05, "the block should change its input"
@@ -76,7 +93,7 @@ def test_block_matches_its_layers(monkeypatch, strip_elements, shape):
 
 
 def test_block_inference_kernel_overwrites_its_input_only():
-    block = _random_block()
+    block = _random_block(None)
     x = torch.rand(2, 16, 19, 23).contiguous(memory_format=torch.channels_last)
     expected = _reference_block(block, x).detach()
     result = cpu_inference.block_inference_(block, x)
@@ -99,11 +116,13 @@ def test_upsampling_is_conv_then_pixel_shuffle(inplace):
     assert (out - expected).abs().max().item() <= 1e-5
 
 
+@pytest.mark.parametrize("tlc", [None, 16])
 @pytest.mark.parametrize("kwargs", [{}, {"in_channels": 1, "width": 8, "enc_blocks": (1, 2), "dec_blocks": (2, 1),
                                          "middle_blocks": 1}])
-def test_network_matches_its_layers_in_every_path(monkeypatch, kwargs):
+def test_network_matches_its_layers_in_every_path(monkeypatch, kwargs, tlc):
     monkeypatch.setattr(cpu_inference, "_STRIP_ELEMENTS", 2**12)
     model = _random_nafnet(**kwargs)
+    model.set_tlc(tlc)
     x = torch.rand(2, model.in_channels, 41, 67, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         inplace = model(x)

@@ -9,9 +9,17 @@ Inference on a CPU (no autograd, no autocast, no compiler tracing) runs each blo
 :mod:`.nafnet_cpu_inference`, with the same weights and the same result to float rounding, in place and in
 strips of rows: the network does little arithmetic per byte of activations, so on a CPU its time goes to
 memory traffic.
+
+The channel attention pools over the whole frame (or tile), which on frames much larger than the training
+crops is not what training showed it. TLC, the test-time local converter of Chu et al. ("Improving Image
+Restoration by Revisiting Global Information Aggregation", ECCV 2022), pools over a window of 1.5 training
+crops around each pixel instead (:meth:`NAFNet.set_tlc`, :func:`use_tlc`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,10 +27,13 @@ from torch import Tensor, nn
 
 from .base import DeblurModel
 from .blocks import zero_init
-from .nafnet_cpu_inference import block_inference_, conv_matrix, eager_cpu_inference, scratch_numel
+from .nafnet_cpu_inference import (block_inference_, conv_matrix, eager_cpu_inference, local_attention,
+                                   local_window, scratch_numel)
 from .registry import register_model
 
-__all__ = ["NAFNet", "NAFBlock", "LayerNorm2d", "SimpleGate", "nafnet"]
+__all__ = ["NAFNet", "NAFBlock", "LayerNorm2d", "SimpleGate", "TLC_TRAIN_PATCH", "nafnet", "use_tlc"]
+
+TLC_TRAIN_PATCH = 256  # the training crop TLC assumes where a checkpoint names none: this project's usual one
 
 
 class LayerNorm2d(nn.Module):
@@ -52,6 +63,9 @@ class NAFBlock(nn.Module):
     """LayerNorm -> 1x1 -> depthwise 3x3 -> SimpleGate -> channel attention -> 1x1, then LayerNorm -> 1x1 ->
     SimpleGate -> 1x1, each added to the input through a learnable per-channel scale (zero at first).
 
+    ``pool_window`` (TLC, set by :meth:`NAFNet.set_tlc`): the side of the window, in this block's pixels,
+    that the channel attention averages around each pixel; None: the whole input, as in training.
+
     Shape: (B, C, H, W) -> (B, C, H, W), channels_last.
     """
 
@@ -69,6 +83,10 @@ class NAFBlock(nn.Module):
         self.ffn2 = nn.Conv2d(hidden // 2, channels, 1)
         self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.pool_window: int | None = None
+
+    def extra_repr(self) -> str:
+        return "" if self.pool_window is None else f"pool_window={self.pool_window}"
 
     def forward(self, x: Tensor) -> Tensor:
         """The block on the (B, H*W, C) view of channels_last memory, the layout training uses.
@@ -91,10 +109,15 @@ class NAFBlock(nn.Module):
         y = self.dwconv(y.view(b, h, w, -1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(b, h * w, -1)
         a, g = y.chunk(2, dim=-1)
         y = a * g
-        att = F.linear(y.mean(dim=1), conv_matrix(self.sca[1]), self.sca[1].bias)  # (B, C')
         beta = self.beta.view(c)
+        w2 = (conv_matrix(self.conv2) * beta[:, None])[None]  # (1, C, C')
+        sca, window = self.sca[1], local_window(self.pool_window, h, w)
+        if window is None:  # one attention per image (B, C'): it scales the columns of conv2's matrix
+            w2 = w2 * F.linear(y.mean(dim=1), conv_matrix(sca), sca.bias)[:, None, :]
+        else:  # TLC: an attention per pixel, applied to the gated activations themselves
+            y = y * local_attention(y.view(b, h, w, -1), window, sca).view(b, h * w, -1)
+            w2 = w2.expand(b, -1, -1)
         # p + beta * (W2 (att * y) + b2), as one batched product-and-add per image
-        w2 = (conv_matrix(self.conv2) * beta[:, None])[None] * att[:, None, :]  # (B, C, C')
         p = torch.baddbmm(p, y, w2.transpose(1, 2)).add_(beta * self.conv2.bias)  # in place: a fresh tensor
         y = F.linear(F.layer_norm(p, (c,), self.norm2.weight, self.norm2.bias, self.norm2.eps),
                      conv_matrix(self.ffn1), self.ffn1.bias)
@@ -149,6 +172,18 @@ class NAFNet(DeblurModel):
             ch //= 2
             self.decoders.append(nn.Sequential(*[NAFBlock(ch) for _ in range(n)]))
         self.ending = zero_init(nn.Conv2d(width, in_channels, 3, padding=1))
+
+    def set_tlc(self, train_patch: int | None) -> None:
+        """Pool every block's channel attention over a window of 1.5 x ``train_patch`` input pixels around each
+        pixel (TLC; the window shrinks with the block's resolution), for a network trained on ``train_patch``
+        crops; None: over the whole input again, as in training.
+
+        On an input no larger than the window the output does not change; a tile is windowed in its own pixels.
+        """
+        if train_patch is not None and train_patch < 1:
+            raise ValueError(f"train_patch must be a positive number of pixels or None, got {train_patch}")
+        for level, block in self._blocks_by_level():
+            block.pool_window = None if train_patch is None else max(1, (3 * train_patch // 2) >> level)
 
     def _blocks_by_level(self) -> list[tuple[int, NAFBlock]]:
         """Every block with its level: 0 at full resolution, i at 1 / 2**i of it."""
@@ -215,6 +250,20 @@ def _add_upsampled(skip: Tensor, up: nn.Sequential, y: Tensor, scratch: Tensor |
         return skip
     t = skip.permute(0, 2, 3, 1).reshape(b, h, r, w, r, o) + t
     return t.reshape(b, h * r, w * r, o).permute(0, 3, 1, 2)
+
+
+def use_tlc(model: nn.Module, meta: Mapping[str, Any]) -> None:
+    """Turn TLC on in ``model`` (:meth:`NAFNet.set_tlc`) for the training crops its checkpoint's ``meta`` names
+    (its config's ``patch``; :data:`TLC_TRAIN_PATCH` where it names none, as for an untrained network).
+
+    Raises:
+        ValueError: ``model`` is not a NAFNet. The other networks here pool nothing over the whole frame, so
+            TLC would change nothing, and a run that asked for it should not report it as applied.
+    """
+    if not isinstance(model, NAFNet):
+        raise ValueError(f"TLC applies to the nafnet models, whose channel attention pools over the whole frame; "
+                         f"{type(model).__name__} has no such pooling")
+    model.set_tlc(int(meta.get("config", {}).get("patch") or TLC_TRAIN_PATCH))
 
 
 @register_model("nafnet")

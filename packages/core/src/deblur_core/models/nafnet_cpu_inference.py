@@ -15,7 +15,9 @@ compiler tracing: :func:`eager_cpu_inference`) therefore runs :func:`block_infer
   (:func:`_conv1x1_add_`: oneDNN's in-place convolution with a fused add, a private torch op, where the
   torch build has it and computes it right; else ``addmm_``).
 
-Nothing here defines a layer: the functions read the modules of a ``NAFBlock``.
+:func:`local_attention` is TLC's channel attention (pooled over a window around each pixel instead of the
+whole frame), shared by this path and the differentiable one. Nothing here defines a layer: the functions
+read the modules of a ``NAFBlock``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["block_inference_", "conv_matrix", "eager_cpu_inference", "scratch_numel", "strip_rows"]
+__all__ = ["block_inference_", "conv_matrix", "eager_cpu_inference", "local_attention", "local_window", "scratch_numel",
+           "strip_rows"]
 
 # hidden activations per strip in block_inference_: 16 MiB, within an L3 cache; 4 MiB ran as fast, and
 # smaller strips run slower (more halo rows, more calls), far slower where other processes share the cores
@@ -65,7 +68,13 @@ def block_inference_(block: nn.Module, x: Tensor, scratch: Tensor | None = None)
     gated = scratch[: b * h * w * half].view(b, h, w, half)
     strip = scratch[b * h * w * half :]
     sums = _gate_strips(block, x, gated, strip)
-    _add_residuals_(block, x, gated, strip, sums)
+    sca, window = block.sca[1], local_window(block.pool_window, h, w)
+    if window is None:  # one attention per image, from the means: it folds into conv2's weights
+        att = sca((sums / (h * w)).view(b, half, 1, 1)).view(b, 1, half)
+    else:  # TLC: an attention per pixel, applied to the gated activations themselves
+        gated.mul_(local_attention(gated, window, sca))
+        att = gated.new_ones(1, 1, half)
+    _add_residuals_(block, x, gated, strip, att)
     return x
 
 
@@ -81,6 +90,58 @@ def scratch_numel(block: nn.Module, shape: torch.Size | tuple[int, ...]) -> int:
     # the normalised strip (halo rows included), then pass 2's gated strip beside it
     strip = (strip_rows(block, w) + 2 * block.dwconv.padding[0]) * w * (c + half)
     return b * h * w * half + strip
+
+
+def local_window(window: int | None, height: int, width: int) -> tuple[int, int] | None:
+    """TLC's ``window`` x ``window`` pool on a ``height`` x ``width`` map, each side cut to the map's; None where
+    it covers the whole map (or ``window`` is None): there the pool is the global mean, computed as such."""
+    if window is None or (window >= height and window >= width):
+        return None
+    return min(window, height), min(window, width)
+
+
+def local_attention(x: Tensor, window: tuple[int, int], conv: nn.Conv2d) -> Tensor:
+    """TLC's channel attention of ``x`` (B, H, W, C): the 1x1 convolution ``conv`` of the mean of ``x`` over the
+    ``window`` = (rows, columns) around each pixel.
+
+    A window reaching past the border is shifted back inside, so every mean is over a full window of the
+    image's own pixels, as every pixel of a training crop saw. Each side is a difference of running sums (an
+    integral image): the cost does not grow with the window.
+
+    Shape: (B, H, W, C) -> (B, H, W, conv.out_channels); rows <= H, columns <= W.
+
+    Example:
+        >>> conv = nn.Conv2d(1, 1, 1)
+        >>> _ = nn.init.ones_(conv.weight), nn.init.zeros_(conv.bias)
+        >>> local_attention(torch.arange(5.0).view(1, 1, 5, 1), (1, 3), conv).flatten().tolist()
+        [1.0, 1.0, 2.0, 3.0, 3.0]
+    """
+    starts = []
+    for dim, k in zip((1, 2), window):
+        n = x.shape[dim]
+        sums = _running_sums(x, dim)
+        x = sums.narrow(dim, k, n - k + 1) - sums.narrow(dim, 0, n - k + 1)  # the sums of the windows that fit
+        starts.append((torch.arange(n, device=x.device) - (k - 1) // 2).clamp_(0, n - k))
+    rows, cols = starts
+    # the convolution (its matrix scaled to turn sums into means) acts on each window once; then the end
+    # windows' attention repeats out to the border
+    return F.linear(x, conv_matrix(conv) / (window[0] * window[1]), conv.bias)[:, rows[:, None], cols]
+
+
+def _running_sums(x: Tensor, dim: int) -> Tensor:
+    """``sums`` with ``sums[i]`` the sum of the first ``i`` entries of ``x`` along ``dim`` (one more entry than
+    ``x`` has)."""
+    if x.requires_grad or x.device.type != "cpu":
+        return torch.cat([torch.zeros_like(x.narrow(dim, 0, 1)), x.cumsum(dim)], dim)
+    # on a CPU, one slab at a time: torch.cumsum along any but the last dimension strides across memory at
+    # every element, ten times slower along the rows of a frame
+    shape = list(x.shape)
+    shape[dim] += 1
+    sums = x.new_empty(shape)
+    total = sums.select(dim, 0).zero_()
+    for i in range(x.shape[dim]):
+        total = torch.add(total, x.select(dim, i), out=sums.select(dim, i + 1))
+    return sums
 
 
 def _gate_strips(block: nn.Module, x: Tensor, gated: Tensor, strip: Tensor) -> Tensor:
@@ -108,15 +169,15 @@ def _gate_strips(block: nn.Module, x: Tensor, gated: Tensor, strip: Tensor) -> T
     return sums
 
 
-def _add_residuals_(block: nn.Module, x: Tensor, gated: Tensor, strip: Tensor, sums: Tensor) -> None:
-    """Pass 2, a strip at a time: ``x += beta * conv2(gated * sca(gated))``, then
-    ``x += gamma * ffn2(SimpleGate(ffn1(norm2(x))))``, in place."""
+def _add_residuals_(block: nn.Module, x: Tensor, gated: Tensor, strip: Tensor, att: Tensor) -> None:
+    """Pass 2, a strip at a time: ``x += beta * conv2(gated * att)``, then
+    ``x += gamma * ffn2(SimpleGate(ffn1(norm2(x))))``, in place; ``att`` (B or 1, 1, hidden / 2) is the channel
+    attention of each image, ones where ``gated`` already holds it."""
     b, c, h, w = x.shape
     half, rows = gated.shape[-1], strip_rows(block, w)
     beta, gamma = block.beta.view(c), block.gamma.view(c)
-    # the channel attention s (one per image, from the means) and beta fold into conv2
-    s = block.sca[1]((sums / (h * w)).view(b, half, 1, 1)).view(b, 1, half)
-    w2, b2 = beta[:, None] * conv_matrix(block.conv2) * s, beta * block.conv2.bias
+    # the channel attention and beta fold into conv2
+    w2, b2 = (beta[:, None] * conv_matrix(block.conv2) * att).expand(b, c, half), beta * block.conv2.bias
     w3, b3 = _fold_norm(block.norm2, block.ffn1)
     w4, b4 = gamma[:, None] * conv_matrix(block.ffn2), gamma * block.ffn2.bias
     for i in range(b):
