@@ -1,6 +1,6 @@
 """NAFNet: the nonlinear-activation-free baseline of Chen et al. (ECCV 2022).
 
-Beyond the seed project: the modern efficient reference. Each block is LayerNorm -> 1x1 -> depthwise 3x3
+Beyond the original project: the modern efficient reference. Each block is LayerNorm -> 1x1 -> depthwise 3x3
 -> SimpleGate -> simplified channel attention -> 1x1, then LayerNorm -> 1x1 -> SimpleGate -> 1x1, both
 with learnable residual scales that start at zero (so every block starts as the identity). A UNet of
 such blocks with a global residual.
@@ -141,8 +141,8 @@ class NAFNet(DeblurModel):
     Shape: (B, C, H, W) -> (B, C, H, W), values in [0, 1].
     """
 
-    # its fp32 CPU inference path (nafnet_cpu_inference.py) ran 1.08-1.26x faster than bf16 autocast at
-    # 1280x720 on an AMX Xeon (benchmarks/reports/intel-xeon-2c.md): --precision auto stays fp32 on CPUs
+    # its fp32 CPU inference path (nafnet_cpu_inference.py) outruns bf16 autocast even on AMX CPUs
+    # (docs/speed.md): --precision auto stays fp32 on CPUs
     cpu_autocast = False
 
     def __init__(
@@ -275,9 +275,8 @@ def nafnet(**kwargs) -> NAFNet:
 @register_model("nafnet-cpu")
 def nafnet_cpu(**kwargs) -> NAFNet:
     """The network to pick on a CPU: NAFNet with four levels (width 16, encoder [1, 1, 2, 4], 6 middle blocks,
-    decoder [1, 1, 1, 1]), 5-8x faster than ``srn`` per 1280x720 frame on 2 CPU cores (fp32: 0.63 vs 5.29 s on an
-    AMD EPYC, 0.74 vs 3.70 s on an Intel Xeon; README's Speed), ahead of it on long, non-uniform and shake blur,
-    behind it on gaussian, linear motion and video blur (MODELS.md).
+    decoder [1, 1, 1, 1]), several times faster than ``srn`` per frame on a CPU (docs/speed.md), ahead of it on
+    long, non-uniform and shake blur, behind it on gaussian, linear motion and video blur (MODELS.md).
 
     Its blocks sit where the channels are many and the pixels few (at up to 1/16 resolution), where a CPU runs
     them fastest, and four levels see far enough for 40 px of motion (benchmarks/test_training_nafnet.py and
