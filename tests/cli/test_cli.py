@@ -324,3 +324,17 @@ def test_commands_without_model_use_the_default_model():
     for command in (batch, evaluate_cmd, export):
         assert inspect.signature(command).parameters["model"].default == DEFAULT_MODEL
     assert DEFAULT_MODEL in list_models() and pretrained_path(DEFAULT_MODEL) is not None
+
+
+@pytest.mark.parametrize("command", [["eval", "--crops", "--val-count", "2"], ["batch", "."]])
+def test_tlc_on_a_network_without_whole_frame_pooling_is_a_usage_error(command):
+    r = runner.invoke(app, [*command, "--model", "srn", "--tlc", "--device", "cpu"], env={"COLUMNS": "200"})
+    assert r.exit_code == 2, r.output
+    assert "TLC applies to the nafnet models" in r.output and "Traceback" not in r.output
+
+
+def test_eval_with_tlc_scores_a_nafnet_model_and_says_so(tmp_path):
+    r = runner.invoke(app, ["eval", "--model", "nafnet-cpu", "--tlc", "--crops", "--val-count", "2", "--device", "cpu",
+                            "--no-baseline", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)[0]["tlc"] is True

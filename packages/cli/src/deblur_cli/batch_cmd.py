@@ -20,7 +20,7 @@ from rich.markup import escape
 from deblur_core.defaults import DEFAULT_MODEL
 
 from .console import Bar, console, err_console, fail, note
-from .texts import TTA_HELP
+from .texts import TLC_HELP, TTA_HELP
 
 __all__ = ["batch"]
 
@@ -33,6 +33,7 @@ def batch(
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX but for the nafnet models, whose fp32 CPU path is faster, else fp32). Outputs keep their format and bit depth.")] = "auto",
     tile: Annotated[int | None, typer.Option(help="Frames larger than N x N pixels run alone in overlapping N x N tiles. Default: from a memory budget for the network (1.5 GiB of activations on a CPU, half the memory of a GPU): frames that fit run whole, batched; larger ones in the fewest pixels of tiles that fit.", show_default="from the memory budget")] = None,
     tta: Annotated[int, typer.Option(help=TTA_HELP)] = 1,
+    tlc: Annotated[bool, typer.Option("--tlc", help=TLC_HELP)] = False,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="Pixels shared by neighbouring tiles, blended smoothly (tile must exceed twice this).")] = 32,
     batch_size: Annotated[int, typer.Option(help="Consecutive frames of one size read ahead and moved to the device together, as many as the memory budget allows. Each still runs through the network alone, so no output depends on it.")] = 4,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo frames whose output exists (default: skip them, so a rerun resumes).")] = False,
@@ -48,7 +49,6 @@ def batch(
     output holds NaN are named, the rest processed (exit 1); a full disk stops the run (exit 1; rerun later).
 
     Under 'torchrun --nproc-per-node N' each rank deblurs every N-th frame (two runs on one OUT: safe, no faster).
-
     Frames above 179 megapixels (Pillow's decompression-bomb limit) are refused: tiling bounds the network's
     memory, but the frame's own copies take about 50 bytes a pixel (9 GB there); split or downscale them first.
     """
@@ -62,7 +62,7 @@ def batch(
         ctx = DistContext.from_env()
         opts = BatchOptions(tile=tile, overlap=tile_overlap, batch_size=batch_size, overwrite=overwrite, compare=compare,
                             rank=ctx.rank, world_size=ctx.world_size, codec=codec, crf=crf)
-        deb = load_deblurrer(model, weights, device=ctx.device(device), precision=precision, tta=tta)
+        deb = load_deblurrer(model, weights, device=ctx.device(device), precision=precision, tta=tta, tlc=tlc)
     except (ValueError, DeblurError) as e:
         fail(str(e), 2)
     summary_path = ctx.rank_path(json_summary) if json_summary is not None else None

@@ -11,7 +11,7 @@ from rich.table import Table
 from deblur_core.defaults import DEFAULT_MODEL
 
 from .console import console, err_console, fail, note
-from .texts import BLUR_HELP, TTA_HELP
+from .texts import BLUR_HELP, TLC_HELP, TTA_HELP
 
 __all__ = ["evaluate_cmd"]
 
@@ -28,18 +28,18 @@ def evaluate_cmd(
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX but for the nafnet models, whose fp32 CPU path is faster, else fp32).")] = "auto",
     baseline: Annotated[bool, typer.Option(help="Also run Richardson-Lucy with the true kernel where known.")] = True,
     tta: Annotated[int, typer.Option(help=TTA_HELP)] = 1,
+    tlc: Annotated[bool, typer.Option("--tlc", help=TLC_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (with a row per image; an unchanged image's infinite PSNR is null).")] = False,
     csv: Annotated[str | None, typer.Option(help="Also write one row per image and method to this CSV file.")] = None,
 ) -> None:
-    """Score a model in the original project's format (MSE, PSNR, SSIM) beside the blurred input and Richardson-Lucy, with
-    the level shift: how much darker or brighter the output came out than the sharp image.
+    """Score a model in the original project's format (MSE, PSNR, SSIM) beside the blurred input and
+    Richardson-Lucy, with the level shift: how much darker or brighter the output came out than the sharp image.
 
     --blur none scores what a model does to sharp images (the input row is the image itself, PSNR inf), --blur
-    light what it does to nearly sharp ones: a model should leave both as they are.
-
-    Every held-out image is scored whole (the mean of per-image values), as GoPro's and REDS's protocols
-    do: pairs:DIR scores DIR/val (or, without one, all of DIR), reds: and gopro: their val/test split,
-    default/folder: their validation photos blurred by the project's synthesis of --blur.
+    light what it does to nearly sharp ones: a model should leave both as they are. Every held-out image is
+    scored whole (the mean of per-image values), as GoPro's and REDS's protocols do: pairs:DIR scores DIR/val (or,
+    without one, all of DIR), reds: and gopro: their val/test split, default/folder: their validation photos
+    blurred by the project's synthesis of --blur.
     """
     from deblur_core.data import open_dataset
     from deblur_core.errors import CheckpointError, DeblurError
@@ -47,12 +47,14 @@ def evaluate_cmd(
     from deblur_core.inference import load_deblurrer
     from deblur_core.tta import check_tta
 
-    try:
+    try:  # what was asked cannot work: a usage error, as in batch and export
         check_tta(tta)
-    except ValueError as e:
+        deb = load_deblurrer(model, weights, device=device, precision=precision, tta=tta, tlc=tlc)
+    except (CheckpointError, ValueError) as e:
         fail(str(e), 2)
+    except DeblurError as e:
+        fail(str(e), 1)
     try:
-        deb = load_deblurrer(model, weights, device=device, precision=precision, tta=tta)
         sources = [open_dataset(spec, blur=blur, val_count=val_count, for_eval=not crops) for spec in data]
         results = []
         for src in sources:
@@ -60,13 +62,11 @@ def evaluate_cmd(
                 results.append(evaluate(deb.model, src, device=deb.device, precision=deb.precision,
                                         baseline=baseline, crops=crops, tile=tile,
                                         progress=lambda p: status.update(f"scoring {src.name}: {p.done} images done")))
-    except CheckpointError as e:  # weights that cannot be used: a usage error, as in batch and export
-        fail(str(e), 2)
     except (DeblurError, ValueError) as e:
         fail(str(e), 1)
     for r in results:
         r.update(model=model, weights=str(deb.weights) if deb.weights else None, blur=blur, precision=deb.precision,
-                 tta=tta)
+                 tta=tta, tlc=tlc)
     if csv:
         _write_eval_csv(csv, results)
     if as_json:
@@ -74,7 +74,7 @@ def evaluate_cmd(
         return
     if not deb.trained:
         note(f"no trained weights for '{model}': scoring the untrained network")
-    arithmetic = deb.precision + (f", tta {tta}" if tta > 1 else "")
+    arithmetic = deb.precision + (f", tta {tta}" if tta > 1 else "") + (", tlc" if tlc else "")
     _print_tables(results, model, blur, "crops" if crops else "whole images", arithmetic)
 
 

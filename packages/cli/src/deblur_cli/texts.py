@@ -1,6 +1,6 @@
 """Help texts more than one command shows, kept here so they stay the same in each."""
 
-__all__ = ["BLUR_HELP", "TTA_HELP"]
+__all__ = ["BLUR_HELP", "TLC_HELP", "TTA_HELP"]
 
 # the blur kinds and mixes of deblur_core.blur, with their extents (docs/training.md lists them all)
 BLUR_HELP = ("gaussian (sigma 1, 2 or 3 px: the original project's CIFAR-10 recipe) | motion (straight, 5-21 px) | "
@@ -12,3 +12,6 @@ BLUR_HELP = ("gaussian (sigma 1, 2 or 3 px: the original project's CIFAR-10 reci
 
 TTA_HELP = ("Test-time augmentation: average the network's output over N flips and rotations of each frame "
             "(1, 2, 4 or 8; N times the compute).")
+
+TLC_HELP = ("nafnet models only: pool the channel attention over windows of 1.5 training crops around each pixel "
+            "(TLC) instead of the whole frame. Off by default: on the held-out photos it scored lower (MODELS.md).")
