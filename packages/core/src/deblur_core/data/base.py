@@ -174,12 +174,12 @@ def val_layout(n_images: int, count: int) -> list[tuple[int, tuple[float, float]
 
 def concat(chunk: Sequence[Batch]) -> Batch:
     """One batch of several, kernels padded to the largest."""
-    kernels = linear = None
+    kernels = linear_light = None
     if all(b.kernels is not None for b in chunk):  # a non-uniform blur has no kernel to give
         kernels = pad_kernels([b.kernels for b in chunk])
     if all(b.linear_light is not None for b in chunk):
-        linear = torch.cat([b.linear_light for b in chunk])
-    return Batch(torch.cat([b.blur for b in chunk]), torch.cat([b.sharp for b in chunk]), kernels, linear)
+        linear_light = torch.cat([b.linear_light for b in chunk])
+    return Batch(torch.cat([b.blur for b in chunk]), torch.cat([b.sharp for b in chunk]), kernels, linear_light)
 
 
 def chunks(items: Sequence[Batch], batch_size: int) -> Iterator[Batch]:
