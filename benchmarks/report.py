@@ -41,11 +41,11 @@ GPU_COMMAND = ("PYTHONPATH=packages/core/src timeout -s INT 140 python -m pytest
 TARGET_SPEEDUP = {"cpu": 2.0, "cuda": 5.0}  # optimized path (or compiled, if faster) over the naive path
 TARGET_PEAK_PCT = 75.0  # model-only GFLOP/s as % of the fp32 peak (CPU)
 TARGET_E2E = 0.85  # end-to-end frames/s over model-only frames/s
-TARGET_TILING = 0.95  # batch's frames/s with its default tiling over tile=4096 (whole frames), issue 15
+TARGET_TILING = 0.95  # batch's frames/s with its default tiling over tile=4096 (whole frames)
 TARGET_REDUCED, TARGET_REDUCED_PSNR = 2.0, 45.0  # bf16 over fp32 on an AMX CPU; its output's PSNR vs fp32
-TARGET_FORMER = 2.5  # nafnet's forward today over its former forward, CPU, model only (issue 15)
+TARGET_FORMER = 2.5  # nafnet's forward today over its former forward, CPU, model only
 CHECK_MODEL, CHECK_RES = "srn", "1280x720"
-# issue 23: the CPU preset per 720p frame against srn's time, its share of the fp32 peak, and nafnet's
+# the CPU preset per 720p frame against srn's time, its share of the fp32 peak, and nafnet's
 # training step today over its former one (fp32, the same loss to float rounding)
 CPU_PRESET, TARGET_PRESET_SPEEDUP, TARGET_PRESET_PEAK_PCT, TARGET_TRAIN_STEP = "nafnet-cpu", 4.0, 40.0, 2.0
 
@@ -339,7 +339,7 @@ def _candidates(run: Run) -> list[str]:
 
 def _e2e_bound(run: Run, e2e: Row | None) -> list[str]:
     """``batch`` against the smaller of its two bounds measured in the same run: the model alone, and the IO
-    pipeline alone with as many threads as ``batch``'s readers and writers (issue 17's GPU check)."""
+    pipeline alone with as many threads as ``batch``'s readers and writers."""
     model = e2e and run.find(kind="model-only", device=e2e.device, model=e2e.info.get("model"),
                              frames=e2e.info.get("frames"))
     threads = e2e.info.get("io_threads") or 0 if e2e else 0

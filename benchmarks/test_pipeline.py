@@ -9,7 +9,7 @@ cannot be imported (a codec it needs, such as PyAV, missing).
 
 ``test_batch_tiling`` runs ``deblur_path`` on a few of the frames with its default options (tiles only where
 a frame exceeds the memory budget) and with ``tile=4096`` (whole frames): ``default_over_tile_4096``, in the
-report, is the default's share of the frames/s of whole frames; issue 15 asks for at least 95%.
+report, is the default's share of the frames/s of whole frames; the target is at least 95%.
 """
 
 from __future__ import annotations

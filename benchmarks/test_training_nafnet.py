@@ -1,4 +1,4 @@
-"""Training throughput of NAFNet on a CPU (issue #23): crops/s of one optimizer step at 256x256, ``nafnet``'s
+"""Training throughput of NAFNet on a CPU: crops/s of one optimizer step at 256x256, ``nafnet``'s
 former training forward (``nafnet_former.py``) beside today's, and the ``nafnet-cpu`` preset, in fp32
 and (on a CPU with native bf16) under bf16 autocast.
 
@@ -91,7 +91,7 @@ def test_current_step_matches_former(model_name):
         torch.testing.assert_close(b, a, atol=1e-5 * max(1.0, float(a.abs().max())), rtol=1e-4)
 
 
-# the shapes weighed for the CPU preset (issue #23): today's nafnet, four levels with few blocks, the chosen
+# the shapes weighed for the CPU preset: today's nafnet, four levels with few blocks, the chosen
 # nafnet-cpu (blocks where the channels are many and the pixels few), and a wider four-level net
 PRESET_CANDIDATES = {
     "w16-l3-e112-m2": dict(width=16, enc_blocks=(1, 1, 2), middle_blocks=2, dec_blocks=(1, 1, 1)),
