@@ -54,12 +54,18 @@ def test_gpu_script_runs_end_to_end_at_toy_size(tmp_path):
     for m in ("srn", "nafnet-cpu"):
         model, meta = load_model(out / f"{m}-best-fp16.safetensors")
         cfg = meta["config"]
-        assert meta["model"] == m and cfg["blur"] == "realistic" and cfg["fft_loss"] == 0.1 and cfg["rotate"]
+        assert meta["model"] == m and cfg["blur"] == "broad" and cfg["fft_loss"] == 0.1 and cfg["rotate"]
         assert cfg["jpeg"] == 0.2 and cfg["noise"] == 0.01 and cfg["decay_by_time"] and cfg["max_minutes"] > 0
-    # each continues from the progress committed under training/, srn from the shipped weights without one
-    progress = ROOT / "training" / "srn-realistic" / "weights-fp16.safetensors"
-    expected = "training/srn-realistic/weights-fp16.safetensors" if progress.exists() else "weights/srn.safetensors"
-    assert load_model(out / "srn-best-fp16.safetensors")[1]["init"][-1]["weights"].endswith(expected)
+        assert cfg["sharp_share"] == 0.1
+    # the do-no-harm recipe on the broad synthesis, in every training command the script ran
+    commands = [line for line in log.splitlines() if " -m deblur_cli train --model" in line]
+    assert len(commands) == 5  # the smoke phase of each of the three models, the run of each that passed it
+    assert all("--blur broad" in c and "--sharp-share 0.1" in c for c in commands)
+    # srn from its shipped weights; nafnet-cpu from its progress committed under training/ where present
+    assert load_model(out / "srn-best-fp16.safetensors")[1]["init"][-1]["weights"].endswith("weights/srn.safetensors")
+    progress = ROOT / "training" / "nafnet-cpu" / "weights-fp16.safetensors"
+    expected = "training/nafnet-cpu/weights-fp16.safetensors" if progress.exists() else "weights/nafnet-cpu.safetensors"
+    assert load_model(out / "nafnet-cpu-best-fp16.safetensors")[1]["init"][-1]["weights"].endswith(expected)
 
 
 @pytest.mark.slow

@@ -7,8 +7,8 @@ from kornia.filters import filter2d
 
 from deblur_core.data.batches import DeviceBatches
 from deblur_core.blur import (LONG_KERNEL, REALISTIC_SHARES, curved_paths, draw_blur, jpeg_compress,
-                              kernel_size, linear_to_srgb, path_kernels, quantize_8bit, render_blur, sensor_noise,
-                              soft_masks, srgb_to_linear, synth_blur, valid_convolve)
+                              kernel_size, linear_to_srgb, pad_kernels, path_kernels, quantize_8bit, render_blur,
+                              sensor_noise, soft_masks, srgb_to_linear, synth_blur, valid_convolve)
 from deblur_core.blur.layered import mask_params
 from deblur_core.blur.paths import MAX_REACH
 from helpers import planned_crop
@@ -132,6 +132,23 @@ def test_realistic_mix_draws_every_part():
     assert ext.min() < 10 and ext.max() > 30  # short and long blur both appear
     assert kernel_size("realistic") == LONG_KERNEL and kernel_size("mix") == 25
 
+
+@pytest.mark.parametrize("strength", [None, 0.5])
+def test_broad_draws_mix_or_realistic_half_each(strength):
+    n = 240
+    d = draw_blur(n, "broad", g(21), strength=strength)
+    # the same draws made part by part: which part each sample takes, then each part's samples
+    gen = g(21)
+    choice = torch.randint(0, 2, (n,), generator=gen)
+    mix = draw_blur(int((choice == 0).sum()), "mix", gen, strength=strength)
+    realistic = draw_blur(int((choice == 1).sum()), "realistic", gen, strength=strength)
+    assert 0.4 < choice.float().mean() < 0.6
+    assert d.kernels.shape == (n, LONG_KERNEL, LONG_KERNEL) and kernel_size("broad") == LONG_KERNEL
+    assert torch.equal(d.kernels[choice == 0], pad_kernels(mix.kernels, LONG_KERNEL))
+    assert torch.equal(d.kernels[choice == 1], realistic.kernels)
+    assert torch.equal(d.linear_light[choice == 0], mix.linear_light)
+    assert not d.layered[choice == 0].any() and torch.equal(d.layered[choice == 1], realistic.layered)
+    assert torch.equal(d.masks[choice == 1], realistic.masks)
 
 def test_sensor_noise_follows_read_and_shot_levels():
     flat = torch.full((2, 3, 64, 64), 0.5)

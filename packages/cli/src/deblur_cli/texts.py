@@ -7,8 +7,8 @@ BLUR_HELP = ("gaussian (sigma 1, 2 or 3 px: the original project's CIFAR-10 reci
              "shake (25 px kernel) | video (a pan to 15 px, 15 sub-frames in linear light) | long (curved pans and "
              "motion of 25-40 px) | nonuniform (a foreground moving 8-40 px over a background moving 1-20 px), or a "
              "mix: mix (the first four, a quarter each) | realistic (recipes of its own: defocus sigma 0.5-3.2, "
-             "curved motion and sub-frame pans 3-40 px, shake to 31 px, non-uniform); or none (no blur) | light "
-             "(defocus sigma 0.3-0.8 or a 1-2 px shake)")
+             "curved motion and sub-frame pans 3-40 px, shake to 31 px, non-uniform) | broad (half mix, half "
+             "realistic); or none (no blur) | light (defocus sigma 0.3-0.8 or a 1-2 px shake)")
 
 TTA_HELP = ("Test-time augmentation: average the network's output over N flips and rotations of each frame "
             "(1, 2, 4 or 8; N times the compute).")

@@ -22,14 +22,14 @@ from .motion import motion_kernels, random_motion_kernels
 from .noise import add_gaussian_noise, jpeg_compress, quantize_8bit, sensor_noise
 from .pan import pan_paths
 from .paths import curved_paths, path_kernels
-from .recipe import (EXTENTS, KINDS, LONG_KERNEL, MIX_KINDS, MIXES, REALISTIC_SHARES, SHARP_KINDS, check_kind,
-                     draw_blur, kernel_size, with_sharp_samples)
+from .recipe import (BROAD_PARTS, EXTENTS, KINDS, LONG_KERNEL, MIX_KINDS, MIXES, REALISTIC_SHARES, SHARP_KINDS,
+                     check_kind, draw_blur, kernel_size, with_sharp_samples)
 from .render import BlurDraw, clip_highlights, render_blur, valid_convolve
 from .shake import shake_kernels, shake_trajectories
 from .srgb import average_frames, linear_to_srgb, srgb_to_linear
 
 __all__ = [
-    "BLUR_KINDS", "EXTENTS", "KINDS", "MIXES", "MIX_KINDS", "SHARP_KINDS", "REALISTIC_SHARES", "LONG_KERNEL",
+    "BLUR_KINDS", "BROAD_PARTS", "EXTENTS", "KINDS", "MIXES", "MIX_KINDS", "SHARP_KINDS", "REALISTIC_SHARES", "LONG_KERNEL",
     "BlurResult", "BlurDraw", "check_kind", "synth_blur", "draw_blur", "render_blur", "kernel_size",
     "valid_convolve", "with_sharp_samples", "clip_highlights", "pad_kernels",
     "curved_paths", "path_kernels", "mask_params", "soft_masks", "pan_paths",
