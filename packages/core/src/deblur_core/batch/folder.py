@@ -12,7 +12,8 @@ from ..io import IMAGE_EXTENSIONS, Image, list_images, read_image, write_image
 from ..io.atomic import check_writable_folder, write_atomic
 from ..progress import ProgressFn
 from .options import COMPARE_DIR, BatchOptions, BatchReport, new_report
-from .pipeline import FrameRun, frame_nbytes, full_reason, io_workers, ordered_map, ready, side_by_side
+from .pipeline import (FrameRun, frame_nbytes, full_reason, io_workers, keeps_pixels, ordered_map, ready,
+                       side_by_side)
 
 __all__ = ["deblur_folder"]
 
@@ -43,10 +44,11 @@ def deblur_folder(input: Path, out: str | Path | None, opts: BatchOptions, deb: 
     todo = [rel for rel in share
             if opts.overwrite or not ((dst / rel).exists() and (not opts.compare or (compare_dir / rel).exists()))]
     report.skipped = len(share) - len(todo)
+    pixels = keeps_pixels(deb.device)
 
     def read(rel: Path) -> tuple[Path, Image | str]:
         try:
-            return rel, read_image(src / rel)
+            return rel, read_image(src / rel, keep_pixels=pixels)
         except ImageReadError as err:
             return rel, err.reason
         except Exception as err:  # noqa: BLE001  (any decoder failure is this frame's problem, not the run's)

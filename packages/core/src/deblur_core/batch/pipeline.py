@@ -20,13 +20,14 @@ from torch import Tensor
 from ..errors import ImageWriteError
 from ..defaults import DEFAULT_MODEL
 from ..inference import NON_FINITE_OUTPUT, Deblurrer, TilePlan, load_deblurrer
-from ..io import Image
+from ..io import Image, unit_float
 from ..io.atomic import out_of_space
 from ..metrics import blur_effect
 from ..progress import Progress, ProgressFn
 from .options import BatchOptions, BatchReport
 
-__all__ = ["ready", "io_workers", "ordered_map", "FrameRun", "side_by_side", "frame_nbytes", "full_reason"]
+__all__ = ["ready", "io_workers", "keeps_pixels", "frames_to", "ordered_map", "FrameRun", "side_by_side",
+           "frame_nbytes", "full_reason"]
 
 _IO_WORKERS = 2  # decoder and encoder threads beside a network on the CPU, which takes the cores itself
 _QUEUE_FRAMES = 8  # frames decoded ahead of the model (and, separately, waiting to be encoded) at most ...
@@ -52,6 +53,33 @@ def io_workers(device: torch.device | str) -> int:
         return _IO_WORKERS
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(_IO_WORKERS, min(_QUEUE_FRAMES, cores // 2))
+
+
+def keeps_pixels(device: torch.device | str) -> bool:
+    """Whether frames deblurred on ``device`` are read as their decoded 8- or 16-bit pixels (and converted to
+    float on the device, by :func:`frames_to`) rather than as float data.
+
+    Off the CPU the pixels are a quarter (uint8) or half (uint16) of the float bytes to pin and copy, and the
+    device converts them faster than the host; on the CPU the reader threads convert them beside the network.
+    """
+    return torch.device(device).type != "cpu"
+
+
+def frames_to(images: list[Image], device: torch.device) -> Tensor:
+    """(B, C, H, W) float32 in [0, 1] on ``device``, from frames of one size.
+
+    Frames that all kept their pixels cross as those integers, in one copy, and are converted on ``device``
+    (to the values their float data would hold); others cross as float data. A CUDA copy goes through pinned
+    memory, asynchronously.
+    """
+    pixels = all(image.pixels is not None for image in images)
+    frames = [image.pixels if pixels else image.data for image in images]
+    x = frames[0][None] if len(frames) == 1 else torch.stack(frames)  # one frame: no copy (8K: 400 MB)
+    if device.type == "cuda":
+        x = x.pin_memory().to(device, non_blocking=True)  # one asynchronous copy for the batch
+    else:
+        x = x.to(device)
+    return unit_float(x) if pixels else x
 
 
 def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int,
@@ -85,7 +113,7 @@ def side_by_side(before: Image, after: Tensor) -> Image:
 
 def frame_nbytes(item: Any) -> int:
     image = item[1] if isinstance(item, tuple) else None
-    return image.data.nbytes if isinstance(image, Image) else 0
+    return image.nbytes if isinstance(image, Image) else 0
 
 
 def full_reason(err: OSError) -> str:
@@ -140,7 +168,7 @@ class FrameRun:
 
     def add(self, name: str, image: Image, write: Callable[[str, Image, Tensor], None]) -> None:
         """Queue a decoded frame; it is deblurred when its batch is full (or the frame size changes)."""
-        if self.batch and self.batch[0][1].data.shape != image.data.shape:
+        if self.batch and self.batch[0][1].shape != image.shape:
             self._flush()
         self.batch.append((name, image, write))
         if len(self.batch) >= self._plan(image).frames:
@@ -148,7 +176,7 @@ class FrameRun:
 
     def _plan(self, image: Image) -> TilePlan:
         """How frames of this size run: whole and batched, or alone in tiles, so memory stays bounded."""
-        shape = tuple(image.data.shape)
+        shape = image.shape
         if shape not in self.plans:
             h, w = image.height, image.width
             if self.tile is not None:  # frames larger than the tile run alone, in tiles of it
@@ -175,10 +203,7 @@ class FrameRun:
         if not batch or self.stopped:
             return
         plan = self._plan(batch[0][1])
-        images = [image.data for _, image, _ in batch]
-        x = images[0][None] if len(images) == 1 else torch.stack(images)  # one frame: no copy (8K: 400 MB)
-        if self.deb.device.type == "cuda":
-            x = x.pin_memory().to(self.deb.device, non_blocking=True)  # one asynchronous copy for the batch
+        x = frames_to([image for _, image, _ in batch], self.deb.device)
         for i, (name, image, write) in enumerate(batch):
             if self.stopped:
                 return
@@ -194,7 +219,7 @@ class FrameRun:
                 self.fail(name, NON_FINITE_OUTPUT)
 
     def _submit(self, name: str, write: Callable, image: Image, after: Tensor) -> None:
-        size = 2 * image.data.nbytes
+        size = 2 * 4 * math.prod(image.shape)  # the input's float data and the output's
         self._collect(keep=_QUEUE_FRAMES - 1, room=_QUEUE_BYTES - size)
         future = self.pool.submit(self._write, write, name, image, after)
         self.writes.append((future, name, image.height * image.width / 1e6, size))

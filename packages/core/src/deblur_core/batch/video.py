@@ -10,11 +10,11 @@ from torch import Tensor
 
 from ..errors import ImageReadError, ImageWriteError
 from ..inference import Deblurrer
-from ..io import Image, probe_video, read_video, to_tensor
+from ..io import Image, probe_video, read_video, to_pixels, to_tensor
 from ..io.atomic import AtomicVideo, check_writable_folder, out_of_space
 from ..progress import ProgressFn
 from .options import VIDEO_EXTENSIONS, BatchOptions, BatchReport, new_report
-from .pipeline import FrameRun, frame_nbytes, full_reason, ordered_map, ready, side_by_side
+from .pipeline import FrameRun, frame_nbytes, full_reason, keeps_pixels, ordered_map, ready, side_by_side
 
 __all__ = ["deblur_video"]
 
@@ -77,6 +77,7 @@ def _encode_video(src: Path, dst: Path, side_path: Path | None, opts: BatchOptio
     info = probe_video(src)
     it, index = iter(read_video(src)), itertools.count()
     stamps: deque[int | None] = deque()  # timestamps of the frames on their way to the writer, in order
+    pixels = keeps_pixels(deb.device)
 
     def next_frame(_: object) -> tuple[str, Image] | None:
         item = next(it, None)  # one decoder thread calls this, so frames arrive in order
@@ -84,8 +85,11 @@ def _encode_video(src: Path, dst: Path, side_path: Path | None, opts: BatchOptio
             return None
         array, pts = item
         stamps.append(pts)
+        name = f"{src.name} frame {next(index)}"
+        if pixels:
+            return name, Image(pixels=to_pixels(array)[0])
         data, _alpha, bit_depth = to_tensor(array)
-        return f"{src.name} frame {next(index)}", Image(data=data, bit_depth=bit_depth)
+        return name, Image(data=data, bit_depth=bit_depth)
 
     encoding = dict(fps=info.fps, time_base=info.time_base, codec=opts.codec, crf=opts.crf, audio_from=src)
     with AtomicVideo(dst, **encoding) as video, AtomicVideo(side_path, **encoding) as side:

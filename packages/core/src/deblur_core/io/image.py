@@ -16,7 +16,6 @@ import re
 import struct
 import warnings
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 try:  # PyAV (a 36 MB wheel bundling ffmpeg) decodes 16-bit PNG and video; photos load without it
@@ -27,15 +26,15 @@ except ImportError:
     _AV_ERRORS = ()
 import numpy as np
 import tifffile
-import torch
 from PIL import Image as PILImage
 from torch import Tensor
 
 from ..errors import ImageReadError, ImageTooLargeError, ImageWriteError
+from .convert import Image, to_array, to_pixels, to_tensor
 from .png import OPENCV_ERRORS, png_size, read_png, write_png
 
-__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "check_pixels", "Image", "image_size", "read_image", "write_image", "to_tensor",
-           "to_array", "natural_key", "list_images"]
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "check_pixels", "image_size", "read_image", "write_image", "natural_key",
+           "list_images"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # Images with more pixels are refused, from their header, in every format: Pillow's decompression-bomb limit
@@ -43,136 +42,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # (decoded, float tensor, result, tile accumulators, encoding) take about 50 bytes a pixel: 9 GB at this size.
 MAX_PIXELS = 178_956_970
 
-_MAX_VALUE = {8: 255, 16: 65535}
-_DTYPE = {8: np.uint8, 16: np.uint16}
 # What codecs raise on a bad file (video.py's encoders too): Pillow (OSError, SyntaxError, struct.error),
 # tifffile (ValueError subclasses), ffmpeg (av.FFmpegError), OpenCV (cv2.error), zlib on broken streams.
 CODEC_ERRORS = (OSError, ValueError, TypeError, SyntaxError, EOFError, struct.error, zlib.error, *_AV_ERRORS,
                 *OPENCV_ERRORS)
 # JPEG at quality 95 and WEBP losslessly (see write_image)
 _PILLOW_WRITE_OPTIONS = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"lossless": True}}
-
-
-@dataclass
-class Image:
-    """A decoded image: colour data as a tensor, alpha kept aside untouched.
-
-    Attributes:
-        data: (C, H, W) float32 in [0, 1], C = 1 (grayscale) or 3 (RGB).
-        alpha: (H, W) alpha channel in the file's own dtype, or None.
-        bit_depth: 8 or 16, the precision to write the image back with.
-    """
-
-    data: Tensor
-    alpha: np.ndarray | None = None
-    bit_depth: int = 8
-
-    def __post_init__(self) -> None:
-        if self.data.ndim != 3 or self.data.shape[0] not in (1, 3):
-            raise ValueError(f"Image.data must be (C, H, W) with C in (1, 3), got {tuple(self.data.shape)}")
-        if self.bit_depth not in _MAX_VALUE:
-            raise ValueError(f"bit_depth must be 8 or 16, got {self.bit_depth}")
-        if self.alpha is not None and self.alpha.shape != tuple(self.data.shape[1:]):
-            raise ValueError(f"alpha must be (H, W) = {tuple(self.data.shape[1:])}, got {self.alpha.shape}")
-
-    @property
-    def height(self) -> int:
-        return int(self.data.shape[1])
-
-    @property
-    def width(self) -> int:
-        return int(self.data.shape[2])
-
-    @property
-    def mode(self) -> str:
-        """Pillow-style mode name: "L", "LA", "RGB" or "RGBA"."""
-        base = "L" if self.data.shape[0] == 1 else "RGB"
-        return base + ("A" if self.alpha is not None else "")
-
-
-def to_tensor(array: np.ndarray) -> tuple[Tensor, np.ndarray | None, int]:
-    """Convert a decoded image array to a float tensor, its alpha channel and its bit depth.
-
-    Args:
-        array: (H, W), (H, W, 1), (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA; dtype uint8,
-            uint16, bool or float (float is taken to be in [0, 1] and clipped).
-
-    Returns:
-        ``(data, alpha, bit_depth)``: data (C, H, W) float32 in [0, 1] with C = 1 or 3; alpha (H, W) in
-        the array's own dtype or None; bit_depth 8 for uint8/bool, 16 for uint16 and float (so that float
-        data keeps more than 8 bits when written back).
-
-    Raises:
-        ValueError: unsupported shape or dtype.
-    """
-    array = np.asarray(array)
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
-        raise ValueError(f"expected an (H, W) or (H, W, C) array with C in 1..4, got shape {array.shape}")
-    colour_channels = 1 if array.shape[2] <= 2 else 3
-    colour, alpha = array[..., :colour_channels], None
-    if array.shape[2] in (2, 4):
-        alpha = array[..., -1].copy()
-
-    if array.dtype == np.uint8 or array.dtype == np.uint16:
-        bit_depth = 8 if array.dtype == np.uint8 else 16
-        values = colour.astype(np.float32) / _MAX_VALUE[bit_depth]
-    elif array.dtype == np.bool_:
-        bit_depth, values = 8, colour.astype(np.float32)
-    elif np.issubdtype(array.dtype, np.floating):
-        bit_depth, values = 16, np.clip(np.nan_to_num(colour.astype(np.float32)), 0.0, 1.0)
-    else:
-        raise ValueError(f"unsupported image dtype {array.dtype} (expected uint8, uint16, bool or float)")
-    data = torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
-    return data, alpha, bit_depth
-
-
-def to_array(tensor: Tensor, bit_depth: int = 8, alpha: np.ndarray | None = None) -> np.ndarray:
-    """Quantise a float image tensor (and an optional alpha channel) to an 8- or 16-bit array.
-
-    Values are clamped to [0, 1] and rounded: ``round(x * 255)`` or ``round(x * 65535)``.
-    An alpha channel whose dtype is not the output dtype is rescaled to it (uint8 <-> uint16, float or
-    bool in [0, 1]); one that already matches is copied bit for bit.
-
-    Args:
-        tensor: (C, H, W) or (1, C, H, W), C = 1 or 3, float in [0, 1].
-        bit_depth: 8 (uint8) or 16 (uint16).
-        alpha: optional (H, W) alpha channel.
-
-    Returns:
-        (H, W) for grayscale, (H, W, 2) grayscale+alpha, (H, W, 3) RGB or (H, W, 4) RGBA.
-
-    Raises:
-        ValueError: bad shape, channel count, bit depth or alpha size.
-    """
-    if bit_depth not in _MAX_VALUE:
-        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
-    if tensor.ndim == 4 and tensor.shape[0] == 1:
-        tensor = tensor[0]
-    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3):
-        raise ValueError(f"expected a (C, H, W) tensor with C in (1, 3), got {tuple(tensor.shape)}")
-    max_value, dtype = _MAX_VALUE[bit_depth], _DTYPE[bit_depth]
-    values = tensor.detach().to("cpu", torch.float32).clamp(0.0, 1.0).mul(max_value).round()
-    array = values.numpy().astype(dtype).transpose(1, 2, 0)
-    if alpha is None:
-        return np.ascontiguousarray(array[..., 0] if array.shape[2] == 1 else array)
-    alpha = np.asarray(alpha)
-    if alpha.shape != array.shape[:2]:
-        raise ValueError(f"alpha must be (H, W) = {array.shape[:2]}, got {alpha.shape}")
-    return np.concatenate([array, _alpha_as(alpha, bit_depth)[..., None]], axis=2)
-
-
-def _alpha_as(alpha: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Alpha in the output dtype: unchanged when it already has it, rescaled otherwise."""
-    dtype, max_value = _DTYPE[bit_depth], _MAX_VALUE[bit_depth]
-    if alpha.dtype == dtype:
-        return alpha
-    if alpha.dtype == np.uint8 or alpha.dtype == np.uint16:
-        unit = alpha.astype(np.float64) / np.iinfo(alpha.dtype).max
-    else:
-        unit = np.clip(alpha.astype(np.float64), 0.0, 1.0)
-    return np.round(unit * max_value).astype(dtype)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -204,11 +79,14 @@ def _check_image_path(path: str | Path) -> Path:
     return path
 
 
-def read_image(path: str | Path) -> Image:
+def read_image(path: str | Path, *, keep_pixels: bool = False) -> Image:
     """Read an 8- or 16-bit PNG, JPEG, TIFF, BMP or WEBP file.
 
     Args:
         path: image file; its extension must be one of :data:`IMAGE_EXTENSIONS`.
+        keep_pixels: keep the decoded 8- or 16-bit samples as the image's ``pixels``, converted to float
+            data only when it is first read (for frames bound for a GPU, converted there); float and 1-bit
+            files are converted at once all the same.
 
     Returns:
         :class:`Image` with (C, H, W) float32 data in [0, 1] (C = 1 for grayscale files, 3 otherwise),
@@ -230,6 +108,9 @@ def read_image(path: str | Path) -> Image:
             array = _read_tiff(path)
         else:
             array = _read_pillow(path)
+        if keep_pixels and array.dtype in (np.uint8, np.uint16):
+            pixels, alpha = to_pixels(array)
+            return Image(pixels=pixels, alpha=alpha)
         data, alpha, bit_depth = to_tensor(array)
     except ImageReadError:
         raise
