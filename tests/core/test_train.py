@@ -103,6 +103,29 @@ def test_compiled_training_follows_the_eager_run(tmp_path):
         torch.testing.assert_close(comp_w[k], eager_w[k], rtol=1e-3, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("data", ["default", "pairs"])
+def test_batches_made_ahead_train_the_weights_of_batches_made_in_turn(tmp_path, monkeypatch, data):
+    """Made in a background thread during the step (as on a GPU), the batches are the same, bit for bit."""
+    import deblur_core.train as train_module
+
+    if data == "pairs":  # batches read from disk and copied over, rather than made on the device
+        from deblur_core.io import write_image
+
+        for i in range(4):
+            for side in ("blur", "sharp"):
+                (tmp_path / "pairs" / side).mkdir(parents=True, exist_ok=True)
+                write_image(tmp_path / "pairs" / side / f"{i}.png", torch.rand(3, 48, 48))
+    spec = "default" if data == "default" else f"pairs:{tmp_path / 'pairs'}"
+    weights = {}
+    for ahead in (False, True):
+        monkeypatch.setattr(train_module, "_makes_ahead", lambda device: ahead)
+        run = tmp_path / f"ahead-{ahead}"
+        train(TrainConfig(model="srn-small", data=spec, blur="mix", out=str(run), steps=3, batch_size=2, patch=32,
+                          log_every=1, val_every=3, val_count=2, val_patch=32, precision="fp32", seed=5))
+        weights[ahead] = load_file(str(run / "last.safetensors"))
+    assert all(torch.equal(weights[True][k], weights[False][k]) for k in weights[False])
+
 def test_decay_by_time_decays_over_the_minutes_when_the_steps_would_not(tmp_path):
     """A run whose --steps are far more than its --max-minutes hold: by time, its learning rate still falls
     to the floor before the limit stops it; by steps alone it stays at the peak."""

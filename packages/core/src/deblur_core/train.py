@@ -27,6 +27,7 @@ from .checkpoint import (load_checkpoint, load_train_state, load_weights, pretra
                          read_metadata, save_checkpoint, save_train_state)
 from .distributed import DistContext
 from .data import open_dataset
+from .data.ahead import made_ahead
 from .errors import DeblurError
 from .inference import resolve_device
 from .losses import LOSSES, multiscale_loss
@@ -286,16 +287,23 @@ def _check_compiler(device: torch.device) -> None:
                           "install one (Debian: apt install g++) or train without --compile")
 
 
+def _makes_ahead(device: torch.device) -> bool:
+    """Whether the next batch is made in a background thread while the step runs: on a GPU, whose steps
+    return once queued and leave the host idle; not on a CPU, where the step takes the cores itself."""
+    return device.type == "cuda"
+
+
 def _batches(source, cfg: TrainConfig, step: int, rank: int, device: torch.device):
     """(blurred, sharp) batches on ``device`` for steps ``step`` .. ``cfg.steps - 1``."""
     make = getattr(source, "device_batches", None)
     if make is None:  # pairs read from disk: made on the CPU, copied over
-        return (_host_batch(source, cfg, s, rank, device) for s in range(step, cfg.steps))
-    # synthetic blur: made on the training device, kernels drawn ahead by worker processes
-    workers = cfg.workers if cfg.workers >= 0 else (GPU_PLAN_WORKERS if device.type == "cuda" else 0)
-    return make(cfg.batch_size, cfg.patch, seed=cfg.seed, rank=rank, device=device, noise=cfg.noise,
-                saturate=cfg.saturate, rotate=cfg.rotate, jpeg=cfg.jpeg, sharp_share=cfg.sharp_share,
-                workers=workers).iterate(step, cfg.steps)
+        batches = (_host_batch(source, cfg, s, rank, device) for s in range(step, cfg.steps))
+    else:  # synthetic blur: made on the training device, kernels drawn ahead by worker processes
+        workers = cfg.workers if cfg.workers >= 0 else (GPU_PLAN_WORKERS if device.type == "cuda" else 0)
+        batches = make(cfg.batch_size, cfg.patch, seed=cfg.seed, rank=rank, device=device, noise=cfg.noise,
+                       saturate=cfg.saturate, rotate=cfg.rotate, jpeg=cfg.jpeg, sharp_share=cfg.sharp_share,
+                       workers=workers).iterate(step, cfg.steps)
+    return made_ahead(batches) if _makes_ahead(device) else batches
 
 
 def _step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
