@@ -125,6 +125,8 @@ class Row:
                     f"{i['steps_per_s']:.2f} steps/s past start-up")
         if self.kind == "plans":
             return f"{i['blur']} blur plans of b{i['batch']} from {i['workers']} worker processes"
+        if self.kind == "test-time":
+            return f"{i['model']} {i['resolution']} model only, tta {i['tta']}{', tlc' if i['tlc'] else ''}"
         return self.fullname.split("::")[-1]
 
 

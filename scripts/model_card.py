@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from deblur_core.blur import BLUR_KINDS, EXTENTS, SHARP_KINDS
+from deblur_core.defaults import DEFAULT_MODEL
 from deblur_core.catalog import trained_on
 from deblur_core.checkpoint import pretrained_path, read_metadata
 from deblur_core.data import open_dataset
@@ -45,9 +46,10 @@ MACHINES = {
     "runs/gpu-srn2": "one NVIDIA H100 80GB HBM3 (the GPU machine), bf16 autocast",
     "runs/gpu-nafnet-cpu": "one NVIDIA H200 (the GPU machine, inside `scripts/gpu_train.sh`), bf16 autocast",
     # nafnet-cpu's CPU stages: the project's 2-core machine is not always the same CPU
-    **dict.fromkeys(("runs/nafnet-cpu", "runs/nafnet-cpu-s3", "runs/nafnet-cpu-s5", "runs/nafnet-cpu-s6"),
+    **dict.fromkeys(("runs/nafnet-cpu", "runs/nafnet-cpu-s3", "runs/nafnet-cpu-s5", "runs/nafnet-cpu-s6",
+                     "runs/nafnet-cpu-s9", "runs/nafnet-cpu-s10"),
                     "this project's 2-core CPU machine as an Intel Xeon with AMX, bf16 autocast"),
-    "runs/nafnet-cpu-s7": "this project's 2-core CPU machine as an AMD EPYC, fp32 (bf16 runs ~140x slower there)",
+    "runs/nafnet-cpu-s7": "this project's 2-core CPU machine as an AMD EPYC, fp32 (bf16 is emulated there)",
 }
 
 LONG_NOTE = ("`long` and `nonuniform` are the long-blur evaluation: pans and motion of 25-40 px with speed changes "
@@ -71,9 +73,9 @@ SHARP_NOTE = ("`none` is every held-out photo unblurred and `light` slightly blu
               "the largest on any photo and channel (`deblur-cli eval --blur none`, `--blur light`).")
 
 # Found by `python scripts/darkening_probe.py` (docs/darkening.md holds its tables).
-CAUSE = ("Why a network alters sharp frames: none of the shipped weights saw a sharp input in training (the mixes start "
-         "at gaussian sigma 1 and 3 px of motion), and on such input `srn` extrapolates what its pairs taught it. Its "
-         "training pairs had targets darker than their inputs: video-style blur averaged in linear light makes a "
+CAUSE = ("Why a network alters sharp frames: weights that never saw a sharp input in training (every shipped model's "
+         "but `nafnet-cpu`'s: the mixes start at gaussian sigma 1 and 3 px of motion) extrapolate on such input what "
+         "their pairs taught them. `srn`'s training pairs had targets darker than their inputs: video-style blur averaged in linear light makes a "
          "blurred frame brighter than its sharp twin (1.83 levels of 255 on average over the `video` kind, 0 for "
          "the kinds blurred on sRGB values), and `--saturate` dimmed the target's highlights against the input's "
          "clipped ones (0.95 levels in bright areas). Noise, the FFT loss and bf16 put no bias into the pairs. "
@@ -97,7 +99,9 @@ NOTES = {
                   "curve and per-kind tables): the CPU stages on this project's 2-core machine (an Intel Xeon with AMX "
                   "under bf16 autocast, or an AMD EPYC in fp32; the later stages with `--compile`), two short ones "
                   "inside `scripts/gpu_train.sh`'s GPU windows; each from the weights before it (`--init`). Its validation crops are 128x128 on the CPU, "
-                  "256x256 on the GPU, so the curve's stages are not on one scale.",
+                  "256x256 on the GPU, so the curve's stages are not on one scale. The last two CPU stages taught it to "
+                  "leave sharp frames alone: `--sharp-share 0.2`, the second without JPEG (training/nafnet-cpu-noharm/"
+                  "README.md).",
     "caessc-d30-f64": "The run trained 900 steps with `--steps 900`, then was resumed with "
                       "`--resume runs/caessc-d30-f64-gauss --steps 1800` and later with `--steps 3600`: each a warm "
                       "restart of the cosine schedule (the command above, run in one go, follows a single schedule).",
@@ -147,7 +151,7 @@ def _ranges(cfg: dict) -> str:
     return f"- blur seen in training: {blur}, {EXTENTS[blur]}" if blur in EXTENTS else f"- blur seen in training: {blur}"
 
 
-def _scores(deb, name: str, spec: str, kind: str) -> dict:
+def _scores(deb, name: str, spec: str, kind: str, variant: str = "") -> dict:
     """``deblur-cli eval --precision fp32 --json``'s record for (model, data, blur), cached under the weights'
     hash; ``deb`` is the model's deblurrer, loaded once by the caller.
 
@@ -156,7 +160,7 @@ def _scores(deb, name: str, spec: str, kind: str) -> dict:
     """
     digest = hashlib.sha256(pretrained_path(name).read_bytes()).hexdigest()[:12]
     pair = f"{spec.replace(':', '_').replace('/', '_')}-{kind}"
-    path = CACHE / f"{name}-{pair}-{digest}-{PRECISION}.json"
+    path = CACHE / f"{name}-{pair}-{digest}{variant}-{PRECISION}.json"  # variant: a test-time option
     known = _baseline(pair)
     if path.is_file():
         r = json.loads(path.read_text())
@@ -189,6 +193,44 @@ def _sharp_row(deb, name: str) -> str:
     print(name, "none/light", json.dumps(none["model"]), json.dumps(light["model"]), flush=True)
     return (f"| `{name}` | {none['model']['psnr']:.2f} | {none['model']['ssim']:.4f} | {_shift(none['model'])} | "
             f"{light['blurred']['psnr']:.2f} -> {light['model']['psnr']:.2f} | {_shift(light['model'])} |")
+
+
+# Test-time options on the card: (model, column, cache suffix, load_deblurrer keywords, kinds measured)
+TEST_TIME = (("nafnet-cpu", "TLC", "-tlc", {"tlc": True}, (*SHARP_KINDS, *BLUR_KINDS)),
+             ("nafnet-cpu", "TTA x8", "-tta8", {"tta": 8}, (*SHARP_KINDS, *BLUR_KINDS)),
+             ("srn", "TTA x8", "-tta8", {"tta": 8}, ("gaussian", "motion")))
+# Seconds per 1280x720 frame, model only, fp32, 2 threads, on this project's Intel Xeon with AMX:
+# `python -m pytest benchmarks/test_test_time.py --benchmark-enable` (group test-time-options), medians.
+TEST_TIME_SECONDS: dict[tuple[str, str], float] = {}
+TEST_TIME_NOTE = ("`--tlc` pools the nafnet models' channel attention over windows of 1.5 training crops around each "
+                  "pixel (NAFNet's test-time local converter) instead of the whole frame; `--tta 8` averages the "
+                  "network over the 8 flips and rotations of each photo. PSNR (dB) on the held-out photos, fp32 "
+                  "(`deblur-cli eval --model NAME --data folder:data/photos --blur KIND --precision fp32 --tlc`, or "
+                  "`--tta 8`); seconds per 1280x720 frame, model only, fp32, on this project's 2-core Intel Xeon "
+                  "(`python -m pytest benchmarks/test_test_time.py --benchmark-enable`). Neither is on by default: "
+                  "TLC scored lower than the whole-frame pool, and TTA costs 8 times the seconds for the gain shown.")
+
+
+def _test_time_rows(shipped: list[str]) -> list[str]:
+    """The test-time options table: each option beside the plain network, per kind, and its seconds a frame."""
+    rows = ["## Test-time options", "", TEST_TIME_NOTE, "",
+            "| model | blur | input | plain | TLC | TTA x8 |", "|---|---|---:|---:|---:|---:|"]
+    for name in dict.fromkeys(n for n, *_ in TEST_TIME if n in shipped):
+        options = [t for t in TEST_TIME if t[0] == name]
+        plain = load_deblurrer(name, device="cpu", precision=PRECISION)
+        loaded = {col: load_deblurrer(name, device="cpu", precision=PRECISION, **kw) for _, col, _, kw, _ in options}
+        for kind in dict.fromkeys(k for *_, kinds in options for k in kinds):
+            base = _scores(plain, name, PHOTOS, kind)["rows"]
+            cells = {col: f"{_scores(loaded[col], name, PHOTOS, kind, suffix)['rows']['model']['psnr']:.2f}"
+                     for _, col, suffix, _, kinds in options if kind in kinds}
+            shown = "inf" if base["blurred"]["psnr"] == float("inf") else f"{base['blurred']['psnr']:.2f}"
+            rows.append(f"| `{name}` | {kind} | {shown} | {base['model']['psnr']:.2f} | {cells.get('TLC', '–')} | "
+                        f"{cells.get('TTA x8', '–')} |")
+        seconds = [f"{col} {TEST_TIME_SECONDS[(name, col)]:.2f}" for col in ("plain", "TLC", "TTA x8")
+                   if (name, col) in TEST_TIME_SECONDS]
+        if seconds:
+            rows.append(f"| `{name}` | seconds per 1280x720 frame | | {' · '.join(seconds)} | | |")
+    return rows + [""]
 
 
 SHARP_PHOTO = "lomiri-life_by_Aitzol_Berasategi.jpg"  # bright sky and deep shadows: where a level shift shows most
@@ -290,7 +332,7 @@ def _curve(meta: dict) -> list[str]:
 
 def main() -> None:
     # the default model first, then registry order
-    shipped = sorted((n for n in list_models() if pretrained_path(n) is not None), key=lambda n: n != "srn")
+    shipped = sorted((n for n in list_models() if pretrained_path(n) is not None), key=lambda n: n != DEFAULT_MODEL)
     photos = open_dataset(PHOTOS).describe()
     summary = ["## Summary", "",
                f"PSNR (dB) on the {photos['val_images']} held-out photos, each scored whole, mean over the photos; the gain "
@@ -365,7 +407,7 @@ def main() -> None:
     if sources.is_file():
         data += sources.read_text().splitlines() + [""]
     lines += [*summary, "", _long_note(blur_of), "", *sharp_rows, "", *_sharp_picture(shipped), *clip_rows, "",
-              *_pictures(), *sections, *data]
+              *_test_time_rows(shipped), *_pictures(), *sections, *data]
     (ROOT / "MODELS.md").write_text("\n".join(lines) + "\n")
 
 

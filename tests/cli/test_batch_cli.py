@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from deblur_cli.main import app
+from deblur_core.defaults import DEFAULT_MODEL
 from deblur_core.checkpoint import pretrained_path
 from deblur_core.io import Image, list_images, read_image, write_image
 
@@ -51,11 +52,12 @@ def test_batch_writes_outputs_summary_and_json(tmp_path):
     assert r.exit_code == 0, r.output
     assert _outputs(tmp_path / "frames_deblurred") == rels
     # the yellow note appears exactly when the model runs without trained weights
-    assert ("untrained" in r.stderr) == (pretrained_path("srn") is None)
+    assert ("untrained" in r.stderr) == (pretrained_path(DEFAULT_MODEL) is None)
     for word in ("done", "skipped", "failed", "wall time", "throughput", "device", "frames/s", "MP/s"):
         assert word in r.stdout
     got = json.loads(summary.read_text())
-    assert (got["done"], got["skipped"], got["failed"], got["model"], got["trained"]) == (4, 0, [], "srn", (pretrained_path("srn") is not None))
+    assert (got["done"], got["skipped"], got["failed"], got["model"], got["trained"]) == (4, 0, [], DEFAULT_MODEL,
+                                                                                       pretrained_path(DEFAULT_MODEL) is not None)
     before, after = got["blur_effect_before"], got["blur_effect_after"]  # the frames' no-reference blur
     assert 0 <= before <= 1 and 0 <= after <= 1
     assert f"blur effect │ {before:.3f} -> {after:.3f} (no reference; 0 sharp .. 1 blurry)" in r.stdout

@@ -9,4 +9,4 @@ which model that is and why. This module imports nothing, so the CLI's ``--help`
 
 __all__ = ["DEFAULT_MODEL"]
 
-DEFAULT_MODEL = "srn"
+DEFAULT_MODEL = "nafnet-cpu"
