@@ -61,11 +61,9 @@ def test_gpu_script_runs_end_to_end_at_toy_size(tmp_path):
     commands = [line for line in log.splitlines() if " -m deblur_cli train --model" in line]
     assert len(commands) == 5  # the smoke phase of each of the three models, the run of each that passed it
     assert all("--blur broad" in c and "--sharp-share 0.1" in c for c in commands)
-    # srn from its shipped weights; nafnet-cpu from its progress committed under training/ where present
-    assert load_model(out / "srn-best-fp16.safetensors")[1]["init"][-1]["weights"].endswith("weights/srn.safetensors")
-    progress = ROOT / "training" / "nafnet-cpu" / "weights-fp16.safetensors"
-    expected = "training/nafnet-cpu/weights-fp16.safetensors" if progress.exists() else "weights/nafnet-cpu.safetensors"
-    assert load_model(out / "nafnet-cpu-best-fp16.safetensors")[1]["init"][-1]["weights"].endswith(expected)
+    # both from their shipped weights
+    for m in ("srn", "nafnet-cpu"):
+        assert load_model(out / f"{m}-best-fp16.safetensors")[1]["init"][-1]["weights"].endswith(f"weights/{m}.safetensors")
 
 
 @pytest.mark.slow
