@@ -201,7 +201,8 @@ TEST_TIME = (("nafnet-cpu", "TLC", "-tlc", {"tlc": True}, (*SHARP_KINDS, *BLUR_K
              ("srn", "TTA x8", "-tta8", {"tta": 8}, ("gaussian", "motion")))
 # Seconds per 1280x720 frame, model only, fp32, 2 threads, on this project's Intel Xeon with AMX:
 # `python -m pytest benchmarks/test_test_time.py --benchmark-enable` (group test-time-options), medians.
-TEST_TIME_SECONDS: dict[tuple[str, str], float] = {}
+TEST_TIME_SECONDS = {("nafnet-cpu", "plain"): 0.624, ("nafnet-cpu", "TLC"): 0.944, ("nafnet-cpu", "TTA x8"): 4.763,
+                     ("srn", "plain"): 2.814, ("srn", "TTA x8"): 22.823}
 TEST_TIME_NOTE = ("`--tlc` pools the nafnet models' channel attention over windows of 1.5 training crops around each "
                   "pixel (NAFNet's test-time local converter) instead of the whole frame; `--tta 8` averages the "
                   "network over the 8 flips and rotations of each photo. PSNR (dB) on the held-out photos, fp32 "
