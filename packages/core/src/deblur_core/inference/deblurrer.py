@@ -9,7 +9,6 @@ where the hardware multiplies bf16 natively and fast, fp32 elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,8 +91,7 @@ class Deblurrer:
     def __call__(self, x: Tensor, *, tile: Tile = None, overlap: int = 32,
                  progress: ProgressFn | None = None) -> Tensor:
         """Deblur a (B, C, H, W) batch in its arithmetic; keywords as :func:`deblur_tensor`'s."""
-        return _deblur(self.model, x, self.device, self.dtype, self.plan, tile=tile, overlap=overlap,
-                       progress=progress)
+        return _deblur(self, x, tile=tile, overlap=overlap, progress=progress)
 
 
 def load_deblurrer(
@@ -156,13 +154,9 @@ def deblur_tensor(
         progress: called after each tile (or whole chunk of frames) with the count done and the total.
     """
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-
-    def plan(height: int, width: int, *, batch_size: int, overlap: int) -> TilePlan:
-        return plan_batch(height, width, bytes_per_pixel=bytes_per_pixel(model), budget=memory_budget(dev),
-                          batch_size=batch_size, overlap=overlap)
-
-    return _deblur(model, x, dev, inference_dtype(precision, dev, model), plan, tile=tile, overlap=overlap,
-                   progress=progress)
+    deb = Deblurrer(model=model, name=type(model).__name__, device=dev, weights=None,
+                    dtype=inference_dtype(precision, dev, model))
+    return deb(x, tile=tile, overlap=overlap, progress=progress)
 
 
 def _run(model: nn.Module, x: Tensor, device: torch.device, dtype: torch.dtype | None) -> Tensor:
@@ -173,19 +167,18 @@ def _run(model: nn.Module, x: Tensor, device: torch.device, dtype: torch.dtype |
 
 
 @torch.inference_mode()
-def _deblur(model: nn.Module, x: Tensor, dev: torch.device, dtype: torch.dtype | None,
-            plan_frames: Callable[..., TilePlan], *, tile: Tile = None, overlap: int = 32,
+def _deblur(deb: Deblurrer, x: Tensor, *, tile: Tile = None, overlap: int = 32,
             progress: ProgressFn | None = None) -> Tensor:
-    """:func:`deblur_tensor` with the device, the autocast dtype and the tile planner resolved."""
+    """:meth:`Deblurrer.__call__`: whole frames, chunks of the batch, or tiles, as ``tile`` or the plan says."""
     if x.ndim != 4:
         raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
     b, _, h, w = x.shape
 
     def run(t: Tensor) -> Tensor:
-        return _run(model, t, dev, dtype)
+        return _run(deb.model, t, deb.device, deb.dtype)
 
     if tile is None:
-        plan = plan_frames(h, w, batch_size=b, overlap=overlap)
+        plan = deb.plan(h, w, batch_size=b, overlap=overlap)
         if plan.tile is None:  # whole frames, in chunks of the batch that fit
             outs = []
             for i in range(0, b, plan.frames):
