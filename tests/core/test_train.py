@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from deblur_core.checkpoint import load_model
 from deblur_core.errors import DeblurError
-from deblur_core.train import TrainConfig, _lr_at, load_run_config, train
+from deblur_core.train import TrainConfig, _compile_mode, _lr_at, load_run_config, train
 
 CLI = [sys.executable, "-m", "deblur_cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -78,6 +78,14 @@ def test_compile_without_a_cpp_compiler_says_so_before_training(tmp_path, monkey
         train(TrainConfig(model="nafnet", out=str(tmp_path / "run"), steps=2, batch_size=2, patch=32,
                           val_count=1, val_patch=32, device="cpu", compile=True))
     assert not (tmp_path / "run" / "train_state.safetensors").exists()
+
+
+def test_compiled_training_replays_cuda_graphs_on_one_gpu_only():
+    """CUDA graphs where a step's many small kernels wait on their launches and the crops keep one shape (one
+    GPU); not under DistributedDataParallel, and not on a CPU, which has no graphs to replay."""
+    assert _compile_mode(torch.device("cuda"), world_size=1) == "reduce-overhead"
+    assert _compile_mode(torch.device("cuda", 1), world_size=2) == "default"
+    assert _compile_mode(torch.device("cpu"), world_size=1) == "default"
 
 
 @pytest.mark.slow

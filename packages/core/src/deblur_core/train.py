@@ -80,7 +80,8 @@ class TrainConfig:
     decay_by_time: bool = False
     # torch.compile the training forward and its backward: it fuses the elementwise work between the layers
     # (faster steps, benchmarks/test_training_nafnet.py), but the first step compiles for a minute or so, so it
-    # pays on runs of more than a few hundred steps
+    # pays on runs of more than a few hundred steps. On one CUDA GPU the compiled passes also replay as CUDA
+    # graphs (see _compile_mode)
     compile: bool = False
     init: str = ""  # start from these weights (a .safetensors checkpoint, or "shipped"): fine-tuning
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor overrides for the variant
@@ -209,9 +210,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
                           channels=cfg.model_kwargs.get("in_channels", 3))
     model, opt, state = _start(cfg, device, run if resume else None)
     net = nn.parallel.DistributedDataParallel(model) if ctx.world_size > 1 else model
+    mode = _compile_mode(device, ctx.world_size)
     if cfg.compile:  # the crops keep one shape: compiled once, for static shapes
         _check_compiler(device)
-        net = torch.compile(net, dynamic=False)
+        net = torch.compile(net, dynamic=False, mode=mode)
+    graphs = cfg.compile and mode == "reduce-overhead"
     amp = autocast_dtype(cfg.precision, device)
     # "auto" is decided once, here, and stored as what it chose: a run resumed on another kind of CPU (or a GPU)
     # keeps the arithmetic it started with
@@ -226,6 +229,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     elapsed = 0.0  # this call's seconds at the end of the last step, the same on every rank
     for blur, sharp in _batches(source, cfg, state.step, ctx.rank, device):
         lr = _lr_at(cfg, state.step, state.prior_seconds + elapsed)
+        if graphs:  # a new iteration: the graphs' outputs of the last one (its gradients) are spent
+            torch.compiler.cudagraph_mark_step_begin()
         loss = _step(net, model, opt, scaler, amp, cfg, lr, blur, sharp)
         state.step += 1
         loss_sum, loss_n = loss_sum + loss, loss_n + 1
@@ -287,6 +292,19 @@ def _check_compiler(device: torch.device) -> None:
                           "install one (Debian: apt install g++) or train without --compile")
 
 
+def _compile_mode(device: torch.device, world_size: int) -> str:
+    """torch.compile's mode for training on ``device``: ``reduce-overhead`` (the compiled forward and backward
+    recorded once as CUDA graphs and replayed) on a single CUDA GPU, ``default`` elsewhere.
+
+    A small network's step is hundreds of short kernels that leave a GPU waiting on their launches; a graph
+    launches them all at once. Graphs need tensors of one shape, which training crops have (``dynamic=False``),
+    and they are left out under DistributedDataParallel, whose gradient hooks talk to the other processes
+    between the kernels. ``max-autotune`` would also time each convolution's candidate kernels, minutes of
+    compiling that a short run on a lent GPU cannot spare. On a CPU there are no graphs to replay.
+    """
+    return "reduce-overhead" if device.type == "cuda" and world_size == 1 else "default"
+
+
 def _makes_ahead(device: torch.device) -> bool:
     """Whether the next batch is made in a background thread while the step runs: on a GPU, whose steps
     return once queued and leave the host idle; not on a CPU, where the step takes the cores itself."""
@@ -311,10 +329,11 @@ def _step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, scaler: 
     """One optimizer step at learning rate ``lr``: forward, backward, clip, update. Returns the (detached) loss."""
     for g in opt.param_groups:
         g["lr"] = lr
+    # before the forward: the last step's gradients, which CUDA graphs' replays overwrite, are then let go
+    opt.zero_grad(set_to_none=True)
     blur = blur.contiguous(memory_format=torch.channels_last)
     with torch.autocast(blur.device.type, dtype=amp or torch.float32, enabled=amp is not None):
         loss = multiscale_loss(net(blur), sharp, cfg.loss, cfg.fft_loss)
-    opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(opt)
     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
