@@ -4,6 +4,7 @@ import threading
 import time
 
 import pytest
+import torch
 
 from deblur_core.data.ahead import made_ahead
 
@@ -52,3 +53,20 @@ def test_closing_stops_the_thread():
     assert threading.active_count() == before
     with pytest.raises(ValueError):
         next(made_ahead(iter([]), ahead=0))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_items_made_on_a_stream_of_their_own_are_whole_when_handed_over():
+    """Made on a side stream, an item's kernels may still be queued there when the thread hands it over: the
+    caller's stream must wait for them."""
+    stream = torch.cuda.Stream()
+
+    def items():
+        for i in range(4):
+            x = torch.zeros(1 << 20, device="cuda")
+            torch.cuda._sleep(10**7)  # milliseconds of GPU time before the fill: a caller that did not wait sees 0
+            x.fill_(i + 1)
+            yield x, x * 2
+
+    for i, (a, b) in enumerate(made_ahead(items(), stream=stream)):
+        assert torch.all(a == i + 1) and torch.all(b == 2 * (i + 1))

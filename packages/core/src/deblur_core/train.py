@@ -321,7 +321,10 @@ def _batches(source, cfg: TrainConfig, step: int, rank: int, device: torch.devic
         batches = make(cfg.batch_size, cfg.patch, seed=cfg.seed, rank=rank, device=device, noise=cfg.noise,
                        saturate=cfg.saturate, rotate=cfg.rotate, jpeg=cfg.jpeg, sharp_share=cfg.sharp_share,
                        workers=workers).iterate(step, cfg.steps)
-    return made_ahead(batches) if _makes_ahead(device) else batches
+    if not _makes_ahead(device):
+        return batches
+    # on a GPU, on a stream of their own: the copies of a batch's making then wait for it alone, not for the step
+    return made_ahead(batches, stream=torch.cuda.Stream(device) if device.type == "cuda" else None)
 
 
 def _step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
