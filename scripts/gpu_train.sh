@@ -6,10 +6,28 @@
 #
 # Both train on the broad synthesis (docs/training.md's "Blur synthesis"): each sample is drawn from the
 # realistic recipes (long curved motion and pans, shake, non-uniform blur) or from the mix kinds (gaussian,
-# motion, shake, video), half each, with noise, saturated highlights and JPEG. Runs on realistic alone lost
+# motion, shake, video), half each, with noise and saturated highlights. Runs on realistic alone lost
 # srn 0.4-1.5 dB on gaussian and video against its shipped weights; the mix half keeps those kinds in view.
 # A share $SHARP of the samples stays sharp or only lightly blurred (--sharp-share), so the networks learn
-# to leave sharp frames as they are.
+# to leave sharp frames as they are. No JPEG ($JPEG, 0): the CPU fine-tune that made the shipped nafnet-cpu
+# found that JPEG on those sharp and lightly blurred samples teaches a network to smooth compression away,
+# which blurs clean, slightly blurred photos (36.42 dB against the input's 36.75; 36.91 once JPEG was dropped,
+# training/nafnet-cpu-noharm); and the JPEG codec is the one part of making a batch that takes the crops off
+# the GPU and back.
+#
+# The training step (docs/gpu-training.md, "The training step on a GPU"): bf16 autocast, channels_last, fused
+# AdamW, and for the models in $COMPILE, torch.compile with its passes replayed as CUDA graphs
+# (--compile; mode reduce-overhead, chosen by deblur_core.train on one GPU). nafnet-cpu's step ran at 2.1% of
+# the H200's bf16 peak, its hundreds of small kernels waiting on their launches: graphs launch them at once.
+# srn's ran at 16% (its convolutions are wider), so it trains eagerly and spends no smoke minute compiling.
+# Compiling costs about a minute in the smoke phase's first call; its later calls and the training run load
+# the kernels from torch's cache on this machine. A model whose compiled smoke phase fails runs it again
+# without --compile and trains that way.
+# Batch 32 and lr 1e-3 (AdamW, 300 warm-up steps, cosine) stay those of the windows whose nafnet-cpu stages
+# ship: with the step no longer launch-bound, a larger batch would raise crops/s little (making a batch bounds
+# it at any batch size: 1,424 realistic and 2,288 mix crops/s on the H200 at batch 32, with JPEG) while halving
+# the optimizer steps of a few-minute fine-tune, and would want a larger learning rate (about sqrt(2) x for
+# AdamW at twice the batch) that weights already trained do not need.
 #
 # Each model starts from the better of its shipped weights and its progress committed under training/:
 #   srn:        the shipped weights. training/srn-realistic (the shipped srn after two GPU windows on the
@@ -23,9 +41,10 @@
 # Phases, each logged with a timestamp to $OUT/log.txt:
 #   1. install offline what the machine lacks: wheels carried in .whl/ (kornia, kornia-rs), then this
 #      project with `pip install --no-deps --no-build-isolation -e .` (no registry is reachable there);
-#   2. smoke (about a minute a model): a few steps at full size under the training precision, a resume, and
-#      a checkpoint round trip; a model that fails any of it is left out and its minutes go to the others,
-#      and the script stops here, before the long phases, only when every model failed;
+#   2. smoke (about a minute a model, its compiling included): a few steps at full size under the training
+#      precision, a resume, and a checkpoint round trip; a model that fails any of it (and, compiled, fails
+#      it again without --compile) is left out and its minutes go to the others, and the script stops here,
+#      before the long phases, only when every model failed;
 #   3. training, model after model: the step count is sized from the smoke phase's measured steps/s so that
 #      the cosine schedule ends inside the model's minutes, and --decay-by-time decays it over --max-minutes
 #      too (both H200 windows trained at half the smoke phase's rate, and stopped half-way down); the best
@@ -45,6 +64,8 @@ MINUTES=${MINUTES:-4.7}               # training wall time, all models together
 SHARE=${SHARE:-0.5}                   # share of $MINUTES for the first model
 BLUR=${BLUR:-broad}
 SHARP=${SHARP:-0.1}                   # share of samples left sharp or lightly blurred (--sharp-share)
+JPEG=${JPEG:-0.0}                     # share of samples saved as JPEG (--jpeg); see above for why none
+COMPILE=${COMPILE-nafnet-cpu}         # models trained with --compile (CUDA graphs on the GPU); "" for none
 PATCH=${PATCH:-256}
 BATCH=${BATCH:-32}
 LR=${LR:-1e-3}
@@ -89,6 +110,8 @@ EOF
 CLI=("$PY" -m deblur_cli)
 read -r -a MODEL_LIST <<< "$MODELS"
 init_for() { case "$1" in srn) echo "$INIT_SRN" ;; nafnet-cpu) echo "$INIT_NAFNET_CPU" ;; *) echo "" ;; esac; }
+EAGER=()  # models of $COMPILE whose compiled smoke phase failed: they train without --compile
+compiled() { [[ " $COMPILE " == *" $1 "* && " ${EAGER[*]-} " != *" $1 "* ]]; }
 minutes_for() {  # $1: the model's index in $MODELS
     $PY -c "import sys; i, n, m, s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]); \
 print(m if n == 1 else m * s if i == 0 else m * (1 - s) / (n - 1))" "$1" "${#MODEL_LIST[@]}" "$MINUTES" "$SHARE"
@@ -98,9 +121,10 @@ train_args() {  # $1: the model
     init=$(init_for "$1")
     TRAIN_ARGS=(--model "$1" --data "folder:$DATA" --blur "$BLUR" --sharp-share "$SHARP" --batch-size "$BATCH"
                 --patch "$PATCH" --lr "$LR" --warmup "$WARMUP" --loss l1 --fft-loss 0.1 --optimizer adamw
-                --weight-decay 1e-4 --noise 0.01 --saturate 0.1 --jpeg 0.2 --rotate --val-count "$VAL_COUNT"
+                --weight-decay 1e-4 --noise 0.01 --saturate 0.1 --jpeg "$JPEG" --rotate --val-count "$VAL_COUNT"
                 --val-patch "$VAL_PATCH" --device "$DEVICE" --decay-by-time --quiet)
     [ -n "$init" ] && TRAIN_ARGS+=(--init "$init")
+    compiled "$1" && TRAIN_ARGS+=(--compile)
     return 0
 }
 
@@ -145,16 +169,28 @@ else:  # too few steps logged (a toy rehearsal): the resumed call's whole rate, 
     half = [r for r in rows if "val_psnr" in r][0]
     rate = (rows[-1]["step"] - half["step"]) / max(1e-6, rows[-1]["elapsed_s"] - half["elapsed_s"])
 info = {"steps_per_s": rate, "val_psnr": rows[-1].get("val_psnr"), "fp16_roundtrip_max_diff": diff,
+        "compile": json.loads((run / "config.json").read_text())["compile"],
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
 dest.write_text(json.dumps(info, indent=2))
 print(json.dumps(info))
 EOF
 }
 PASSED=()
+SMOKE_START=$SECONDS
 for MODEL in "${MODEL_LIST[@]}"; do
     log "phase 2: smoke ($MODEL)"
-    if smoke "$MODEL"; then PASSED+=("$MODEL"); else log "smoke failed for $MODEL: left out"; fi
+    if smoke "$MODEL"; then
+        PASSED+=("$MODEL")
+    elif compiled "$MODEL"; then
+        # a compiler error must not cost the model its window: the eager step trained both earlier windows
+        log "compiled smoke failed for $MODEL: once more without --compile"
+        EAGER+=("$MODEL")
+        if smoke "$MODEL"; then PASSED+=("$MODEL"); else log "smoke failed for $MODEL: left out"; fi
+    else
+        log "smoke failed for $MODEL: left out"
+    fi
 done
+log "smoke phases took $((SECONDS - SMOKE_START)) s"
 [ ${#PASSED[@]} -gt 0 ] || { log "every smoke phase failed: stopping"; exit 1; }
 MODEL_LIST=("${PASSED[@]}")
 

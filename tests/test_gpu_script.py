@@ -55,15 +55,47 @@ def test_gpu_script_runs_end_to_end_at_toy_size(tmp_path):
         model, meta = load_model(out / f"{m}-best-fp16.safetensors")
         cfg = meta["config"]
         assert meta["model"] == m and cfg["blur"] == "broad" and cfg["fft_loss"] == 0.1 and cfg["rotate"]
-        assert cfg["jpeg"] == 0.2 and cfg["noise"] == 0.01 and cfg["decay_by_time"] and cfg["max_minutes"] > 0
+        assert cfg["jpeg"] == 0.0 and cfg["noise"] == 0.01 and cfg["decay_by_time"] and cfg["max_minutes"] > 0
         assert cfg["sharp_share"] == 0.1
+        assert cfg["compile"] == (m == "nafnet-cpu") and smoke[m]["compile"] == (m == "nafnet-cpu")
     # the do-no-harm recipe on the broad synthesis, in every training command the script ran
     commands = [line for line in log.splitlines() if " -m deblur_cli train --model" in line]
     assert len(commands) == 5  # the smoke phase of each of the three models, the run of each that passed it
-    assert all("--blur broad" in c and "--sharp-share 0.1" in c for c in commands)
+    assert all("--blur broad" in c and "--sharp-share 0.1" in c and "--jpeg 0.0" in c for c in commands)
+    # nafnet-cpu's step compiled (CUDA graphs on a GPU), srn's eager
+    assert all(("--compile" in c) == ("--model nafnet-cpu" in c) for c in commands)
+    assert "smoke phases took" in log and "compiled smoke failed" not in log
     # both from their shipped weights
     for m in ("srn", "nafnet-cpu"):
         assert load_model(out / f"{m}-best-fp16.safetensors")[1]["init"][-1]["weights"].endswith(f"weights/{m}.safetensors")
+
+
+@pytest.mark.slow
+def test_gpu_script_trains_eagerly_a_model_whose_compiled_smoke_phase_fails(tmp_path):
+    """A compiler that does not work (here: $CXX names none, and torch's kernel cache is empty) costs the model
+    its compiled step, not its training."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 2), ("val", 1)):
+        (tmp_path / "photos" / split).mkdir(parents=True)
+        for i in range(n):
+            iio.imwrite(tmp_path / "photos" / split / f"p{i}.png", rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "WHEELS": str(tmp_path / "no-wheels"), "DATA": str(tmp_path / "photos"),
+           "RUNS": str(tmp_path / "runs"), "MINUTES": "0.05", "PATCH": "32", "BATCH": "2", "SMOKE_STEPS": "4",
+           "VAL_EVERY": "4", "VAL_COUNT": "2", "VAL_PATCH": "32", "WARMUP": "2", "PY": sys.executable,
+           "MODELS": "srn-small", "COMPILE": "srn-small", "CXX": str(tmp_path / "no-such-compiler"),
+           "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor-cache")}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_train.sh")], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (out / "log.txt").read_text()
+    assert "compiled smoke failed for srn-small: once more without --compile" in log
+    assert "smoke failed for srn-small: left out" not in log and "phase 3: train srn-small" in log
+    commands = [line for line in log.splitlines() if " -m deblur_cli train --model" in line]
+    assert len(commands) == 3 and "--compile" in commands[0] and "--compile" not in " ".join(commands[1:])
+    from deblur_core.checkpoint import load_model
+
+    assert load_model(out / "srn-small-best-fp16.safetensors")[1]["config"]["compile"] is False
 
 
 @pytest.mark.slow
