@@ -36,8 +36,8 @@ MODEL = "srn"
 GPU_RECIPE = (32, 256)  # (crops, patch) of scripts/gpu_train.sh's training batches
 BATCHES = 4  # distinct batches cycled through the rounds
 # test_gpu_recipe_loop: one part of gpu_train.sh's recipe changed at a time
-LOOP_VARIANTS = {"as-trained": {}, "no-jpeg": {"jpeg": 0.0}, "plans-in-process": {"workers": 0},
-                 "mix-blur": {"blur": "mix"}}
+LOOP_VARIANTS = {"as-trained": {}, "eager": {"compile": False}, "jpeg": {"jpeg": 0.2},
+                 "plans-in-process": {"workers": 0}, "mix-blur": {"blur": "mix"}}
 PLANS = 24  # plans a call of test_gpu_recipe_plans takes: as many as its loader draws ahead (6 workers x 4)
 RECIPE = (16, 64)  # (crops, patch) of the shipped srn's training batches
 
@@ -107,7 +107,7 @@ def _gpu_recipe(sizes) -> tuple[int, int]:
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("blur", ["mix", "realistic"])
 def test_gpu_recipe_batch(benchmark, sizes, device, blur):
-    """The batch ``scripts/gpu_train.sh`` trains on (32 crops of 256x256, noise, saturated highlights, 20% JPEG,
+    """The batch ``scripts/gpu_train.sh`` trains on (32 crops of 256x256, noise, saturated highlights, no JPEG,
     rotations), made on the training device from a plan drawn beforehand, as the DataLoader workers draw
     them: the device's share of the data pipeline. Its first GPU window trained at 180-280 crops/s with the
     realistic synthesis whichever the network (``srn`` ran 670 a second on the mix), so this case says whether
@@ -115,7 +115,7 @@ def test_gpu_recipe_batch(benchmark, sizes, device, blur):
     benchmark.group = "training"
     b, patch = _gpu_recipe(sizes)
     make = open_dataset("default", blur=blur, val_count=1).device_batches(
-        b, patch, seed=0, device=device, noise=0.01, saturate=0.1, jpeg=0.2, rotate=True)
+        b, patch, seed=0, device=device, noise=0.01, saturate=0.1, rotate=True)
     t = time.perf_counter()
     plans = [make.planner(step) for step in range(BATCHES)]
     plan_s = (time.perf_counter() - t) / BATCHES
@@ -143,7 +143,7 @@ def test_gpu_recipe_plans(benchmark, sizes, device):
     benchmark.group = "training"
     b, patch = _gpu_recipe(sizes)
     make = open_dataset("default", blur="realistic", val_count=1).device_batches(
-        b, patch, seed=0, noise=0.01, saturate=0.1, jpeg=0.2, rotate=True)
+        b, patch, seed=0, noise=0.01, saturate=0.1, rotate=True)
     workers = GPU_PLAN_WORKERS if device == "cuda" else 2
     plans = plan_loader(make.planner, 0, 10**9, workers)
 
@@ -205,18 +205,18 @@ def test_gpu_recipe_step(benchmark, sizes, device, model_name):
 @pytest.mark.parametrize("variant", list(LOOP_VARIANTS))
 def test_gpu_recipe_loop(benchmark, sizes, device, variant, tmp_path):
     """``train()`` itself for a few dozen steps of ``nafnet-cpu`` at gpu_train.sh's recipe (on the bundled
-    photos), whole: the second H200 window trained at 147 ms a step where making a batch (21 ms) and an
-    optimizer step (69 ms), timed apart, add to 90. Each variant changes one part of the recipe (no JPEG,
-    whose codec runs on the CPU; plans drawn in the training process; the `mix` synthesis), and the first
-    runs under cProfile, whose top functions by own time go into the JSON (``python_top``). ``steps_per_s``:
+    photos), whole, compiled as gpu_train.sh trains it (CUDA graphs on a GPU): the second H200 window trained at
+    147 ms a step where making a batch (21 ms) and an optimizer step (69 ms), timed apart, add to 90. Each
+    variant changes one part of the recipe (the eager step; 20% JPEG, whose codec runs on the CPU; plans drawn
+    in the training process; the `mix` synthesis), and the first runs under cProfile, whose top functions by own time go into the JSON (``python_top``). ``steps_per_s``:
     the loop's rate over its second half, past start-up and cuDNN autotuning. On a CPU, a toy size."""
     benchmark.group = "training"
     b, patch = _gpu_recipe(sizes) if device == "cuda" else (sizes.train_batch, min(64, sizes.train_patch))
     steps = 60 if device == "cuda" else 12
     recipe = dict(model="nafnet-cpu", data="default", blur="realistic", steps=steps, batch_size=b, patch=patch,
                   lr=1e-3, warmup=10, loss="l1", fft_loss=0.1, optimizer="adamw", weight_decay=1e-4, noise=0.01,
-                  saturate=0.1, jpeg=0.2, rotate=True, val_every=10**6, val_count=1, val_patch=64, log_every=2,
-                  device=device, out=str(tmp_path / "run"))
+                  saturate=0.1, jpeg=0.0, rotate=True, compile=True, val_every=10**6, val_count=1, val_patch=64,
+                  log_every=2, device=device, out=str(tmp_path / "run"))
     cfg = TrainConfig(**{**recipe, **LOOP_VARIANTS[variant]})
     profile = cProfile.Profile() if variant == "as-trained" else None
 
@@ -235,7 +235,8 @@ def test_gpu_recipe_loop(benchmark, sizes, device, variant, tmp_path):
     rate = (timed[-1]["step"] - timed[0]["step"]) / max(1e-6, timed[-1]["elapsed_s"] - timed[0]["elapsed_s"])
     benchmark.extra_info.update(device=device, kind="loop", model="nafnet-cpu", variant=variant, batch=b,
                                 resolution=f"{patch}x{patch}", frames=steps * b, steps_per_s=round(rate, 3),
-                                crops_per_s=round(rate * b, 1), blur=cfg.blur, jpeg=cfg.jpeg, workers=cfg.workers)
+                                crops_per_s=round(rate * b, 1), blur=cfg.blur, jpeg=cfg.jpeg, workers=cfg.workers,
+                                compiled=cfg.compile)
     if profile:
         stats = pstats.Stats(profile)
         top = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:15]  # (file, line, fn): own time
