@@ -6,13 +6,15 @@ directory of ``tests/conftest.py`` there), so a test imports this module as ``he
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 import torch
 from torch import Tensor, nn
 
 __all__ = ["planned_crop", "randomise", "random_deblurrer", "random_checkpoint", "poisoned_copy", "disk_full_error",
-           "disk_full_after", "assert_output_of"]
+           "disk_full_after", "assert_output_of", "require_zoo"]
 
 
 def randomise(model: nn.Module, seed: int = 0, std: float = 0.01) -> nn.Module:
@@ -131,3 +133,16 @@ def assert_output_of(got: Tensor, deb, x: Tensor, bit_depth: int | None = None, 
     assert got.shape == want.shape
     assert (got - want).abs().max().item() <= tolerance
     assert (got - x).abs().mean().item() > 2 * tolerance, "the output is the input: the network did not run"
+
+
+def require_zoo(module: str = "spandrel"):
+    """Import ``module`` (spandrel, or spandrel_extra_arches), or skip the test: without it (a plain install)
+    there is nothing to test. ``DEBLUR_REQUIRE_ZOO=1`` (set by CI's zoo run) turns the skip into a failure."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if os.environ.get("DEBLUR_REQUIRE_ZOO") == "1":
+            pytest.fail(f"DEBLUR_REQUIRE_ZOO=1 but {module} does not import: {e}")
+        pytest.skip(f"{module} is not installed (the zoo extra)")

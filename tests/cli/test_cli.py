@@ -10,6 +10,7 @@ import typing
 
 import numpy as np
 import pytest
+import torch
 import imageio.v3 as iio
 from typer.testing import CliRunner
 
@@ -17,7 +18,7 @@ from deblur_cli.main import app
 from deblur_core.checkpoint import pretrained_path, save_checkpoint
 from deblur_core.data import open_dataset
 from deblur_core.evaluate import evaluate, richardson_lucy
-from deblur_core.io import read_image
+from deblur_core.io import read_image, write_image
 from deblur_core.models import count_parameters, get_model, list_models
 
 from helpers import randomise
@@ -314,16 +315,27 @@ def test_blur_reports_progress_for_every_image_read_or_not(tmp_path):
     assert r.exit_code == 1 and "0001.png" in r.output
 
 
-def test_commands_without_model_use_the_default_model():
-    """batch, eval and export share one default model: a shipped one."""
+def test_commands_without_model_use_the_default_model(tmp_path):
+    """batch, eval and export share one default model, a shipped one, used where neither --model nor --weights
+    names the network."""
     from deblur_cli.batch_cmd import batch
     from deblur_cli.eval_cmd import evaluate_cmd
     from deblur_cli.main import export
     from deblur_core.defaults import DEFAULT_MODEL
+    from deblur_core.inference import load_deblurrer
 
-    for command in (batch, evaluate_cmd, export):
-        assert inspect.signature(command).parameters["model"].default == DEFAULT_MODEL
+    for command in (batch, evaluate_cmd, export):  # None: read from --weights, else the default
+        assert inspect.signature(command).parameters["model"].default is None
     assert DEFAULT_MODEL in list_models() and pretrained_path(DEFAULT_MODEL) is not None
+    deb = load_deblurrer(device="cpu")
+    assert deb.name == DEFAULT_MODEL and deb.weights == pretrained_path(DEFAULT_MODEL)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    write_image(frames / "a.png", torch.rand(3, 24, 32))
+    r = runner.invoke(app, ["batch", str(frames), "--device", "cpu", "--quiet", "--json-summary",
+                            str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "s.json").read_text())["model"] == DEFAULT_MODEL
 
 
 @pytest.mark.parametrize("command", [["eval", "--crops", "--val-count", "2"], ["batch", "."]])

@@ -96,3 +96,34 @@ def test_a_weight_file_that_does_not_fit_is_one_short_line_and_verbose_lists_eve
     r = runner.invoke(app, ["--verbose", *args], env=WIDE)
     assert r.exit_code == 2
     assert all(name in r.stderr for name in [*tensors, *get_model("nafnet-cpu").state_dict()])
+
+
+def test_a_project_checkpoint_names_its_own_model(tmp_path):
+    """--weights alone is enough: the variant is read from the checkpoint."""
+    from helpers import randomise
+
+    path = save_checkpoint(tmp_path / "mine.safetensors", randomise(get_model("nafnet")), name="nafnet")
+    frames = _frames(tmp_path / "frames")
+    r = runner.invoke(app, ["batch", str(frames), "--weights", str(path), "--device", "cpu", "--quiet",
+                            "--json-summary", str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "s.json").read_text())["model"] == "nafnet"
+    r = runner.invoke(app, ["batch", str(frames), "--weights", str(path), "--model", "srn"])
+    assert r.exit_code == 2 and "not 'srn'" in r.output
+
+
+def test_a_published_checkpoint_without_spandrel_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "spandrel", None)  # as on a plain install
+    torch.save({"intro.weight": torch.ones(4, 3, 3, 3)}, tmp_path / "net.pth")
+    for command in (["batch", str(_frames(tmp_path / "frames"))], ["eval", "--crops"], ["export", "--out", str(tmp_path / "n.onnx")]):
+        r = runner.invoke(app, [*command, "--weights", str(tmp_path / "net.pth")])
+        assert r.exit_code == 2, r.output
+        assert "pip install 'deblur-toolkit[zoo]'" in r.output and "Traceback" not in r.output
+    # converting needs no spandrel: the tensors are read as data and written as they are
+    r = runner.invoke(app, ["convert", str(tmp_path / "net.pth"), str(tmp_path / "net.safetensors")])
+    assert r.exit_code == 0 and "spandrel is not installed" in r.output, r.output
+    assert torch.equal(load_file(str(tmp_path / "net.safetensors"))["intro.weight"], torch.ones(4, 3, 3, 3))
+    r = runner.invoke(app, ["convert", str(tmp_path / "missing.pth"), str(tmp_path / "m.safetensors")])
+    assert r.exit_code == 2 and "does not exist" in r.output

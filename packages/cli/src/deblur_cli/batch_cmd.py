@@ -17,18 +17,17 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from deblur_core.defaults import DEFAULT_MODEL
 
 from .console import Bar, console, err_console, fail, note
-from .texts import TLC_HELP, TTA_HELP
+from .texts import MODEL_HELP, TLC_HELP, TTA_HELP, WEIGHTS_HELP
 
 __all__ = ["batch"]
 
 def batch(
     input: Annotated[Path, typer.Argument(help="Folder of frames (read recursively, in natural order) or a video file.", metavar="INPUT", show_default=False)],
-    model: Annotated[str, typer.Option(help="Model variant (see 'deblur-cli models').")] = DEFAULT_MODEL,
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP, show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder mirroring INPUT's relative paths (default: INPUT_deblurred beside INPUT). For a video: the output video, or a folder for STEM.mp4 (default: STEM_deblurred.mp4 beside it).", show_default=False)] = None,
-    weights: Annotated[Path | None, typer.Option(help="A .safetensors checkpoint (default: the weights shipped for the model, if any).", show_default=False)] = None,
+    weights: Annotated[Path | None, typer.Option(help=WEIGHTS_HELP, show_default=False)] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (auto: CUDA if available).")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16: the network's arithmetic (auto: bf16 on GPUs that have it, fp16 on older GPUs, bf16 on CPUs with AMX but for the nafnet models, whose fp32 CPU path is faster, else fp32). Outputs keep their format and bit depth.")] = "auto",
     tile: Annotated[int | None, typer.Option(help="Frames larger than N x N pixels run alone in overlapping N x N tiles. Default: from a memory budget for the network (1.5 GiB of activations on a CPU, half the memory of a GPU): frames that fit run whole, batched; larger ones in the fewest pixels of tiles that fit.", show_default="from the memory budget")] = None,
@@ -71,7 +70,7 @@ def batch(
              "path", 2)
     show = not quiet and ctx.is_main
     if show and not deb.trained:
-        note(f"no trained weights for '{model}': the network is untrained and returns its input unchanged; pass "
+        note(f"no trained weights for '{deb.name}': the network is untrained and returns its input unchanged; pass "
              "--weights or train one with 'deblur-cli train'.")
     with Bar("deblurring", enabled=show, rates=True) as bar:
         try:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from deblur_core.progress import Progress
@@ -20,8 +21,9 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> None:
-    """Print ``error: message`` to stderr and exit with ``code`` (2: usage error, 1: the work failed)."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    """Print ``error: message`` to stderr and exit with ``code`` (2: usage error, 1: the work failed).
+    ``message`` is plain text: brackets in it (``pip install 'deblur-toolkit[zoo]'``) are printed as they are."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -8,19 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from deblur_core.defaults import DEFAULT_MODEL
-
 from .console import console, err_console, fail, note
-from .texts import BLUR_HELP, TLC_HELP, TTA_HELP
+from .texts import BLUR_HELP, MODEL_HELP, TLC_HELP, TTA_HELP, WEIGHTS_HELP
 
 __all__ = ["evaluate_cmd"]
 
 
 def evaluate_cmd(
-    model: Annotated[str, typer.Option(help="Model variant to evaluate.")] = DEFAULT_MODEL,
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP, show_default=False)] = None,
     data: Annotated[list[str], typer.Option(help="Dataset spec (repeatable), as for 'train'; its held-out images are scored.")] = ["default"],  # noqa: B006
     blur: Annotated[str, typer.Option(help="Synthetic blur for default/folder data: " + BLUR_HELP + ".")] = "gaussian",
-    weights: Annotated[str | None, typer.Option(help="A .safetensors checkpoint (default: the shipped weights).")] = None,
+    weights: Annotated[str | None, typer.Option(help=WEIGHTS_HELP, show_default=False)] = None,
     crops: Annotated[bool, typer.Option("--crops", help="Score the fixed validation crops training reports (a quick look) instead of every held-out image whole.")] = False,
     val_count: Annotated[int, typer.Option(help="With --crops: number of validation crops.")] = 48,
     tile: Annotated[int | None, typer.Option(help="Whole images: run the model in tiles of this size where larger. Default: from the memory budget, as batch does.", show_default="from the memory budget")] = None,
@@ -59,13 +57,13 @@ def evaluate_cmd(
         results = []
         for src in sources:
             with err_console.status(f"scoring {src.name}") as status:
-                results.append(evaluate(deb.model, src, device=deb.device, precision=deb.precision,
+                results.append(evaluate(deb, src, device=deb.device, precision=deb.precision,
                                         baseline=baseline, crops=crops, tile=tile,
                                         progress=lambda p: status.update(f"scoring {src.name}: {p.done} images done")))
     except (DeblurError, ValueError) as e:
         fail(str(e), 1)
     for r in results:
-        r.update(model=model, weights=str(deb.weights) if deb.weights else None, blur=blur, precision=deb.precision,
+        r.update(model=deb.name, weights=str(deb.weights) if deb.weights else None, blur=blur, precision=deb.precision,
                  tta=tta, tlc=tlc)
     if csv:
         _write_eval_csv(csv, results)
@@ -73,9 +71,9 @@ def evaluate_cmd(
         typer.echo(json.dumps(_finite(results), indent=2))
         return
     if not deb.trained:
-        note(f"no trained weights for '{model}': scoring the untrained network")
+        note(f"no trained weights for '{deb.name}': scoring the untrained network")
     arithmetic = deb.precision + (f", tta {tta}" if tta > 1 else "") + (", tlc" if tlc else "")
-    _print_tables(results, model, blur, "crops" if crops else "whole images", arithmetic)
+    _print_tables(results, deb.name, blur, "crops" if crops else "whole images", arithmetic)
 
 
 def _print_tables(results: list[dict], model: str, blur: str, what: str, arithmetic: str) -> None:

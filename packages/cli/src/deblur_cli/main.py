@@ -4,10 +4,12 @@ result; the work itself lives in :mod:`deblur_core`."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from deblur_core.defaults import DEFAULT_MODEL
@@ -15,7 +17,7 @@ from deblur_core.defaults import DEFAULT_MODEL
 from .batch_cmd import batch
 from .eval_cmd import evaluate_cmd
 from .train_cmd import train
-from .texts import BLUR_HELP
+from .texts import BLUR_HELP, MODEL_HELP, WEIGHTS_HELP
 from .console import Bar, console, err_console, fail, note, show_log
 
 app = typer.Typer(
@@ -39,13 +41,21 @@ def main(
 @app.command()
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")] = False,
+    weights: Annotated[list[Path] | None, typer.Option(help="Also describe these checkpoints (repeatable): the network detected in each, its size tags, size requirements, licence, parameters and GFLOPs per megapixel.", show_default=False)] = None,
 ) -> None:
-    """List the model variants: parameters, GFLOPs per megapixel, and whether trained weights ship."""
-    from deblur_core.catalog import model_catalog
+    """List the model variants: parameters, GFLOPs per megapixel, and whether trained weights ship; then the
+    published architectures that load with --weights, with their licences."""
+    from deblur_core.catalog import describe_checkpoint, model_catalog, published_catalog
+    from deblur_core.errors import DeblurError
 
     rows = model_catalog()
+    try:
+        files = [describe_checkpoint(w) for w in weights or []]
+    except (ValueError, DeblurError) as e:
+        fail(str(e), 2)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps({"models": rows, "published": published_catalog(), "weights": files}, indent=2)
+                   if weights else json.dumps(rows, indent=2))
         return
     # the one-line descriptions need a wide terminal; below that they would squeeze every column into
     # word-per-line cells, so they are left to --json and MODELS.md
@@ -75,6 +85,30 @@ def models(
                       "blurred input's in parentheses; see MODELS.md")
     if not describe:
         console.print("descriptions: 'deblur-cli models --json', or a terminal 150 columns wide")
+    console.print(_published_table())
+    for f in files:
+        console.print(_checkpoint_table(f))
+
+
+def _published_table() -> Table:
+    from deblur_core.published import PUBLISHED, ZOO_INSTALL
+
+    table = Table(title=f"published architectures that deblur (--weights FILE; {escape(ZOO_INSTALL)})",
+                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for col in ("network", "licence of its code", "needs", "weights published at"):
+        table.add_column(col)
+    for arch, p in PUBLISHED.items():
+        table.add_row(arch, p.licence, "spandrel-extra-arches" if p.extra else "spandrel", p.source)
+    return table
+
+
+def _checkpoint_table(info: dict) -> Table:
+    table = Table(title=escape(info["label"]), box=box.SIMPLE_HEAD, show_header=False, pad_edge=False)
+    for key in ("architecture", "file", "kind", "licence", "size_requirements", "precisions", "params",
+                "gflops_per_mp"):
+        if key in info:
+            table.add_row(key, escape(str(info[key])))
+    return table
 
 
 app.command()(train)
@@ -113,8 +147,8 @@ def blur(
 @app.command()
 def export(
     out: Annotated[str, typer.Option(help="The file to write (its folder is created).", show_default=False)],
-    model: Annotated[str, typer.Option(help="Model variant to export (see 'deblur-cli models').")] = DEFAULT_MODEL,
-    weights: Annotated[str | None, typer.Option(help="A .safetensors checkpoint (default: the weights shipped for the model, if any).", show_default=False)] = None,
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP, show_default=False)] = None,
+    weights: Annotated[str | None, typer.Option(help=WEIGHTS_HELP + " Of published networks, NAFNet exports (through this project's NAFNet); others are refused.", show_default=False)] = None,
     fmt: Annotated[str, typer.Option("--format", help="onnx (the only format so far).")] = "onnx",
     opset: Annotated[int, typer.Option(help="ONNX opset, 18 or newer (srn's antialiased downscaling needs 18).")] = 18,
 ) -> None:
@@ -125,29 +159,49 @@ def export(
     Needs the export extra (pip install 'deblur-toolkit\\[export]'); with onnxruntime installed the file is
     checked against batch's fp32 deblurring on a random input.
     """
-    from rich.markup import escape
 
     from deblur_core.errors import CheckpointError, DeblurError
     from deblur_core.export import export_model
 
-    # messages may hold brackets ("pip install 'deblur-toolkit[export]'"), which rich would take for markup
     try:
-        with err_console.status(f"exporting {model} (about half a minute)"):
+        with err_console.status(f"exporting {model or weights or DEFAULT_MODEL} (about half a minute)"):
             result = export_model(model, out, weights=weights, format=fmt, opset=opset)
     except (ValueError, CheckpointError) as e:
-        fail(escape(str(e)), 2)
+        fail(str(e), 2)
     except DeblurError as e:
-        fail(escape(str(e)), 1)
+        fail(str(e), 1)
     size_mb = result.path.stat().st_size / 1e6
     weights_note = f"weights {result.weights.name}" if result.weights else "untrained"
-    console.print(f"wrote {result.path} ({model}, {weights_note}, ONNX opset {result.opset}, {size_mb:.1f} MB)")
+    console.print(f"wrote {result.path} ({escape(result.model)}, {weights_note}, ONNX opset {result.opset}, {size_mb:.1f} MB)")
     if result.max_abs_diff is None:
         console.print("not checked: onnxruntime is not installed")
     else:
         console.print(f"onnxruntime matches batch's fp32 deblurring to {result.max_abs_diff:.1e} on a 67x93 input")
     if not result.weights:
-        note(f"no trained weights for '{model}': the exported network is untrained and returns its input "
+        note(f"no trained weights for '{result.model}': the exported network is untrained and returns its input "
              "unchanged; pass --weights.")
+
+
+@app.command()
+def convert(
+    src: Annotated[Path, typer.Argument(help="A checkpoint: .pth, .ckpt or .pt (a pickle, read as data) or .safetensors.", metavar="FILE", show_default=False)],
+    out: Annotated[Path, typer.Argument(help="The .safetensors file to write.", metavar="OUT", show_default=False)],
+) -> None:
+    """Write a checkpoint's tensors as .safetensors, a format that holds nothing but tensors.
+
+    Pickles are read by torch's restricted unpickler, which refuses anything but tensors and plain containers
+    before running any of it; TorchScript archives are refused. With spandrel installed the network is
+    detected too, and super-resolution or face models are refused as they would be by --weights.
+    """
+    from deblur_core.errors import DeblurError
+    from deblur_core.published import convert_checkpoint
+
+    try:
+        path, info = convert_checkpoint(src, out)
+    except (ValueError, DeblurError) as e:
+        fail(str(e), 2)
+    what = f"{info['architecture']} {' '.join(info['tags'])}".strip() if info else "network not checked: spandrel is not installed"
+    console.print(f"wrote {path} ({what})")
 
 
 app.command()(batch)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 from .checkpoint import pretrained_path, read_metadata
 from .models import list_models, profile_model
 from .models.registry import model_builder
 
-__all__ = ["model_catalog", "trained_on", "gaussian_only"]
+__all__ = ["model_catalog", "published_catalog", "describe_checkpoint", "trained_on", "gaussian_only"]
 
 
 def model_catalog() -> list[dict[str, Any]]:
@@ -35,6 +36,37 @@ def model_catalog() -> list[dict[str, Any]]:
         )
     rows.sort(key=lambda r: not r["weights"])  # stable: registry order within each group
     return rows
+
+
+def published_catalog() -> list[dict[str, Any]]:
+    """The published architectures that deblur (:data:`deblur_core.published.PUBLISHED`) with their licences."""
+    from .published import PUBLISHED
+
+    return [{"architecture": arch, "licence": p.licence, "needs": "spandrel-extra-arches" if p.extra else "spandrel",
+             "source": p.source} for arch, p in PUBLISHED.items()]
+
+
+def describe_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """What a checkpoint holds: its label, network, kind (this project's or published), licence, size
+    requirements, precisions, parameters and GFLOPs per megapixel (counted on the meta device)."""
+    from .inference import load_deblurrer
+    from .models import gflops_per_megapixel
+
+    deb = load_deblurrer(None, path, device="cpu", precision="fp32", channels_last=False)
+    info = deb.published
+    row: dict[str, Any] = {"label": deb.name, "file": str(path), "kind": "published" if info else "this project's"}
+    if info:
+        size = info["size_requirements"]
+        rules = [f"multiple of {size['multiple_of']}"] if size["multiple_of"] > 1 else []
+        rules += ["square"] * size["square"] + ([f"at least {size['minimum']} px"] if size["minimum"] else [])
+        row.update(architecture=info["architecture"], licence=info["licence"],
+                   size_requirements=", ".join(rules) or "none",
+                   precisions=", ".join(["fp32"] + ["bf16"] * info["supports_bfloat16"] + ["fp16"] * info["supports_half"]))
+    else:
+        row.update(architecture=deb.meta.get("model", deb.name), licence="this project's (see LICENSE)")
+    row["params"] = sum(p.numel() for p in deb.model.parameters())
+    row["gflops_per_mp"] = round(gflops_per_megapixel(deb.model), 1)
+    return row
 
 
 def trained_on(cfg: dict[str, Any]) -> str:

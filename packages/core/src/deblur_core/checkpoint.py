@@ -34,6 +34,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "load_weights",
+    "check_finite",
     "pretrained_path",
     "save_train_state",
     "load_train_state",
@@ -42,7 +43,7 @@ __all__ = [
 _META_KEY = "deblur"
 _TRAIN_KEY = "deblur_train"  # a resumable training state: weights, optimizer moments, RNG
 # the first bytes of torch.save zip archives and of raw pickles (protocol 2+)
-_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 _NAMES_SHOWN = 2  # names of each kind of mismatch a message shows; the log has them all
 _log = logging.getLogger(__name__)
 
@@ -106,10 +107,11 @@ def _check_file(path: Path) -> None:
         raise CheckpointError(f"weight file '{path}' does not exist")
     with open(path, "rb") as f:
         head = f.read(4)
-    if head.startswith(_PICKLE_MAGIC):
+    if head.startswith(PICKLE_MAGIC):
         raise CheckpointError(
-            f"'{path}' is a pickled PyTorch checkpoint; only .safetensors weights are accepted, because "
-            "unpickling a file can run arbitrary code. Convert it with safetensors.torch.save_file."
+            f"'{path}' is a pickled PyTorch checkpoint, where this project's own .safetensors checkpoints are "
+            "needed. A published checkpoint runs with --weights in batch, eval, export and the demo; "
+            "'deblur-cli convert' writes its tensors as .safetensors"
         )
 
 
@@ -144,11 +146,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"'{path}' is not a valid safetensors file: {e}") from None
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
-    _check_finite(path, tensors)
+    check_finite(path, tensors)
     return tensors, meta
 
 
-def _check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+def check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Refuse tensors holding NaN or infinity, naming the first such tensor: one NaN weight makes the network
     compute NaN everywhere, and every frame would be written black without an error."""
     for name, value in tensors.items():
@@ -244,7 +246,7 @@ def load_train_state(path: str | os.PathLike, model: nn.Module, optimizer: torch
         tensors = load_file(str(path))
     except (SafetensorError, KeyError, json.JSONDecodeError) as err:
         raise CheckpointError(f"'{path}' is not a training state of this project ({type(err).__name__})") from err
-    _check_finite(path, tensors)  # the optimizer's moments too: a NaN there reaches the weights at the next step
+    check_finite(path, tensors)  # the optimizer's moments too: a NaN there reaches the weights at the next step
     load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path,
                  meta.get("config", {}).get("model", type(model).__name__))
     state: dict[int, dict[str, torch.Tensor]] = {}

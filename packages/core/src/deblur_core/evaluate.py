@@ -6,7 +6,7 @@ So every learned number stands next to what doing nothing and what a textbook me
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,6 +15,9 @@ from torch import Tensor
 from .blur import linear_to_srgb, srgb_to_linear
 from .metrics import level_shift, mse, psnr, ssim
 from .progress import Progress, ProgressFn
+
+if TYPE_CHECKING:
+    from .inference import Deblurrer
 
 __all__ = ["richardson_lucy", "evaluate"]
 
@@ -72,7 +75,7 @@ def _summary(scores: dict[str, list]) -> dict[str, Any]:
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.device = "cpu", precision: str = "auto",
+def evaluate(model: torch.nn.Module | Deblurrer | None, source, *, device: str | torch.device = "cpu", precision: str = "auto",
              batch_size: int = 8, baseline: bool = True, crops: bool = False, tile: int | None = None,
              progress: ProgressFn | None = None) -> dict[str, Any]:
     """Mean per-image MSE/PSNR/SSIM and level shift (:func:`deblur_core.metrics.level_shift`) of the blurred
@@ -82,7 +85,8 @@ def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.devic
     ``source.test_images()``, the model run as :func:`deblur_core.inference.deblur_tensor` runs it (``tile``:
     in ``tile`` x ``tile`` tiles where larger; None: as the memory budget plans). ``crops=True``
     scores the fixed validation crops training reports instead (a quick look). The model runs at
-    ``precision`` (see :func:`deblur_core.precision.inference_dtype`); ``progress`` counts whole images.
+    ``precision`` (see :func:`deblur_core.precision.inference_dtype`); a :class:`~deblur_core.inference.Deblurrer`
+    runs on its own device, in its own arithmetic and tile plan. ``progress`` counts whole images.
 
     Returns:
         ``{"dataset": ..., "images": n, "protocol": "whole images" | "crops", "rows": {"blurred": {...},
@@ -90,7 +94,12 @@ def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.devic
         (``per_image`` for whole images only). A row holds ``mse``, ``psnr``, ``ssim`` (means; an unchanged
         image's PSNR is ``inf``), ``shift`` (the mean per channel, in levels of 255) and ``max_abs_shift``.
     """
-    from .inference import deblur_tensor
+    from .inference import Deblurrer, deblur_tensor
+
+    def deblurred(x: Tensor, tile_size: int | None) -> Tensor:
+        if isinstance(model, Deblurrer):
+            return model(x, tile=tile_size)
+        return deblur_tensor(model, x, device=device, precision=precision, tile=tile_size)
 
     acc: dict[str, dict[str, list]] = {}
     per_image: list[dict[str, Any]] = []
@@ -104,8 +113,7 @@ def evaluate(model: torch.nn.Module | None, source, *, device: str | torch.devic
     def score(b, tile_size):
         rows = {"blurred": add("blurred", b.blur, b.sharp)}
         if model is not None:
-            rows["model"] = add("model", deblur_tensor(model, b.blur, device=device, precision=precision,
-                                                         tile=tile_size), b.sharp)
+            rows["model"] = add("model", deblurred(b.blur, tile_size), b.sharp)
         if baseline and b.kernels is not None:
             rows["richardson_lucy"] = add("richardson_lucy", richardson_lucy(
                 b.blur, b.kernels, linear_light=b.linear_light), b.sharp)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import __version__
@@ -33,6 +34,7 @@ from .errors import DeblurError
 from .inference import Deblurrer, load_deblurrer
 from .io.atomic import atomic_path, unwritable
 from .models import DeblurModel
+from .published import PublishedNet
 
 __all__ = ["ExportResult", "export_model"]
 
@@ -52,22 +54,23 @@ class ExportResult:
 
 
 def export_model(
-    name: str,
+    name: str | None,
     out: str | os.PathLike,
     *,
     weights: str | os.PathLike | None = None,
     format: str = "onnx",
     opset: int = MIN_OPSET,
 ) -> ExportResult:
-    """Write variant ``name`` (with ``weights``, else its shipped weights, else untrained) to ``out``.
+    """Write variant ``name`` (with ``weights``, else its shipped weights, else untrained) to ``out``; or the
+    network of a checkpoint ``weights`` (``name`` None), where it is this project's or a published NAFNet.
 
     The graph pools the nafnet models' channel attention over the whole frame, as they were trained: it does
     not carry TLC (:func:`~deblur_core.inference.load_deblurrer`'s ``tlc``).
 
     Args:
-        name: registry name of the variant.
+        name: registry name of the variant; None: the default, or the network of ``weights``.
         out: the file to write (atomically; its folder is created).
-        weights: a .safetensors checkpoint of that variant.
+        weights: a checkpoint (see :func:`~deblur_core.inference.load_deblurrer`).
         format: ``"onnx"``.
         opset: ONNX opset, at least 18.
 
@@ -77,7 +80,7 @@ def export_model(
         random (2, C, 67, 93) input where onnxruntime is installed.
 
     Raises:
-        ValueError: an unknown variant or format, an opset below 18, an ``out`` that cannot be a file.
+        ValueError: an unknown variant or format, a published network other than NAFNet, an opset below 18, an ``out`` that cannot be a file.
         DeblurError: bad weights, missing export packages, or an export, write or check that failed.
     """
     if format not in FORMATS:
@@ -93,6 +96,11 @@ def export_model(
     out = Path(out)
     _check_writable(out)
     deb = load_deblurrer(name, weights, device="cpu", precision="fp32", channels_last=False)
+    if isinstance(deb.model, PublishedNet):
+        raise ValueError(f"{deb.published['architecture']} is not exported: ONNX export covers this project's "
+                         "networks and NAFNet checkpoints, which load into its own NAFNet; other published "
+                         "networks run only through PyTorch here")
+    name = deb.name
     graph = _ExportGraph(deb.model)
     example = torch.rand(_CHECK_SHAPE[0], deb.model.in_channels, *_CHECK_SHAPE[1:],
                          generator=torch.Generator().manual_seed(0))
@@ -122,7 +130,9 @@ class _ExportGraph(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        return self.model._forward(_pad_to_multiple(x, self.model.stride))[..., :h, :w].clamp(0, 1)
+        m = self.model.stride
+        padded = F.pad(x, (0, (m - w % m) % m, 0, (m - h % m) % m)) if self.model.pad_zeros else _pad_to_multiple(x, m)
+        return self.model._forward(padded)[..., :h, :w].clamp(0, 1)
 
 
 def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:

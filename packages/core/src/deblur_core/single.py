@@ -35,6 +35,7 @@ from .blur import check_kind, synth_blur
 from .catalog import model_catalog, trained_on
 from .checkpoint import pretrained_path, read_metadata
 from .errors import DeblurError
+from .defaults import DEFAULT_MODEL
 from .inference import NON_FINITE_OUTPUT, Deblurrer, load_deblurrer, resolve_device
 from .io import Image, check_pixels, image_size, read_image, to_tensor
 from .metrics import blur_effect, psnr, ssim
@@ -128,13 +129,15 @@ def load_image(source: str | Path | np.ndarray | Image, *, max_pixels: int = DEF
     return read_image(path)
 
 
-def _cached_deblurrer(name: str, weights: WeightsArg, device: str, precision: str, tta: int) -> Deblurrer:
+def _cached_deblurrer(name: str | None, weights: WeightsArg, device: str, precision: str, tta: int) -> Deblurrer:
     """The deblurrer for these arguments, loaded once and reused while its weight file stays the same."""
     try:
         check_precision(precision)
         check_tta(tta)
     except ValueError as err:  # the demo shows DeblurErrors to the user
         raise DeblurError(str(err)) from None
+    if weights is None:
+        name = name or DEFAULT_MODEL
     path = Path(weights) if weights is not None else pretrained_path(name)
     stamp = path.stat().st_mtime_ns if path is not None and path.is_file() else None
     return _load_deblurrer_once(name, str(path) if path is not None else None, stamp,
@@ -142,7 +145,7 @@ def _cached_deblurrer(name: str, weights: WeightsArg, device: str, precision: st
 
 
 @functools.lru_cache(maxsize=2)
-def _load_deblurrer_once(name: str, weights: str | None, stamp: int | None, device: str,
+def _load_deblurrer_once(name: str | None, weights: str | None, stamp: int | None, device: str,
                          precision: str, tta: int) -> Deblurrer:
     # stamp (the file's mtime) is part of the key only so that replaced weights are reloaded
     return load_deblurrer(name, weights, device=device, precision=precision, tta=tta)
@@ -176,7 +179,7 @@ def _run_network(
 
 def deblur_image(
     image: str | Path | np.ndarray | Image,
-    model: str,
+    model: str | None,
     *,
     weights: WeightsArg = None,
     device: str = "auto",
@@ -190,8 +193,9 @@ def deblur_image(
 
     Args:
         image: a path, an array or an :class:`Image` (see :func:`load_image`).
-        model: registry name of the variant.
-        weights: a checkpoint to use instead of the variant's shipped weights (None: shipped, if any).
+        model: registry name of the variant; None: the network of ``weights`` (or the default model).
+        weights: a checkpoint to use instead of the variant's shipped weights (None: shipped, if any), or a
+            published one (see :func:`deblur_core.inference.load_deblurrer`).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
             :func:`deblur_core.precision.inference_dtype`); the output keeps the input's bit depth.
@@ -212,7 +216,7 @@ def deblur_image(
                                                 progress, tta)
     if not bool(torch.isfinite(y).all()):  # an image would store NaN as black
         raise DeblurError(NON_FINITE_OUTPUT)
-    return DeblurResult(input=img, output=Image(data=y[0], alpha=img.alpha, bit_depth=img.bit_depth), model=model,
+    return DeblurResult(input=img, output=Image(data=y[0], alpha=img.alpha, bit_depth=img.bit_depth), model=deblurrer.name,
                         trained=deblurrer.trained, device=str(deblurrer.device), seconds=seconds, tiles=tiles,
                         precision=deblurrer.precision, blur_effect_before=blur_effect(img.data).item(),
                         blur_effect_after=blur_effect(y[0]).item())

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ except ImportError as _err:  # a plain install: deblur-demo says which extra to 
                        "pip install 'deblur-toolkit[demo]'")
 
 from deblur_core.blur import BLUR_KINDS  # noqa: E402
+from deblur_core.catalog import describe_checkpoint  # noqa: E402
 from deblur_core.defaults import DEFAULT_MODEL  # noqa: E402
 from deblur_core.errors import DeblurError, ImageReadError  # noqa: E402
 from deblur_core.precision import PRECISIONS  # noqa: E402
@@ -114,11 +115,15 @@ def build_app(
     device: str = "auto",
     precision: str = "auto",
     tta: int = 1,
+    checkpoints: Sequence[str | Path] = (),
 ) -> gr.Blocks:
     """Build the demo (queue configured; launch it with :func:`launch`).
 
     Args:
         weights: checkpoints to use instead of the shipped weights, by model name (tests, local runs).
+        checkpoints: more checkpoints, each a choice of its own, labelled by the network detected in it
+            and its file name: this project's or published ones (see
+            :func:`deblur_core.inference.load_deblurrer`). A file that cannot load raises a DeblurError.
         max_pixels: the largest image (width x height) accepted.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         precision: the networks' arithmetic, ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
@@ -128,13 +133,23 @@ def build_app(
     if gr is None:
         raise ImportError(_GRADIO_MISSING)
     weights = dict(weights or {})
-    choices = model_choices(weights)
+    files = {}  # choice -> checkpoint file, for the files given as choices of their own
+    choices = []
+    for path in checkpoints:
+        info = describe_checkpoint(path)
+        key = info["label"] if info["label"] not in files else f"{info['label']} #{len(files) + 1}"
+        files[key] = Path(path)
+        extra = f" · {info['licence']}" if info["kind"] == "published" else ""
+        choices.append((f"{key} · {info['params'] / 1e6:.2f} M params · {info['gflops_per_mp']:.0f} GFLOP/MP{extra}",
+                        key))
+    choices += model_choices(weights)
     run = _handler(weights, {name for _, name in choices}, max_pixels=max_pixels, device=device,
-                   precision=precision, tta=tta)
+                   precision=precision, tta=tta, files=files)
     with gr.Blocks(title="deblur", analytics_enabled=False, delete_cache=(_RESULT_TTL_S, _RESULT_TTL_S)) as demo:
         gr.Markdown(_INTRO)
         with gr.Row():
-            inputs, run_button = _input_column(choices)
+            # a checkpoint given on the command line is what its user came to try: open on the first
+            inputs, run_button = _input_column(choices, next(iter(files), DEFAULT_MODEL))
             outputs = _output_column()
         # preprocess=False: gradio would otherwise open the upload with Pillow before run sees it, and a
         # corrupt file would end in gradio's generic error instead of a clear message
@@ -143,7 +158,7 @@ def build_app(
 
 
 def _handler(weights: dict[str, str | Path], names: set[str], *, max_pixels: int, device: str,
-             precision: str, tta: int = 1) -> Callable[..., tuple]:
+             precision: str, tta: int = 1, files: Mapping[str, Path] | None = None) -> Callable[..., tuple]:
     """The request handler: check the widgets' values, call core, present its result (before/after pair,
     download path, summary) or refuse with a message."""
 
@@ -166,14 +181,16 @@ def _handler(weights: dict[str, str | Path], names: set[str], *, max_pixels: int
         def tiles_done(p) -> None:  # deblur_core.progress.Progress
             progress((p.done, p.total), desc="Deblurring", unit="tiles")
 
-        common = {"weights": weights.get(model), "device": device, "precision": precision, "max_pixels": max_pixels,
+        files_ = files or {}
+        common = {"weights": files_.get(model, weights.get(model)), "device": device, "precision": precision, "max_pixels": max_pixels,
                   "progress": tiles_done, "tta": tta}
         name = upload.get("orig_name") or Path(upload["path"]).name
         try:
+            variant = None if model in files_ else model  # a file's network is read from the file
             if blur_first:
-                result = blur_then_deblur(upload["path"], model, kind, float(strength), int(seed), **common)
+                result = blur_then_deblur(upload["path"], variant, kind, float(strength), int(seed), **common)
             else:
-                result = deblur_image(upload["path"], model, **common)
+                result = deblur_image(upload["path"], variant, **common)
             saved = _save_result(result, Path(name).stem)
         except ImageReadError as err:  # name the upload, not the server's copy of it
             raise _refuse(f"Cannot read '{name}': {err.reason}") from None
@@ -188,7 +205,7 @@ def _handler(weights: dict[str, str | Path], names: set[str], *, max_pixels: int
     return run
 
 
-def _input_column(choices: list[tuple[str, str]]) -> tuple[list, gr.Button]:
+def _input_column(choices: list[tuple[str, str]], first: str) -> tuple[list, gr.Button]:
     """The upload, model and blur widgets (in the order the handler takes them) and the run button."""
     with gr.Column():
         image = gr.Image(
@@ -201,7 +218,7 @@ def _input_column(choices: list[tuple[str, str]]) -> tuple[list, gr.Button]:
         )
         gr.Examples([[str(p)] for p in example_images()], inputs=[image], label="Bundled blurred samples")
         names = [name for _, name in choices]
-        model = gr.Dropdown(choices=choices, value=DEFAULT_MODEL if DEFAULT_MODEL in names else names[0],
+        model = gr.Dropdown(choices=choices, value=first if first in names else names[0],
                             label="Model")
         with gr.Accordion("Try it on a sharp photo", open=False):
             blur_first = gr.Checkbox(
@@ -261,6 +278,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tta", type=int, default=1, choices=list(TTA_CHOICES),
                         help="test-time augmentation: average each result over N flips and rotations of the image "
                              "(N times the compute)")
+    parser.add_argument("--weights", action="append", default=[], metavar="FILE",
+                        help="also offer this checkpoint as a choice (repeatable): this project's .safetensors or "
+                             "one published by a network's authors that spandrel recognises (.pth, .ckpt, "
+                             ".safetensors; needs the zoo extra), labelled by its network and file name")
     args = parser.parse_args(argv)
-    launch(build_app(device=args.device, precision=args.precision, tta=args.tta), host=args.host, port=args.port,
-           share=args.share)
+    try:
+        demo = build_app(device=args.device, precision=args.precision, tta=args.tta, checkpoints=args.weights)
+    except (DeblurError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    launch(demo, host=args.host, port=args.port, share=args.share)

@@ -17,8 +17,10 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import load_model, pretrained_path
+from ..defaults import DEFAULT_MODEL
 from ..models import activation_bytes_per_pixel, get_model
 from ..models.nafnet import use_tlc
+from ..published import checkpoint_kind, load_published
 from ..precision import autocast, check_precision, inference_dtype, precision_name
 from ..progress import Progress, ProgressFn
 from ..tta import check_tta, with_tta
@@ -83,10 +85,18 @@ class Deblurrer:
         """Bytes of activations one batch or tile may take on its device (see :func:`.device.memory_budget`)."""
         return memory_budget(self.device)
 
+    @property
+    def published(self) -> dict[str, Any]:
+        """What spandrel detected in a published checkpoint (architecture, tags, label, licence, size
+        requirements, precisions; see :func:`deblur_core.published.load_published`); empty for this project's."""
+        return self.meta.get("published", {})
+
     def plan(self, height: int, width: int, *, batch_size: int = 1, overlap: int = 32) -> TilePlan:
         """How frames of ``height`` x ``width`` run on this device (see :func:`.tiles.plan_batch`)."""
+        size = self.published.get("size_requirements", {})
         return plan_batch(height, width, bytes_per_pixel=self.bytes_per_pixel, budget=self.budget,
-                          batch_size=batch_size, overlap=overlap)
+                          batch_size=batch_size, overlap=overlap, multiple=size.get("multiple_of", 1),
+                          square=size.get("square", False))
 
     def __call__(self, x: Tensor, *, tile: Tile = None, overlap: int = 32,
                  progress: ProgressFn | None = None) -> Tensor:
@@ -95,7 +105,7 @@ class Deblurrer:
 
 
 def load_deblurrer(
-    name: str,
+    name: str | None = None,
     weights: str | Path | None = None,
     *,
     device: str | torch.device = "auto",
@@ -104,30 +114,65 @@ def load_deblurrer(
     tta: int = 1,
     tlc: bool = False,
 ) -> Deblurrer:
-    """Build variant ``name`` with ``weights`` (a safetensors checkpoint) or its shipped weights if any, to
-    run at ``precision`` (``auto``, ``fp32``, ``bf16`` or ``fp16``; see
-    :func:`deblur_core.precision.inference_dtype`), averaged over ``tta`` flips and rotations of each input
-    (1, 2, 4 or 8; see :mod:`deblur_core.tta`). ``tlc``: a nafnet model's channel attention pools over
-    windows of 1.5 training crops instead of the whole frame (:func:`deblur_core.models.nafnet.use_tlc`; other
-    models refuse it with a ValueError).
+    """Build variant ``name`` with ``weights`` or its shipped weights if any, to run at ``precision``
+    (``auto``, ``fp32``, ``bf16`` or ``fp16``; see :func:`deblur_core.precision.inference_dtype`), averaged
+    over ``tta`` flips and rotations of each input (1, 2, 4 or 8; see :mod:`deblur_core.tta`). ``tlc``: a
+    NAFNet's channel attention pools over windows of 1.5 training crops instead of the whole frame
+    (:func:`deblur_core.models.nafnet.use_tlc`; other networks refuse it with a ValueError).
+
+    ``weights``: a checkpoint of this project (its variant is read from it, so ``name`` may be left out), or
+    a published one that spandrel recognises (``.pth``, ``.ckpt``, ``.pt`` or ``.safetensors``; see
+    :mod:`deblur_core.published`), whose architecture is detected and which takes no ``name``. Neither:
+    ``name``, by default :data:`deblur_core.defaults.DEFAULT_MODEL`.
 
     channels_last is oneDNN's preferred layout for convolutions on x86 CPUs and suits tensor cores on GPUs.
     """
     dev = resolve_device(device)
     check_precision(precision)
     check_tta(tta)
-    path = Path(weights) if weights is not None else pretrained_path(name)
-    if path is not None:
-        model, meta = load_model(path, expect=name)
-    else:
-        model, meta = get_model(name).eval(), {}
+    model, meta, name, path = _build(name, weights)
     if tlc:
         use_tlc(model, meta)
     model = model.to(dev)
-    dtype = inference_dtype(precision, dev, model)
-    if channels_last:
+    dtype = _supported(inference_dtype(precision, dev, model), precision, meta.get("published", {}), dev)
+    if channels_last and getattr(model, "channels_last", True):
         model = model.to(memory_format=torch.channels_last)
     return Deblurrer(model=with_tta(model, tta), name=name, device=dev, weights=path, meta=meta, dtype=dtype)
+
+
+def _build(name: str | None, weights: str | Path | None) -> tuple[nn.Module, dict[str, Any], str, Path | None]:
+    """(model in eval mode, its checkpoint's meta, the name it is shown by, the weights' path or None)."""
+    if weights is None:
+        name = name or DEFAULT_MODEL
+        path = pretrained_path(name)
+        if path is None:
+            return get_model(name).eval(), {}, name, None
+        model, meta = load_model(path, expect=name)
+        return model, meta, name, path
+    path = Path(weights)
+    if checkpoint_kind(path) == "project":
+        model, meta = load_model(path, expect=name)
+        return model, meta, name or meta["model"], path
+    if name is not None:
+        raise ValueError(f"'{path.name}' is a published checkpoint, whose architecture is detected from it; "
+                         f"leave out the model name ('{name}'), which names this project's variants")
+    model, meta = load_published(path)
+    return model, meta, meta["published"]["label"], path
+
+
+def _supported(dtype: torch.dtype | None, precision: str, published: dict[str, Any],
+               device: torch.device) -> torch.dtype | None:
+    """``dtype`` where the published network supports it (spandrel says which); ``auto`` falls back to fp32."""
+    allowed = {torch.float16: published.get("supports_half", True),
+               torch.bfloat16: published.get("supports_bfloat16", True)}
+    if dtype is None or allowed[dtype]:
+        return dtype
+    if precision != "auto":
+        raise ValueError(f"{published['architecture']} does not support {precision} (spandrel says so); use "
+                         "--precision fp32" + (" or bf16" if allowed[torch.bfloat16] else ""))
+    if device.type == "cuda" and allowed[torch.bfloat16] and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
 
 
 def deblur_tensor(

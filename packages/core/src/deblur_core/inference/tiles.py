@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,13 +42,14 @@ class TilePlan:
 
 
 def plan_batch(height: int, width: int, *, bytes_per_pixel: float, budget: float, batch_size: int,
-               overlap: int) -> TilePlan:
+               overlap: int, multiple: int = 1, square: bool = False) -> TilePlan:
     """Run frames of ``height`` x ``width`` within ``budget`` bytes of activations.
 
     A frame that fits runs whole, batched with as many others (up to ``batch_size``) as fit; tiles only cost
     time (they overlap, and each runs the network's fixed work again). A frame that does not fit runs alone,
     in the grid of tiles that fit which processes the fewest pixels in all (sides multiples of 16, the
-    frame's own where that is smaller).
+    frame's own where that is smaller). A network that needs sides that are multiples of ``multiple``, or a
+    square input (``square``), is planned for the input it is padded to, in tiles of that kind.
 
     Example:
         >>> plan_batch(720, 1280, bytes_per_pixel=1386, budget=1536 * 2**20, batch_size=4, overlap=32)
@@ -56,20 +58,25 @@ def plan_batch(height: int, width: int, *, bytes_per_pixel: float, budget: float
         TilePlan(frames=1, tile=(1104, 992))
     """
     max_pixels = max(1, int(budget // bytes_per_pixel))
-    padded = _round_up(height, TILE_MULTIPLE) * _round_up(width, TILE_MULTIPLE)  # the networks pad to their stride
+    step = math.lcm(TILE_MULTIPLE, multiple)
+    ph, pw = _round_up(height, step), _round_up(width, step)  # the networks pad to their stride
+    padded = max(ph, pw) ** 2 if square else ph * pw
     if padded <= max_pixels:
         return TilePlan(frames=max(1, min(batch_size, max_pixels // padded)))
-    smallest = 2 * overlap + TILE_MULTIPLE  # a tile must exceed twice the overlap
+    smallest = _round_up(2 * overlap + 1, step)  # a tile must exceed twice the overlap
+    if square:  # the largest square that fits (run_tiles crops it to a frame side shorter than it)
+        side = max(smallest, math.isqrt(max_pixels) // step * step)
+        return TilePlan(frames=1, tile=(side, side))
     best: tuple[tuple[int, int], tuple[int, int]] | None = None
     for rows in range(1, max(1, height // max(1, smallest - overlap)) + 2):
-        th = _tile_side(height, rows, overlap)
+        th = _tile_side(height, rows, overlap, step)
         if th < min(height, smallest):
             break
-        widest = min(width, max_pixels // th // TILE_MULTIPLE * TILE_MULTIPLE)
+        widest = min(width, max_pixels // th // step * step)
         if widest < min(width, smallest):
             continue
         cols = 1 if widest >= width else -(-(width - overlap) // (widest - overlap))
-        tw = _tile_side(width, cols, overlap)
+        tw = _tile_side(width, cols, overlap, step)
         plan = TilePlan(frames=1, tile=(th, tw))
         cost = (plan.tiles(height, width, overlap) * th * tw, plan.tiles(height, width, overlap))
         if best is None or cost < best[0]:
@@ -81,11 +88,11 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def _tile_side(length: int, count: int, overlap: int) -> int:
-    """The shortest tile side (a multiple of 16, or ``length``) that covers ``length`` in ``count`` tiles."""
+def _tile_side(length: int, count: int, overlap: int, step: int) -> int:
+    """The shortest tile side (a multiple of ``step``, or ``length``) that covers ``length`` in ``count`` tiles."""
     if count <= 1:
         return length
-    return min(length, _round_up(-(-(length + (count - 1) * overlap) // count), TILE_MULTIPLE))
+    return min(length, _round_up(-(-(length + (count - 1) * overlap) // count), step))
 
 
 def _ramp(size: int, overlap: int, taper_start: bool, taper_end: bool) -> Tensor:

@@ -14,16 +14,19 @@ from torch import Tensor, nn
 __all__ = ["DeblurModel", "pad_to_multiple"]
 
 
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+def pad_to_multiple(x: Tensor, multiple: int, *, zeros: bool = False) -> Tensor:
     """Pad the bottom and right of ``x`` so that H and W are multiples of ``multiple``.
 
     Reflection avoids a dark border that zero padding would teach the network to "deblur"; for inputs
-    smaller than the pad, where reflection is undefined, the edge is replicated instead.
+    smaller than the pad, where reflection is undefined, the edge is replicated instead. ``zeros``: pad with
+    zeros, for weights trained elsewhere with that padding (the official NAFNet's).
     """
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph == 0 and pw == 0:
         return x
+    if zeros:
+        return F.pad(x, (0, pw, 0, ph))
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
@@ -38,6 +41,8 @@ class DeblurModel(nn.Module):
     """
 
     stride: int = 1
+    # pad inputs to the stride with zeros instead of reflection: set on weights trained that way elsewhere
+    pad_zeros: bool = False
     # whether --precision auto may run this network under bf16 autocast on a CPU with AMX; a network with a
     # faster fp32 path of its own there says False
     cpu_autocast: bool = True
@@ -66,7 +71,7 @@ class DeblurModel(nn.Module):
                 out = self.forward(x.reshape(b * 3, 1, h, w))
                 return _map(out, lambda t: t.reshape(b, 3, *t.shape[-2:]))
             raise ValueError(f"expected 1 or 3 channels, got {c}")
-        out = self._forward(pad_to_multiple(x, self.stride))
+        out = self._forward(pad_to_multiple(x, self.stride, zeros=self.pad_zeros))
         if isinstance(out, list):
             # scale i of n is 2**(n-1-i) times smaller; crop it to the matching share of the input
             n = len(out)

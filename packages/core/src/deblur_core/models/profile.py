@@ -72,8 +72,10 @@ def activation_bytes_per_pixel(model: nn.Module, size: int = 256, in_channels: i
     buffers and freed memory the allocator keeps.
     """
     c = in_channels if in_channels is not None else getattr(model, "in_channels", 3)
-    meta = _to_meta(model).to(memory_format=torch.channels_last)
-    x = torch.empty(1, c, size, size, device="meta").contiguous(memory_format=torch.channels_last)
+    # the layout inference runs in: channels_last, unless the network says it takes plain NCHW
+    layout = torch.channels_last if getattr(model, "channels_last", True) else torch.contiguous_format
+    meta = _to_meta(model).to(memory_format=layout)
+    x = torch.empty(1, c, size, size, device="meta").contiguous(memory_format=layout)
     with torch.inference_mode(), _PeakMemory() as peak:
         peak.track(x)
         meta(x)
