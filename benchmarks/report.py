@@ -497,6 +497,7 @@ _TITLES = {
     "nafnet-former-vs-current": "`nafnet`: its former forward vs today's (CPU inference path)",
     "e2e": "End-to-end `batch` vs model only",
     "tiling": "`batch` with its default tiling vs whole frames (`tile=4096`)",
+    "published-networks": "Published networks (random weights at their authors' sizes) beside the shipped models, fp32",
     "io-pipeline": "IO pipeline alone: PNG decode + encode in worker threads (no network)",
     "training": "Training throughput (samples/s = frames/s)",
 }

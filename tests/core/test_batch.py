@@ -266,6 +266,21 @@ def test_a_720p_frame_of_srn_runs_whole_and_an_8k_one_in_few_tiles():
     assert plan_batch(360, 640, bytes_per_pixel=bpp, budget=CPU_MEMORY_BUDGET, batch_size=4, overlap=32).frames == 4
 
 
+def test_a_network_that_needs_multiples_or_squares_is_planned_in_them():
+    """Published networks state size rules (FFTformer: sides multiple of 32; Uformer: squares of 128): the plan
+    counts the padded input and cuts tiles of that kind."""
+    kw = dict(bytes_per_pixel=1000, budget=100_000_000, batch_size=4, overlap=32)  # 100,000 pixels
+    plan = plan_batch(1000, 1500, multiple=32, **kw)
+    th, tw = plan.tile
+    assert th % 32 == tw % 32 == 0 and th * tw <= 100_000
+    side = plan_batch(1000, 1500, multiple=128, square=True, **kw).tile
+    assert side == (256, 256)  # the largest square of 128s within 100,000 pixels
+    # whole: 40x60 pads to a 128-square, which fits; 300x40 pads to a 384-square (147,456 px), which does not
+    assert plan_batch(40, 60, multiple=128, square=True, **kw).tile is None
+    assert plan_batch(300, 40, multiple=128, square=True, **kw).tile == (256, 256)
+    assert plan_batch(300, 40, **kw).tile is None  # the same frame without the rule runs whole
+
+
 @pytest.mark.slow
 def test_tiled_output_matches_untiled_output():
     # An untrained network is the identity: randomise it so that the tiles' context really matters.

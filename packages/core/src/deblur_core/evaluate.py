@@ -6,6 +6,7 @@ So every learned number stands next to what doing nothing and what a textbook me
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -84,9 +85,8 @@ def evaluate(model: torch.nn.Module | Deblurrer | None, source, *, device: str |
     By default every held-out image is scored whole, as the field's test protocols (GoPro, REDS) do:
     ``source.test_images()``, the model run as :func:`deblur_core.inference.deblur_tensor` runs it (``tile``:
     in ``tile`` x ``tile`` tiles where larger; None: as the memory budget plans). ``crops=True``
-    scores the fixed validation crops training reports instead (a quick look). The model runs at
-    ``precision`` (see :func:`deblur_core.precision.inference_dtype`); a :class:`~deblur_core.inference.Deblurrer`
-    runs on its own device, in its own arithmetic and tile plan. ``progress`` counts whole images.
+    scores the fixed validation crops training reports instead (a quick look). The model runs at ``precision``
+    (:func:`~deblur_core.precision.inference_dtype`), a Deblurrer in its own. ``progress`` counts whole images.
 
     Returns:
         ``{"dataset": ..., "images": n, "protocol": "whole images" | "crops", "rows": {"blurred": {...},
@@ -97,10 +97,9 @@ def evaluate(model: torch.nn.Module | Deblurrer | None, source, *, device: str |
     from .inference import Deblurrer, deblur_tensor
 
     def deblurred(x: Tensor, tile_size: int | None) -> Tensor:
-        if isinstance(model, Deblurrer):
-            return model(x, tile=tile_size)
-        return deblur_tensor(model, x, device=device, precision=precision, tile=tile_size)
-
+        run = model if isinstance(model, Deblurrer) else functools.partial(deblur_tensor, model, device=device,
+                                                                           precision=precision)
+        return run(x, tile=tile_size)
     acc: dict[str, dict[str, list]] = {}
     per_image: list[dict[str, Any]] = []
 

@@ -53,16 +53,10 @@ class ExportResult:
     max_abs_diff: float | None  # onnxruntime against deblur_tensor in fp32 on a random input; None without it
 
 
-def export_model(
-    name: str | None,
-    out: str | os.PathLike,
-    *,
-    weights: str | os.PathLike | None = None,
-    format: str = "onnx",
-    opset: int = MIN_OPSET,
-) -> ExportResult:
-    """Write variant ``name`` (with ``weights``, else its shipped weights, else untrained) to ``out``; or the
-    network of a checkpoint ``weights`` (``name`` None), where it is this project's or a published NAFNet.
+def export_model(name: str | None, out: str | os.PathLike, *, weights: str | os.PathLike | None = None,
+                 format: str = "onnx", opset: int = MIN_OPSET) -> ExportResult:
+    """Write variant ``name`` (with ``weights``, else its shipped weights, else untrained), or the network of
+    a checkpoint ``weights`` (``name`` None: this project's or a published NAFNet), to ``out``.
 
     The graph pools the nafnet models' channel attention over the whole frame, as they were trained: it does
     not carry TLC (:func:`~deblur_core.inference.load_deblurrer`'s ``tlc``).
@@ -80,7 +74,8 @@ def export_model(
         random (2, C, 67, 93) input where onnxruntime is installed.
 
     Raises:
-        ValueError: an unknown variant or format, a published network other than NAFNet, an opset below 18, an ``out`` that cannot be a file.
+        ValueError: an unknown variant or format, a published network other than NAFNet, an opset below 18,
+            an ``out`` that cannot be a file.
         DeblurError: bad weights, missing export packages, or an export, write or check that failed.
     """
     if format not in FORMATS:
@@ -95,13 +90,8 @@ def export_model(
                          f"onnx knows), got {opset}: srn's antialiased downscaling needs ONNX Resize of opset 18")
     out = Path(out)
     _check_writable(out)
-    deb = load_deblurrer(name, weights, device="cpu", precision="fp32", channels_last=False)
-    if isinstance(deb.model, PublishedNet):
-        raise ValueError(f"{deb.published['architecture']} is not exported: ONNX export covers this project's "
-                         "networks and NAFNet checkpoints, which load into its own NAFNet; other published "
-                         "networks run only through PyTorch here")
-    name = deb.name
-    graph = _ExportGraph(deb.model)
+    deb = _exportable(name, weights)
+    name, graph = deb.name, _ExportGraph(deb.model)
     example = torch.rand(_CHECK_SHAPE[0], deb.model.in_channels, *_CHECK_SHAPE[1:],
                          generator=torch.Generator().manual_seed(0))
     proto = _to_onnx(graph, example, opset)
@@ -118,6 +108,17 @@ def export_model(
         raise DeblurError(f"cannot write '{out}': {e.strerror or e}") from None
     diff = _check_with_onnxruntime(out, deb, example)
     return ExportResult(path=out, model=name, weights=deb.weights, opset=opset, max_abs_diff=diff)
+
+
+def _exportable(name: str | None, weights: str | os.PathLike | None) -> Deblurrer:
+    """The network to export, in fp32 on the CPU; a published one that does not run in this project's
+    NAFNet is refused with a ValueError (its forward is spandrel's, whose padding is Python)."""
+    deb = load_deblurrer(name, weights, device="cpu", precision="fp32", channels_last=False)
+    if isinstance(deb.model, PublishedNet):
+        raise ValueError(f"{deb.published['architecture']} is not exported: ONNX export covers this project's "
+                         "networks and NAFNet checkpoints, which load into its own NAFNet; other published "
+                         "networks run only through PyTorch here")
+    return deb
 
 
 class _ExportGraph(nn.Module):

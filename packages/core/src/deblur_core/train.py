@@ -195,6 +195,16 @@ class _State:
     last_val: dict[str, float] = field(default_factory=dict)
 
 
+def _compiled(net: nn.Module, cfg: TrainConfig, device: torch.device, world_size: int) -> tuple[nn.Module, bool]:
+    """``net`` compiled where ``cfg.compile`` asks, and whether its steps replay as CUDA graphs."""
+    if not cfg.compile:
+        return net, False
+    mode = _compile_mode(device, world_size)
+    _check_compiler(device)
+    # the crops keep one shape: compiled once, for static shapes
+    return torch.compile(net, dynamic=False, mode=mode), mode == "reduce-overhead"
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None = None) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data``, writing checkpoints and logs to ``cfg.out``. ``resume=True`` continues
     the run in ``cfg.out`` from its last saved step (see :func:`load_run_config`); ``cfg.steps`` and
@@ -210,11 +220,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
                           channels=cfg.model_kwargs.get("in_channels", 3))
     model, opt, state = _start(cfg, device, run if resume else None)
     net = nn.parallel.DistributedDataParallel(model) if ctx.world_size > 1 else model
-    mode = _compile_mode(device, ctx.world_size)
-    if cfg.compile:  # the crops keep one shape: compiled once, for static shapes
-        _check_compiler(device)
-        net = torch.compile(net, dynamic=False, mode=mode)
-    graphs = cfg.compile and mode == "reduce-overhead"
+    net, graphs = _compiled(net, cfg, device, ctx.world_size)
     amp = autocast_dtype(cfg.precision, device)
     # "auto" is decided once, here, and stored as what it chose: a run resumed on another kind of CPU (or a GPU)
     # keeps the arithmetic it started with
