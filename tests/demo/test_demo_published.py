@@ -21,7 +21,9 @@ from gradio_client import Client, handle_file  # noqa: E402
 def published(published_checkpoint):
     require_zoo("spandrel_extra_arches")
     return [published_checkpoint("nafnet-gopro-width64", ".pth"),
-            published_checkpoint("restormer-motion", ".safetensors")]
+            published_checkpoint("restormer-motion", ".safetensors"),
+            published_checkpoint("nafnet-reds-width64", ".safetensors"),
+            published_checkpoint("fftformer-gopro", ".pth")]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,8 @@ def test_each_file_is_a_choice_that_deblurs_as_spandrel_does(client, published, 
     spandrel_extra_arches.install(ignore_duplicates=True)
     choices = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/deblur"]["parameters"][1]
     choices = choices["type"]["enum"]  # the dropdown's values, in order: the files first
-    assert choices[:2] == ["NAFNet 64w (nafnet-gopro-width64.pth)", "Restormer 48dim (restormer-motion.safetensors)"]
+    assert choices[:4] == ["NAFNet 64w (nafnet-gopro-width64.pth)", "Restormer 48dim (restormer-motion.safetensors)",
+                           "NAFNet 64w (nafnet-reds-width64.safetensors)", "FFTformer 48dim (fftformer-gopro.pth)"]
     example = next(p for p in example_images() if p.name == "clock_motion.png")
     small = tmp_path / "small.png"
     with PILImage.open(example) as im:

@@ -95,8 +95,9 @@ def _published_table() -> Table:
 
     table = Table(title=f"published architectures that deblur (--weights FILE; {escape(ZOO_INSTALL)})",
                   box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
-    for col in ("network", "licence of its code", "needs", "weights published at"):
+    for col in ("network", "licence of its code", "needs"):
         table.add_column(col)
+    table.add_column("weights published at", overflow="fold")  # a URL cut short is no use
     for arch, p in PUBLISHED.items():
         table.add_row(arch, p.licence, "spandrel-extra-arches" if p.extra else "spandrel", p.source)
     return table
