@@ -224,11 +224,15 @@ def load_published(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weight file '{path}' does not exist")
-    spandrel = _spandrel()
-    state = read_state_dict(path)
+    spandrel = _spandrel()  # before reading: without it, say so before reading hundreds of MB
+    return _from_state(spandrel, path, read_state_dict(path))
+
+
+def _from_state(spandrel, path: Path, state: dict[str, Tensor]) -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_published` for the tensors ``state`` already read from ``path``."""
     check_finite(path, state)
     try:
-        desc = spandrel.ModelLoader().load_from_state_dict(state)
+        desc = spandrel.ModelLoader().load_from_state_dict(dict(state))  # a loader may rename keys in place
     except spandrel.UnsupportedModelError:
         hint = "" if _extra_ids() else (f"; non-commercial architectures such as Restormer and MPRNet need "
                                         f"'{EXTRA_INSTALL}'")
@@ -308,12 +312,12 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> tuple[
     if dst.resolve() == src.resolve():
         raise ValueError("the converted file must not replace the original")
     state = read_state_dict(src)
-    info: dict[str, Any] = {}
     try:
-        info = load_published(src)[1]["published"]
-    except CheckpointError as e:
-        if "spandrel" not in str(e) or "not installed" not in str(e):
-            raise
+        spandrel = _spandrel()
+    except CheckpointError:  # not installed: the tensors are converted all the same, unchecked
+        info: dict[str, Any] = {}
+    else:  # refuse what --weights would refuse, from the tensors already read
+        info = _from_state(spandrel, src, state)[1]["published"]
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}  # shared storage cannot be saved
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dst) as tmp:
