@@ -132,7 +132,10 @@ class _ExportGraph(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
         m = self.model.stride
-        padded = F.pad(x, (0, (m - w % m) % m, 0, (m - h % m) % m)) if self.model.pad_zeros else _pad_to_multiple(x, m)
+        if self.model.pad_zeros:  # pad_to_multiple(zeros=True) without its shape branch, which export cannot keep
+            padded = F.pad(x, (0, (m - w % m) % m, 0, (m - h % m) % m))
+        else:
+            padded = _pad_to_multiple(x, m)
         return self.model._forward(padded)[..., :h, :w].clamp(0, 1)
 
 
