@@ -107,3 +107,27 @@ def test_the_model_aware_rule_is_the_one_rule(amx):
     assert inference_dtype("auto", "cpu", get_model("nafnet-cpu")) is None
     assert inference_dtype("auto", "cpu", get_model("srn-nolstm")) is torch.bfloat16
     assert inference_dtype("bf16", "cpu", get_model("nafnet")) is torch.bfloat16
+
+
+def test_a_network_that_cannot_run_a_half_precision_refuses_it_and_auto_passes_it_by(amx, cuda_bf16):
+    class NoHalf(torch.nn.Module):
+        architecture = "NoHalfNet"
+        supports_half = False
+        supports_bfloat16 = True
+
+    class FP32Only(torch.nn.Module):
+        supports_half = supports_bfloat16 = False
+
+    with pytest.raises(ValueError, match="NoHalfNet does not support fp16; use --precision fp32 or bf16"):
+        inference_dtype("fp16", "cpu", NoHalf())
+    with pytest.raises(ValueError, match="FP32Only does not support bf16; use --precision fp32$"):
+        inference_dtype("bf16", "cuda", FP32Only())
+    assert inference_dtype("fp32", "cpu", FP32Only()) is None
+    amx(True)
+    assert inference_dtype("auto", "cpu", NoHalf()) is torch.bfloat16
+    assert inference_dtype("auto", "cpu", FP32Only()) is None
+    cuda_bf16(False)  # a GPU without native bf16: fp16, unless the network cannot
+    assert inference_dtype("auto", "cuda", NoHalf()) is None
+    cuda_bf16(True)
+    assert inference_dtype("auto", "cuda", NoHalf()) is torch.bfloat16
+    assert inference_dtype("auto", "cuda", FP32Only()) is None

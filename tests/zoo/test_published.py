@@ -102,7 +102,8 @@ def test_batch_writes_the_output_quantised_and_a_video_keeps_its_sound(published
     expected = _spandrel_forward(path, _tensor(frames))
     for i in range(2):
         assert np.array_equal(iio.imread(tmp_path / "out" / f"{i:04d}.png"), to_array(expected[i], 8))
-    assert json.loads((tmp_path / "s.json").read_text())["model"].endswith(f"({path.name})")
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["model"].endswith(f"({path.name})") and summary["trained_on"] == "its authors' data (published)"
     # a rerun resumes: nothing left to do
     r = runner.invoke(app, ["batch", str(src), "--weights", str(path), "--out", str(tmp_path / "out"),
                             "--device", "cpu", "--precision", "fp32", "--quiet", "--json-summary",
@@ -183,6 +184,30 @@ def test_a_precision_the_network_does_not_support_is_refused(published_checkpoin
     assert r.exit_code == 2 and "does not support fp16" in r.output
     r = runner.invoke(app, ["batch", str(tmp_path), "--weights", str(path), "--model", "srn"])
     assert r.exit_code == 2 and "leave out the model name" in r.output
+
+
+def test_without_the_extra_architectures_restormer_is_refused_naming_them(published_checkpoint, tmp_path,
+                                                                          monkeypatch):
+    from deblur_core import published
+
+    path = published_checkpoint("restormer-motion", ".pth")  # needs the extra to be made
+    spandrel, extra = require_zoo(), published._extra_ids()
+    main_only = spandrel.ArchRegistry()
+    main_only.add(*[s for s in spandrel.MAIN_REGISTRY.architectures() if str(s.architecture.id) not in extra])
+
+    class Loader(spandrel.ModelLoader):  # spandrel as installed without the extra
+        def __init__(self):
+            super().__init__(registry=main_only)
+
+    monkeypatch.setattr(published, "_spandrel", lambda: type("spandrel", (), {
+        "ModelLoader": Loader, "UnsupportedModelError": spandrel.UnsupportedModelError}))
+    monkeypatch.setattr(published, "_extra_ids", set)
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["batch", str(tmp_path), "--weights", str(path), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert "not a checkpoint of an architecture spandrel knows" in r.output
+    assert published.EXTRA_INSTALL in r.output.replace("\n", "")
+    assert not out.exists()
 
 
 def test_models_describes_a_checkpoint_with_its_licence(published_checkpoint):

@@ -45,10 +45,12 @@ def inference_dtype(precision: str = "auto", device: str | torch.device = "cpu",
     tensor cores take fp16), bf16 on CPUs with AMX (:func:`cpu_has_amx_bf16`) unless ``model`` says its
     own fp32 CPU path is faster (``cpu_autocast = False``: the nafnet models), and fp32 on every other
     CPU. ``fp32``, ``bf16`` and ``fp16`` are honoured on any device (bf16 on a CPU without AMX is correct
-    but may be far slower than fp32).
+    but may be far slower than fp32). A ``model`` that says it cannot run a half precision
+    (``supports_half`` or ``supports_bfloat16`` False: published networks, as spandrel reports them) refuses
+    it when asked by name, and ``auto`` chooses among the others.
 
     Raises:
-        ValueError: an unknown precision.
+        ValueError: an unknown precision, or one ``model`` does not support.
 
     Example:
         >>> inference_dtype("bf16", "cpu")
@@ -57,15 +59,21 @@ def inference_dtype(precision: str = "auto", device: str | torch.device = "cpu",
         True
     """
     check_precision(precision)
+    runs = {torch.float16: getattr(model, "supports_half", True),
+            torch.bfloat16: getattr(model, "supports_bfloat16", True)}
     if precision != "auto":
         dtype = DTYPES[precision]
+        if dtype != torch.float32 and not runs[dtype]:
+            name = getattr(model, "architecture", type(model).__name__)
+            raise ValueError(f"{name} does not support {precision}; use --precision fp32"
+                             + (" or bf16" if runs[torch.bfloat16] else ""))
         return None if dtype == torch.float32 else dtype
     dev = torch.device(device)
-    if dev.type == "cpu" and not getattr(model, "cpu_autocast", True):
-        return None
     if dev.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-    if dev.type == "cpu" and cpu_has_amx_bf16():
+        if runs[torch.bfloat16] and torch.cuda.is_bf16_supported(including_emulation=False):
+            return torch.bfloat16
+        return torch.float16 if runs[torch.float16] else None
+    if dev.type == "cpu" and getattr(model, "cpu_autocast", True) and runs[torch.bfloat16] and cpu_has_amx_bf16():
         return torch.bfloat16
     return None
 

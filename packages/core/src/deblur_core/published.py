@@ -202,7 +202,7 @@ class PublishedNet(nn.Module):
         self.multiple, self.square, self.minimum = req.multiple_of, req.square, req.minimum
         self.supports_half = descriptor.supports_half
         self.supports_bfloat16 = descriptor.supports_bfloat16
-        self.cpu_autocast = descriptor.supports_bfloat16
+        self.architecture = descriptor.architecture.name
         self.in_channels = descriptor.input_channels
 
     def forward(self, x: Tensor) -> Tensor:

@@ -112,7 +112,8 @@ def new_report(src: Path, dst: Path, deb: Deblurrer, opts: BatchOptions) -> Batc
     report = BatchReport(input=str(src), output=str(dst), model=deb.name, trained=deb.trained,
                          device=str(deb.device), precision=deb.precision, rank=opts.rank, world_size=opts.world_size)
     config = deb.meta.get("config", {})
-    report.trained_on = trained_on(config)
+    # a published checkpoint carries no training config: its data are its authors' (see MODELS.md)
+    report.trained_on = trained_on(config) or ("its authors' data (published)" if deb.published else "")
     if deb.trained and gaussian_only(config):
         report.notes.append(f"the '{deb.name}' weights were trained on gaussian blur only: on motion, camera-shake "
                             "or video blur they can make frames worse (see MODELS.md); 'srn' is trained on a mix "

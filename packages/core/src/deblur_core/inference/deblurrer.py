@@ -134,7 +134,7 @@ def load_deblurrer(
     if tlc:
         use_tlc(model, meta)
     model = model.to(dev)
-    dtype = _supported(inference_dtype(precision, dev, model), precision, meta.get("published", {}), dev)
+    dtype = inference_dtype(precision, dev, model)
     if channels_last and getattr(model, "channels_last", True):
         model = model.to(memory_format=torch.channels_last)
     return Deblurrer(model=with_tta(model, tta), name=name, device=dev, weights=path, meta=meta, dtype=dtype)
@@ -158,21 +158,6 @@ def _build(name: str | None, weights: str | Path | None) -> tuple[nn.Module, dic
                          f"leave out the model name ('{name}'), which names this project's variants")
     model, meta = load_published(path)
     return model, meta, meta["published"]["label"], path
-
-
-def _supported(dtype: torch.dtype | None, precision: str, published: dict[str, Any],
-               device: torch.device) -> torch.dtype | None:
-    """``dtype`` where the published network supports it (spandrel says which); ``auto`` falls back to fp32."""
-    allowed = {torch.float16: published.get("supports_half", True),
-               torch.bfloat16: published.get("supports_bfloat16", True)}
-    if dtype is None or allowed[dtype]:
-        return dtype
-    if precision != "auto":
-        raise ValueError(f"{published['architecture']} does not support {precision} (spandrel says so); use "
-                         "--precision fp32" + (" or bf16" if allowed[torch.bfloat16] else ""))
-    if device.type == "cuda" and allowed[torch.bfloat16] and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
 
 
 def deblur_tensor(
