@@ -47,7 +47,9 @@ MACHINES = {
     "runs/gpu-nafnet-cpu": "one NVIDIA H200 (the GPU machine, inside `scripts/gpu_train.sh`), bf16 autocast",
     # nafnet-cpu's CPU stages: the project's 2-core machine is not always the same CPU
     **dict.fromkeys(("runs/nafnet-cpu", "runs/nafnet-cpu-s3", "runs/nafnet-cpu-s5", "runs/nafnet-cpu-s6",
-                     "runs/nafnet-cpu-s9", "runs/nafnet-cpu-s10"),
+                     "runs/nafnet-cpu-s9", "runs/nafnet-cpu-s10",
+                     # srn's do-no-harm stages
+                     "runs/srn-noharm", "runs/srn-noharm2", "runs/srn-noharm3", "runs/srn-noharm4"),
                     "this project's 2-core CPU machine as an Intel Xeon with AMX, bf16 autocast"),
     "runs/nafnet-cpu-s7": "this project's 2-core CPU machine as an AMD EPYC, fp32 (bf16 is emulated there)",
 }
@@ -74,8 +76,8 @@ SHARP_NOTE = ("`none` is every held-out photo unblurred and `light` slightly blu
 
 # Found by `python scripts/darkening_probe.py` (docs/darkening.md holds its tables).
 CAUSE = ("Why a network alters sharp frames: weights that never saw a sharp input in training (every shipped model's "
-         "but `nafnet-cpu`'s: the mixes start at gaussian sigma 1 and 3 px of motion) extrapolate on such input what "
-         "their pairs taught them. `srn`'s training pairs had targets darker than their inputs: video-style blur averaged in linear light makes a "
+         "but `nafnet-cpu`'s and `srn`'s: the mixes start at gaussian sigma 1 and 3 px of motion) extrapolate on such input what "
+         "their pairs taught them. `srn`'s GPU stages trained on pairs with targets darker than their inputs: video-style blur averaged in linear light makes a "
          "blurred frame brighter than its sharp twin (1.83 levels of 255 on average over the `video` kind, 0 for "
          "the kinds blurred on sRGB values), and `--saturate` dimmed the target's highlights against the input's "
          "clipped ones (0.95 levels in bright areas). Noise, the FFT loss and bf16 put no bias into the pairs. "
@@ -84,12 +86,13 @@ CAUSE = ("Why a network alters sharp frames: weights that never saw a sharp inpu
 
 # What the metadata cannot say.
 NOTES = {
-    "srn": "Both stages ran inside `scripts/gpu_train.sh`'s window on the GPU machine: stage 1 is the script's "
+    "srn": "Stages 1 and 2 ran inside `scripts/gpu_train.sh`'s window on the GPU machine: stage 1 is the script's "
            "training phase (`OUT=... MINUTES=4.0 scripts/gpu_train.sh`, which sized the run to 4782 steps from its "
            "smoke phase's 21.4 steps/s), stage 2 a fine-tune from stage 1's last weights run by hand on the same "
-           "machine with the remaining minutes. 20.8 steps/s of 32 crops of 256x256: 8682 steps, 7.0 minutes of "
-           "training in all (12.9 minutes of GPU-machine time with start-up, smoke, benchmarks and the first "
-           "attempt, which stopped at a resume bug in its smoke phase).",
+           "machine with the remaining minutes (20.8 steps/s of 32 crops of 256x256). Stages 3-6 taught it to leave "
+           "sharp frames alone on the 2-core CPU machine, from the weights before each, with unblurred and lightly "
+           "blurred samples in every batch (`--sharp-share`); training/srn-noharm/README.md holds their curves and "
+           "per-kind tables.",
     "srn-small": "Trained as `srn` before that name moved to the larger network (same weights and command, "
                  "`--model srn` then). The run started with `--steps 9000`; it was resumed with `--steps 15000` at "
                  "step 1500 and with `--steps 13000` at step 6000, which reshaped the rest of its cosine schedule. "
