@@ -30,9 +30,10 @@
 # AdamW at twice the batch) that weights already trained do not need.
 #
 # Each model starts from the better of its shipped weights and its progress committed under training/:
-#   srn:        the shipped weights. training/srn-realistic (the shipped srn after two GPU windows on the
-#               realistic synthesis) gained on long and non-uniform blur but lost up to 1.5 dB on gaussian
-#               and video, more than any later gain on the long kinds could excuse;
+#   srn:        the shipped weights, the CPU fine-tune that leaves sharp frames alone (training/srn-noharm:
+#               43.98 dB on unblurred photos, every blur kind within 0.11 dB of the GPU weights before it).
+#               training/srn-realistic (those GPU weights after two windows on the realistic synthesis)
+#               gained on long and non-uniform blur but lost up to 1.5 dB on gaussian and video;
 #   nafnet-cpu: the shipped weights, the fine-tune that leaves sharp frames alone (43.55 dB on unblurred
 #               photos against 35.9 for training/nafnet-cpu's stage 8, every blur kind within 0.1 dB of it).
 # INIT_SRN and INIT_NAFNET_CPU override (a path or "shipped"; "" starts fresh). SHARE of $MINUTES goes to
