@@ -33,10 +33,9 @@ from torch import Tensor
 
 from .blur import check_kind, synth_blur
 from .catalog import model_catalog, trained_on
-from .checkpoint import pretrained_path, read_metadata
+from .checkpoint import read_metadata
 from .errors import DeblurError
-from .defaults import DEFAULT_MODEL
-from .inference import NON_FINITE_OUTPUT, Deblurrer, load_deblurrer, resolve_device
+from .inference import NON_FINITE_OUTPUT, Deblurrer, load_deblurrer, resolve_device, weights_source
 from .io import Image, check_pixels, image_size, read_image, to_tensor
 from .metrics import blur_effect, psnr, ssim
 from .precision import check_precision
@@ -136,9 +135,7 @@ def _cached_deblurrer(name: str | None, weights: WeightsArg, device: str, precis
         check_tta(tta)
     except ValueError as err:  # the demo shows DeblurErrors to the user
         raise DeblurError(str(err)) from None
-    if weights is None:
-        name = name or DEFAULT_MODEL
-    path = Path(weights) if weights is not None else pretrained_path(name)
+    name, path = weights_source(name, weights)
     stamp = path.stat().st_mtime_ns if path is not None and path.is_file() else None
     return _load_deblurrer_once(name, str(path) if path is not None else None, stamp,
                                 str(resolve_device(device)), precision, tta)

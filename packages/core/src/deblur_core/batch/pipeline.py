@@ -18,7 +18,6 @@ import torch
 from torch import Tensor
 
 from ..errors import ImageWriteError
-from ..defaults import DEFAULT_MODEL
 from ..inference import NON_FINITE_OUTPUT, Deblurrer, TilePlan, load_deblurrer
 from ..io import Image, unit_float
 from ..io.atomic import out_of_space
@@ -38,7 +37,7 @@ def ready(deblurrer: Deblurrer | str | None) -> Deblurrer:
     """``deblurrer`` itself, or the variant of that name (None: the default model) with its shipped weights."""
     if isinstance(deblurrer, Deblurrer):
         return deblurrer
-    return load_deblurrer(deblurrer or DEFAULT_MODEL)
+    return load_deblurrer(deblurrer)
 
 
 def io_workers(device: torch.device | str) -> int:

@@ -7,9 +7,9 @@ in the grid of overlapping tiles that fits it with the fewest pixels (:func:`pla
 with smooth weights so no seam shows. An explicit ``tile`` overrides the plan.
 """
 
-from .deblurrer import NON_FINITE_OUTPUT, Deblurrer, bytes_per_pixel, deblur_tensor, load_deblurrer
+from .deblurrer import NON_FINITE_OUTPUT, Deblurrer, bytes_per_pixel, deblur_tensor, load_deblurrer, weights_source
 from .device import CPU_MEMORY_BUDGET, memory_budget, resolve_device
 from .tiles import TilePlan, plan_batch, tile_starts
 
 __all__ = ["Deblurrer", "resolve_device", "load_deblurrer", "deblur_tensor", "tile_starts", "bytes_per_pixel",
-           "CPU_MEMORY_BUDGET", "NON_FINITE_OUTPUT", "TilePlan", "memory_budget", "plan_batch"]
+           "CPU_MEMORY_BUDGET", "NON_FINITE_OUTPUT", "TilePlan", "memory_budget", "plan_batch", "weights_source"]

@@ -27,7 +27,7 @@ from ..tta import check_tta, with_tta
 from .device import memory_budget, resolve_device
 from .tiles import TilePlan, plan_batch, run_tiles
 
-__all__ = ["Deblurrer", "load_deblurrer", "deblur_tensor", "bytes_per_pixel", "NON_FINITE_OUTPUT"]
+__all__ = ["Deblurrer", "load_deblurrer", "deblur_tensor", "bytes_per_pixel", "NON_FINITE_OUTPUT", "weights_source"]
 
 # Activations are counted on the meta device (models.activation_bytes_per_pixel); the resident memory of a
 # CPU forward pass rose by 1.0-1.5x the count (oneDNN's buffers, memory the allocator keeps), so plan with 1.5x.
@@ -140,16 +140,25 @@ def load_deblurrer(
     return Deblurrer(model=with_tta(model, tta), name=name, device=dev, weights=path, meta=meta, dtype=dtype)
 
 
-def _build(name: str | None, weights: str | Path | None) -> tuple[nn.Module, dict[str, Any], str, Path | None]:
-    """(model in eval mode, its checkpoint's meta, the name it is shown by, the weights' path or None)."""
+def weights_source(name: str | None, weights: str | Path | None) -> tuple[str | None, Path | None]:
+    """The variant and the weight file :func:`load_deblurrer` takes for ``name`` and ``weights``: with no
+    ``weights``, variant ``name`` (None: :data:`deblur_core.defaults.DEFAULT_MODEL`) and its shipped file
+    (None where none ships); else ``name`` as given (None: read from the file) and ``weights``."""
     if weights is None:
         name = name or DEFAULT_MODEL
-        path = pretrained_path(name)
+        return name, pretrained_path(name)
+    return name, Path(weights)
+
+
+def _build(name: str | None, weights: str | Path | None) -> tuple[nn.Module, dict[str, Any], str, Path | None]:
+    """(model in eval mode, its checkpoint's meta, the name it is shown by, the weights' path or None)."""
+    shipped = weights is None
+    name, path = weights_source(name, weights)
+    if shipped:
         if path is None:
             return get_model(name).eval(), {}, name, None
         model, meta = load_model(path, expect=name)
         return model, meta, name, path
-    path = Path(weights)
     if checkpoint_kind(path) == "project":
         model, meta = load_model(path, expect=name)
         return model, meta, name or meta["model"], path
