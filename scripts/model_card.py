@@ -138,8 +138,12 @@ def _training_lines(meta: dict) -> list[str]:
     for i, st in enumerate(stages, 1):
         label = f"stage {i}: " if len(stages) > 1 else ""
         where = MACHINES.get(st["config"].get("out"), "this 2-core CPU machine")
+        mean = ""
+        if st.get("averaged"):  # the next stage started from the mean of this stage's checkpoints at these steps
+            mean = "; the next stage started from the mean of its weights at steps " + ", ".join(
+                str(a["step"]) for a in st["averaged"])
         lines.append(f"- trained with ({label}{st['step']} steps, {st['train_seconds'] / 60:.1f} minutes of wall time "
-                     f"on {where}): `{_command(st['config'])}`")
+                     f"on {where}{mean}): `{_command(st['config'])}`")
     total = sum(st["train_seconds"] for st in stages)
     lines.append(f"- training in all: {sum(st['step'] for st in stages)} steps, {total / 60:.1f} minutes "
                  "(a run stopped and resumed with `--resume RUN_DIR` counts once)")

@@ -154,7 +154,8 @@ def _init_weights(cfg: TrainConfig, model: nn.Module) -> dict[str, Any]:
     earlier = list(meta.get("init", []))
     earlier.append({"weights": str(path), "config": meta.get("config", {}),
                     "step": meta.get("metrics", {}).get("step"),
-                    "train_seconds": meta.get("metrics", {}).get("train_seconds")})
+                    "train_seconds": meta.get("metrics", {}).get("train_seconds"),
+                    **({"averaged": meta["averaged"]} if meta.get("averaged") else {})})  # scripts/average_weights.py
     return {"init": earlier}
 
 
