@@ -76,13 +76,15 @@ SHARP_NOTE = ("`none` is every held-out photo unblurred and `light` slightly blu
 
 # Found by `python scripts/darkening_probe.py` (docs/darkening.md holds its tables).
 CAUSE = ("Why a network alters sharp frames: weights that never saw a sharp input in training (every shipped model's "
-         "but `nafnet-cpu`'s and `srn`'s: the mixes start at gaussian sigma 1 and 3 px of motion) extrapolate on such input what "
+         "but `nafnet-cpu`'s, `srn`'s and `srn-small`'s: the mixes start at gaussian sigma 1 and 3 px of motion) extrapolate on such input what "
          "their pairs taught them. `srn`'s GPU stages trained on pairs with targets darker than their inputs: video-style blur averaged in linear light makes a "
          "blurred frame brighter than its sharp twin (1.83 levels of 255 on average over the `video` kind, 0 for "
          "the kinds blurred on sRGB values), and `--saturate` dimmed the target's highlights against the input's "
          "clipped ones (0.95 levels in bright areas). Noise, the FFT loss and bf16 put no bias into the pairs. "
          "`--sharp-share` (unblurred and lightly blurred samples in every batch) and clipped targets for saturated "
-         "samples are the recipe's answer; docs/darkening.md gives the measurements.")
+         "samples are the recipe's answer. Sensor noise on the sharp samples teaches a network to smooth clean "
+         "photos: `srn-small` passed the lightly blurred photos only once fine-tuned without it. docs/darkening.md "
+         "gives the measurements.")
 
 # What the metadata cannot say.
 NOTES = {
@@ -97,7 +99,11 @@ NOTES = {
                  "`--model srn` then). The run started with `--steps 9000`; it was resumed with `--steps 15000` at "
                  "step 1500 and with `--steps 13000` at step 6000, which reshaped the rest of its cosine schedule. "
                  "Later CPU fine-tunes and a fresh 100-minute run moved no figure by more than 0.12 dB: this network "
-                 "plateaued on the CPU budget.",
+                 "plateaued on the CPU budget. Three more CPU stages taught it to leave sharp frames alone, each from "
+                 "the weights before it, with unblurred and lightly blurred samples in every batch (`--sharp-share` "
+                 "0.2, 0.4, 0.4); the third also without sensor noise (`--noise 0`): the noise the earlier batches "
+                 "added to their sharp samples had taught it to smooth clean photos, which kept it below the input on "
+                 "lightly blurred ones. training/srn-small-noharm/README.md holds their curves and per-kind tables.",
     "nafnet-cpu": "Trained in stages that span machines (training/nafnet-cpu/README.md holds every stage's command, "
                   "curve and per-kind tables): the CPU stages on this project's 2-core machine (an Intel Xeon with AMX "
                   "under bf16 autocast, or an AMD EPYC in fp32; the later stages with `--compile`), two short ones "
@@ -410,8 +416,8 @@ def main() -> None:
             "Training and evaluation photographs: `python scripts/build_photos.py --out data/photos` builds them "
             "reproducibly from four Debian packages (`apt-get download` + `dpkg -x`, nothing installed) and "
             "scikit-image's bundled photos; no other photo source is used. Debian photos are shrunk 2x (Lanczos) and "
-            "stored as JPEG quality 95. `srn-small` and the gaussian-trained models were trained on `--data default` "
-            "(scikit-image's photos only; coffee, rocket and motorcycle_right held out, as here).", ""]
+            "stored as JPEG quality 95. The gaussian-trained models, and `srn-small`'s first stage, were trained on "
+            "`--data default` (scikit-image's photos only; coffee, rocket and motorcycle_right held out, as here).", ""]
     if sources.is_file():
         data += sources.read_text().splitlines() + [""]
     # the published networks' table is kept by hand (their figures are their authors'): docs/published.md
