@@ -45,11 +45,12 @@ MACHINES = {
     "runs/gpu-srn": "one NVIDIA H100 80GB HBM3 (the GPU machine), bf16 autocast",
     "runs/gpu-srn2": "one NVIDIA H100 80GB HBM3 (the GPU machine), bf16 autocast",
     "runs/gpu-nafnet-cpu": "one NVIDIA H200 (the GPU machine, inside `scripts/gpu_train.sh`), bf16 autocast",
-    # nafnet-cpu's CPU stages: the project's 2-core machine is not always the same CPU
+    # CPU stages (nafnet-cpu's; srn's and srn-small's do-no-harm fine-tunes): the project's 2-core machine is
+    # not always the same CPU
     **dict.fromkeys(("runs/nafnet-cpu", "runs/nafnet-cpu-s3", "runs/nafnet-cpu-s5", "runs/nafnet-cpu-s6",
                      "runs/nafnet-cpu-s9", "runs/nafnet-cpu-s10",
-                     # srn's do-no-harm stages
-                     "runs/srn-noharm", "runs/srn-noharm2", "runs/srn-noharm3", "runs/srn-noharm4"),
+                     "runs/srn-noharm", "runs/srn-noharm2", "runs/srn-noharm3", "runs/srn-noharm4",
+                     "runs/srn-small-noharm", "runs/srn-small-noharm2", "runs/srn-small-noharm3"),
                     "this project's 2-core CPU machine as an Intel Xeon with AMX, bf16 autocast"),
     "runs/nafnet-cpu-s7": "this project's 2-core CPU machine as an AMD EPYC, fp32 (bf16 is emulated there)",
 }

@@ -69,7 +69,7 @@ def test_a_video_run_on_pixels_encodes_the_frames_of_a_run_on_float_data(tmp_pat
 
     clip = tmp_path / "clip.mp4"
     video_with_audio(clip, frames=4)
-    handed: dict[str, list[np.ndarray]] = {}  # the frames each run hands to the encoder, as 8-bit arrays
+    handed: dict[str, list[np.ndarray]] = {"float": [], "pixels": []}  # what each run hands the encoder, 8-bit
     write = video_writer.VideoWriter.write
 
     def record(self, frame, pts=None):  # what reaches the encoder: x264's own bytes are not this test's business
@@ -78,7 +78,6 @@ def test_a_video_run_on_pixels_encodes_the_frames_of_a_run_on_float_data(tmp_pat
 
     monkeypatch.setattr(video_writer.VideoWriter, "write", record)
     deb = random_deblurrer()
-    handed["float"], handed["pixels"] = [], []
     deblur_path(clip, tmp_path / "float.mp4", BatchOptions(batch_size=2), deblurrer=deb)
     assert crossed == []
     monkeypatch.setattr(video, "keeps_pixels", lambda device: True)

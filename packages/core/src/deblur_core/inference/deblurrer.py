@@ -152,9 +152,8 @@ def weights_source(name: str | None, weights: str | Path | None) -> tuple[str | 
 
 def _build(name: str | None, weights: str | Path | None) -> tuple[nn.Module, dict[str, Any], str, Path | None]:
     """(model in eval mode, its checkpoint's meta, the name it is shown by, the weights' path or None)."""
-    shipped = weights is None
     name, path = weights_source(name, weights)
-    if shipped:
+    if weights is None:
         if path is None:
             return get_model(name).eval(), {}, name, None
         model, meta = load_model(path, expect=name)
